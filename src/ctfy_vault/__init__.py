@@ -1,0 +1,17 @@
+"""ctfy_vault: multi-cloud, retained, append-only, encrypted backups.
+
+The public surface is re-exported here; everything in a module whose name starts with an underscore is
+private and may change without notice.
+"""
+
+from ctfy_vault._version import __version__
+from ctfy_vault.exceptions import VaultError
+from ctfy_vault.storage import Capabilities, RetryPolicy, Target
+
+__all__ = [
+    "Capabilities",
+    "RetryPolicy",
+    "Target",
+    "VaultError",
+    "__version__",
+]

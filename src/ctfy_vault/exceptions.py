@@ -1,0 +1,148 @@
+"""Every error `ctfy_vault` raises, and nothing else.
+
+Callers catch `VaultError` for anything the library raises on purpose. Leaves also inherit the builtin a
+caller already catches, so ``except FileExistsError`` or ``except ValueError`` keeps working::
+
+    VaultError
+    ├── ConfigurationError (ValueError)          bad URL, option, policy or config value
+    │   ├── InvalidURLError                      a target URL that cannot be used
+    │   ├── InvalidObjectKeyError                an object key that could escape or break a target
+    │   └── PolicyError                          a retention policy that cannot be applied
+    ├── UnsupportedError (NotImplementedError)   the backend cannot do what was asked
+    ├── StorageError (OSError)                   a target failed; names the target (and key)
+    │   ├── ObjectExistsError (FileExistsError)  create-only write refused: the object is there
+    │   ├── ObjectNotFoundError (FileNotFoundError)
+    │   ├── AccessDeniedError (PermissionError)  the credentials may not do this
+    │   └── TransientStorageError                retried and still failing (5xx, SlowDown, resets)
+    │       └── TargetUnreachableError (ConnectionError)  no connection to the endpoint at all
+    ├── IntegrityError                           authentication failed: wrong key or altered bytes
+    ├── FormatError (ValueError)                 data in a format or version this release cannot read
+    ├── LockError                                the repository is locked by someone else
+    └── TargetsFailedError                       a multi-target operation missed required targets
+
+No message ever contains a key, a passphrase or a signed URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "AccessDeniedError",
+    "ConfigurationError",
+    "FormatError",
+    "IntegrityError",
+    "InvalidObjectKeyError",
+    "InvalidURLError",
+    "LockError",
+    "ObjectExistsError",
+    "ObjectNotFoundError",
+    "PolicyError",
+    "StorageError",
+    "TargetUnreachableError",
+    "TargetsFailedError",
+    "TransientStorageError",
+    "UnsupportedError",
+    "VaultError",
+]
+
+
+class VaultError(Exception):
+    """Root of every error the library raises on purpose."""
+
+
+class ConfigurationError(VaultError, ValueError):
+    """A value given to the library cannot be used (URL, option, policy, config file)."""
+
+
+class InvalidURLError(ConfigurationError):
+    """A target URL has an unknown scheme, a missing bucket, or options that do not fit it."""
+
+
+class InvalidObjectKeyError(ConfigurationError):
+    """An object key is empty, absolute, has ``..``/empty segments, control characters or is too long."""
+
+
+class PolicyError(ConfigurationError):
+    """A retention policy is invalid (negative counts, unknown keys, bad durations, unknown zones)."""
+
+
+class UnsupportedError(VaultError, NotImplementedError):
+    """The backend or this release cannot do what was asked."""
+
+
+class StorageError(VaultError, OSError):
+    """A storage target failed an operation.
+
+    Attributes:
+        target: display name of the target (its URL without credentials).
+        key: the object key involved, relative to the target's root, or ``None``.
+    """
+
+    def __init__(self, message: str, *, target: str, key: str | None = None) -> None:
+        where = f"{target}" if key is None else f"{target}: {key}"
+        super().__init__(f"{message} [{where}]")
+        self.target = target
+        self.key = key
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep keyword-only args through pickling
+        return (_rebuild, (type(self), self.args[0], self.target, self.key))
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _rebuild(cls: type[StorageError], text: str, target: str, key: str | None) -> StorageError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, text)
+    err.target = target
+    err.key = key
+    return err
+
+
+class ObjectExistsError(StorageError, FileExistsError):
+    """A create-only write found the object already there; the stored bytes were not changed."""
+
+
+class ObjectNotFoundError(StorageError, FileNotFoundError):
+    """The object (or the bucket/container holding it) does not exist."""
+
+
+class AccessDeniedError(StorageError, PermissionError):
+    """The target refused the operation for these credentials."""
+
+
+class TransientStorageError(StorageError):
+    """A failure that may pass (5xx, 503 SlowDown, timeout, reset) persisted through every retry."""
+
+
+class TargetUnreachableError(TransientStorageError, ConnectionError):
+    """No connection could be made to the target's endpoint."""
+
+
+class IntegrityError(VaultError):
+    """Authentication failed: a wrong key or passphrase, or bytes altered after they were sealed.
+
+    Deliberately opaque: it never says which of the two, nor anything about the key.
+    """
+
+
+class FormatError(VaultError, ValueError):
+    """Stored data uses a format or version this release cannot read."""
+
+
+class LockError(VaultError):
+    """The repository is locked by another process (only ``prune`` takes the lock)."""
+
+
+class TargetsFailedError(VaultError):
+    """A multi-target operation did not reach the targets it required.
+
+    Attributes:
+        outcomes: for each target name, ``None`` when it succeeded, or the error that stopped it.
+    """
+
+    def __init__(self, message: str, outcomes: Mapping[str, BaseException | None]) -> None:
+        failed = ", ".join(f"{name}: {err}" for name, err in outcomes.items() if err is not None)
+        super().__init__(f"{message} ({failed})" if failed else message)
+        self.outcomes = dict(outcomes)

@@ -1,0 +1,77 @@
+"""What a target can do, found out by asking it (and by trying a create-only write twice)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """A target's probed capabilities; ``None`` means the backend could not tell.
+
+    Attributes:
+        backend: ``local``, ``memory``, ``s3``, ``azure`` or the fsspec protocol.
+        atomic_create: a second create-only write of the probe object was refused and left the first
+            bytes in place. False means the endpoint ignored the condition: writes fall back to
+            check-then-write, which a concurrent writer can race.
+        create_method: how create-only writes are made on this backend.
+        versioning: bucket versioning is enabled.
+        object_lock: S3 Object Lock (or Azure immutability) is enabled for the bucket/container.
+        object_lock_default: the default retention, e.g. ``"GOVERNANCE 30 days"``.
+        signed_links: how signed links are made (``sigv4``, ``sas``, ``hmac``) or ``None``.
+        endpoint: the service endpoint, when it is not the provider's default.
+        addressing_style: S3 ``path``/``virtual``/``auto``.
+        checksum_mode: botocore's request checksum setting used for this endpoint.
+        notes: anything else worth knowing (quirks found, probe objects left behind).
+    """
+
+    backend: str
+    atomic_create: bool
+    create_method: str
+    versioning: bool | None = None
+    object_lock: bool | None = None
+    object_lock_default: str | None = None
+    signed_links: str | None = None
+    endpoint: str | None = None
+    addressing_style: str | None = None
+    checksum_mode: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        out = attrs.asdict(self)
+        out["notes"] = list(self.notes)
+        return out
+
+    def describe(self) -> str:
+        """Return a short human-readable table, one capability per line."""
+
+        def show(value: object) -> str:
+            if value is None:
+                return "unknown"
+            if isinstance(value, bool):
+                return "yes" if value else "no"
+            return str(value)
+
+        rows = [
+            ("backend", self.backend),
+            ("atomic create-only", show(self.atomic_create)),
+            ("create method", self.create_method),
+            ("versioning", show(self.versioning)),
+            ("object lock", show(self.object_lock)),
+        ]
+        if self.object_lock_default:
+            rows.append(("lock default", self.object_lock_default))
+        rows.append(("signed links", self.signed_links or "none"))
+        for label, value in (
+            ("endpoint", self.endpoint),
+            ("addressing", self.addressing_style),
+            ("checksums", self.checksum_mode),
+        ):
+            if value:
+                rows.append((label, value))
+        rows.extend(("note", note) for note in self.notes)
+        width = max(len(label) for label, _ in rows)
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
