@@ -3,3 +3,8 @@
 from ctfy_vault.cli._main import main
 
 __all__ = ["main"]
+
+
+def run() -> None:
+    """Console-script entry point: run `main` and exit with its code."""
+    raise SystemExit(main())

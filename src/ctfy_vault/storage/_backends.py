@@ -71,8 +71,11 @@ class Backend(Protocol):
     def head(self, path: str) -> int | None:
         """Return the object's size, or ``None`` if there is none."""
 
-    def walk(self, path: str) -> Iterator[str]:
-        """Yield the full path of every object under ``path`` (recursively, lazily)."""
+    def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
+        """Yield the full path of every object under ``path`` (recursively, lazily).
+
+        ``retrying`` wraps each request that can be repeated on its own (a page of a listing).
+        """
 
     def delete(self, path: str) -> None:
         """Remove one object; a missing object is not an error."""
@@ -124,7 +127,7 @@ class FsspecBackend:
             return None
         return int(info["size"])
 
-    def walk(self, path: str) -> Iterator[str]:
+    def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
         """Walk folder by folder (each folder listed once, lazily across folders)."""
         if not self.fs.isdir(path):
             return
@@ -150,8 +153,9 @@ class MemoryBackend(FsspecBackend):
     def create(self, path: str, data: bytes, retrying: Retrying[Any]) -> None:
         """Store ``data`` if absent, holding the process-wide lock."""
         with self._lock:
-            if self.fs.exists(path):
-                raise FileExistsError(path)
+            # The store is a dict of paths; fs.exists would also scan it for pseudo-folders.
+            if self.fs._strip_protocol(path) in self.fs.store:  # noqa: SLF001 - fsspec helper
+                raise FileExistsError(errno.EEXIST, "object exists", path)
             retrying("write", lambda: self.fs.pipe_file(path, data))
 
     def create_stream(
@@ -212,13 +216,19 @@ class LocalBackend(FsspecBackend):
                 out.flush()
                 os.fsync(out.fileno())
             parent = os.path.dirname(path)
-            os.makedirs(parent, exist_ok=True)
-            try:
-                os.link(tmp, path)
-            except OSError as err:
-                if err.errno not in _NO_HARD_LINKS:
-                    raise
-                _copy_exclusive(tmp, path)
+            for attempt in range(3):
+                os.makedirs(parent, exist_ok=True)
+                try:
+                    os.link(tmp, path)
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:  # a concurrent delete keeps removing the emptied folder
+                        raise
+                except OSError as err:
+                    if err.errno not in _NO_HARD_LINKS:
+                        raise
+                    _copy_exclusive(tmp, path)
+                    break
             _fsync_dir(parent)
             return written
         finally:
@@ -233,7 +243,7 @@ class LocalBackend(FsspecBackend):
             return None
         return st.st_size if os.path.isfile(path) else None
 
-    def walk(self, path: str) -> Iterator[str]:
+    def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
         """Walk with ``os.walk`` (lazy), skipping the library's own top-level folders."""
         top = path.rstrip("/")
         for folder, dirs, files in os.walk(top):
@@ -243,9 +253,16 @@ class LocalBackend(FsspecBackend):
                 yield f"{folder}/{name}"
 
     def delete(self, path: str) -> None:
-        """Unlink; already gone is fine."""
+        """Unlink, then remove folders left empty (as on an object store); already gone is fine."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+        folder = os.path.dirname(path)
+        while folder != self.root and folder.startswith(self.root + os.sep):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return  # not empty (or already gone): stop climbing
+            folder = os.path.dirname(folder)
 
 
 def _copy_exclusive(src: str, dst: str) -> None:
@@ -288,6 +305,7 @@ class S3Backend(FsspecBackend):
         if len(first) < part_size:
             self.create(path, first, retrying)
             return len(first)
+        self._refuse_if_present(path, retrying)  # do not upload a whole stream only to be refused
         call = self.fs.call_s3
         upload = retrying(
             "start multipart upload",
@@ -315,6 +333,9 @@ class S3Backend(FsspecBackend):
                 total += len(block)
                 size = part_size * (1 + number // _PARTS_PER_SIZE_STEP)
                 block = read_full(reader, size)
+            # Some S3-compatibles (Ceph RGW 16) ignore If-None-Match on completion; looking again
+            # right before it narrows the window there, and costs one HEAD per large object.
+            self._refuse_if_present(path, retrying)
             retrying(
                 "complete multipart upload",
                 lambda: call(
@@ -332,6 +353,52 @@ class S3Backend(FsspecBackend):
             raise
         return total
 
+    def _refuse_if_present(self, path: str, retrying: Retrying[Any]) -> None:
+        if retrying("check", lambda: self.head(path)) is not None:
+            raise FileExistsError(errno.EEXIST, "object exists", path)
+
+    def conditional_multipart(self, path: str, retrying: Retrying[Any]) -> bool:
+        """Tell whether the endpoint refuses a conditional multipart completion over ``path``.
+
+        ``path`` must hold an object already. A one-part upload may be of any size, so this costs
+        three small requests (and overwrites ``path`` where the condition is ignored).
+        """
+        bucket, key, _ = self.fs.split_path(path)
+        call = self.fs.call_s3
+        upload = retrying(
+            "probe multipart", lambda: call("create_multipart_upload", Bucket=bucket, Key=key)
+        )
+        upload_id = upload["UploadId"]
+        try:
+            part = retrying(
+                "probe multipart",
+                lambda: call(
+                    "upload_part",
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=1,
+                    Body=b"x",
+                ),
+            )
+            retrying(
+                "probe multipart",
+                lambda: call(
+                    "complete_multipart_upload",
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+                    IfNoneMatch="*",
+                ),
+            )
+        except FileExistsError:  # includes ObjectExistsError from a translating ``retrying``
+            return True
+        finally:
+            with contextlib.suppress(Exception):
+                call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+        return False
+
     def head(self, path: str) -> int | None:
         """One HEAD request (s3fs's ``info`` may add a listing to look for a folder)."""
         bucket, key, _ = self.fs.split_path(path)
@@ -341,14 +408,19 @@ class S3Backend(FsspecBackend):
             return None
         return int(out["ContentLength"])
 
-    def walk(self, path: str) -> Iterator[str]:
+    def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
         """Page through ``ListObjectsV2`` without a delimiter: one request per 1,000 keys."""
         bucket, prefix, _ = self.fs.split_path(path)
         prefix = f"{prefix.rstrip('/')}/" if prefix else ""
         token: str | None = None
         while True:
             extra = {"ContinuationToken": token} if token else {}
-            page = self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, **extra)
+            page = retrying(
+                "list",
+                lambda extra=extra: self.fs.call_s3(  # type: ignore[misc]
+                    "list_objects_v2", Bucket=bucket, Prefix=prefix, **extra
+                ),
+            )
             for item in page.get("Contents", []):
                 yield f"{bucket}/{item['Key']}"
             if not page.get("IsTruncated"):

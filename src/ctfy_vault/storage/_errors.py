@@ -23,6 +23,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     IncompleteReadError,
+    NoCredentialsError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
@@ -103,6 +104,8 @@ def classify(err: BaseException) -> Kind:
 def _classify_one(err: BaseException) -> Kind | None:  # noqa: PLR0911 - one exit per family
     if isinstance(err, ClientError):
         return _classify_client_error(err)
+    if isinstance(err, NoCredentialsError):
+        return Kind.DENIED
     if isinstance(err, EndpointConnectionError | ConnectTimeoutError):
         return Kind.UNREACHABLE
     if isinstance(err, ConnectionClosedError | ReadTimeoutError | IncompleteReadError):
@@ -211,6 +214,8 @@ def describe(err: BaseException) -> str:
         error_code = getattr(link, "error_code", None)
         if isinstance(status_code, int):
             return f"HTTP {status_code} {error_code or ''}".rstrip()
+    if isinstance(err, NoCredentialsError):
+        return "no credentials found: set them as options or in the environment"
     errno_text = ""
     if isinstance(err, OSError) and err.errno is not None:
         errno_text = f" ({errno.errorcode.get(err.errno, err.errno)})"

@@ -17,6 +17,9 @@ class Capabilities:
             bytes in place. False means the endpoint ignored the condition: writes fall back to
             check-then-write, which a concurrent writer can race.
         create_method: how create-only writes are made on this backend.
+        atomic_create_multipart: (S3) a conditional multipart completion over an existing object
+            was refused. False (Ceph RGW 16 does this) means large streamed writes rely on a HEAD
+            right before completion: a narrow race, not an atomic guarantee.
         versioning: bucket versioning is enabled.
         object_lock: S3 Object Lock (or Azure immutability) is enabled for the bucket/container.
         object_lock_default: the default retention, e.g. ``"GOVERNANCE 30 days"``.
@@ -30,6 +33,7 @@ class Capabilities:
     backend: str
     atomic_create: bool
     create_method: str
+    atomic_create_multipart: bool | None = None
     versioning: bool | None = None
     object_lock: bool | None = None
     object_lock_default: str | None = None
@@ -59,8 +63,6 @@ class Capabilities:
             ("backend", self.backend),
             ("atomic create-only", show(self.atomic_create)),
             ("create method", self.create_method),
-            ("versioning", show(self.versioning)),
-            ("object lock", show(self.object_lock)),
         ]
         if self.object_lock_default:
             rows.append(("lock default", self.object_lock_default))

@@ -40,20 +40,23 @@ _PROBE_SECOND = b"ctfy-vault probe: second write must be refused"
 
 
 class _IterReader:
-    """Adapts an iterable of byte blocks to ``read(n)``."""
+    """Adapts an iterable of byte blocks to ``read(n)`` (a short read is fine, as from a pipe)."""
 
     def __init__(self, blocks: Iterable[bytes]) -> None:
         self._blocks = iter(blocks)
-        self._pending = memoryview(b"")
+        self._pending = b""
 
     def read(self, size: int, /) -> bytes:
         while not self._pending:
             block = next(self._blocks, None)
             if block is None:
                 return b""
-            self._pending = memoryview(bytes(block))
+            self._pending = bytes(block)  # no copy when it is bytes already
+        if len(self._pending) <= size:
+            out, self._pending = self._pending, b""
+            return out
         out, self._pending = self._pending[:size], self._pending[size:]
-        return bytes(out)
+        return out
 
 
 def _as_reader(stream: Reader | Iterable[bytes]) -> Reader:
@@ -361,10 +364,12 @@ class Target:
         """
         validate_prefix(prefix)
         base = _join(self.root, prefix) if prefix else self.root
-        pages = self._backend.walk(base)
         reserved = tuple(_join(self.root, name) + "/" for name in RESERVED_PREFIXES)
+        paths = self._backend.walk(base, self._retrying(prefix or None))
         while True:
-            path = self._retrying(prefix or None)("list", lambda: next(pages, None))
+            # Page requests are retried inside the walk; a generator that raised cannot resume,
+            # so anything escaping here is translated and ends the listing loudly.
+            path = self._once("list", prefix or None, lambda: next(paths, None))
             if path is None:
                 return
             if not path.startswith(reserved):
@@ -400,7 +405,7 @@ class Target:
         if self._capabilities is not None and not refresh:
             return self._capabilities
         notes: list[str] = []
-        atomic = self._probe_create_only(notes)
+        atomic, multipart = self._probe_create_only(notes)
         if not atomic:
             notes.append(
                 "the endpoint ignored the create-only condition: writes now check first, which a "
@@ -412,6 +417,7 @@ class Target:
             backend=self._backend.kind,
             atomic_create=atomic,
             create_method=self._backend.create_method if atomic else "check-then-write",
+            atomic_create_multipart=multipart,
             endpoint=settings.endpoint_url if settings else None,
             addressing_style=settings.addressing_style if settings else None,
             checksum_mode=settings.checksum_mode if settings else None,
@@ -421,7 +427,7 @@ class Target:
         self._capabilities = caps
         return caps
 
-    def _probe_create_only(self, notes: builtins.list[str]) -> bool:
+    def _probe_create_only(self, notes: builtins.list[str]) -> tuple[bool, bool | None]:
         key = f"{RESERVED_PREFIXES[1]}/{uuid.uuid4().hex}"
         path = _join(self.root, key)
         run = self._retrying(key)
@@ -429,10 +435,19 @@ class Target:
         try:
             try:
                 run("probe write", lambda: self._backend.create(path, _PROBE_SECOND, _direct))
+                atomic = False
             except ObjectExistsError:
                 stored = run("probe read", lambda: bytes(self.fs.cat_file(path)))
-                return stored == _PROBE_FIRST
-            return False
+                atomic = stored == _PROBE_FIRST
+            multipart = None
+            if isinstance(self._backend, S3Backend):
+                multipart = self._backend.conditional_multipart(path, run)
+                if not multipart:
+                    notes.append(
+                        "the endpoint ignores If-None-Match on multipart completion: large "
+                        "streamed writes check with a HEAD just before completing (a narrow race)"
+                    )
+            return atomic, multipart
         finally:
             try:
                 run("probe delete", lambda: self._backend.delete(path))

@@ -220,8 +220,28 @@ def azure_filesystem(options: Mapping[str, Any]) -> Any:
             "Azure targets need account_name or connection_string (or the AZURE_STORAGE_* "
             "environment variables)"
         )
-    return adlfs.AzureBlobFileSystem(
+    fs = adlfs.AzureBlobFileSystem(
         **{k: v for k, v in options.items() if v is not None},
         skip_instance_cache=True,
         use_listings_cache=False,
     )
+    fs.service_client = _azure_client(fs)
+    return fs
+
+
+def _azure_client(fs: Any) -> Any:
+    """Rebuild adlfs's service client without azure-core's own retries.
+
+    adlfs takes the SDK default (three retries, 15 s backoff growing threefold), which makes an
+    unreachable endpoint take minutes to report and stacks under `Target`'s retry loop.
+    """
+    from azure.storage.blob.aio import BlobServiceClient  # noqa: PLC0415 - optional dependency
+
+    settings: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 120}
+    if fs.connection_string is not None:
+        return BlobServiceClient.from_connection_string(fs.connection_string, **settings)
+    url = fs.account_url
+    credential = fs.credential or fs.account_key
+    if credential is None and fs.sas_token:
+        url += fs.sas_token if fs.sas_token.startswith("?") else f"?{fs.sas_token}"
+    return BlobServiceClient(account_url=url, credential=credential, **settings)

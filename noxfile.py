@@ -1,0 +1,68 @@
+"""Development tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``build``, ``docs``, ``bench``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests", "build", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _groups(*names: str) -> list[str]:
+    requirements: list[str] = []
+    for name in names:
+        requirements.extend(nox.project.dependency_groups(PYPROJECT, name))
+    return requirements
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite against memory, local disk, moto, Ceph RGW and Azurite."""
+    session.install(".[azure]", *_groups("test"))
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install(*_groups("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package, tests, benchmarks and examples with mypy --strict."""
+    session.install("-e", ".[azure]", *_groups("typecheck"))
+    session.run("mypy")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the sdist and wheel and check their metadata."""
+    shutil.rmtree(ROOT / "dist", ignore_errors=True)
+    session.install(*_groups("build"))
+    session.run("python", "-m", "build", "--outdir", "dist")
+    session.run("twine", "check", "--strict", *map(str, (ROOT / "dist").glob("*")))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation; any warning is an error."""
+    session.install(".[azure]", *_groups("docs"))
+    shutil.rmtree(ROOT / "docs" / "_build", ignore_errors=True)
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks; results are ratios to baselines measured in the same run."""
+    session.install(".[azure]", *_groups("bench"))
+    session.run("python", "benchmarks/run.py", *session.posargs)
