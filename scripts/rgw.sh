@@ -48,8 +48,8 @@ show_logs() {
   local f
   for f in "$DIR"/log/*; do
     [ -s "$f" ] || continue
-    printf '\n----- %s (last 40 lines) -----\n' "${f#"$DIR"/}" >&2
-    tail -n 40 "$f" >&2
+    printf '\n----- %s (last 25 lines) -----\n' "${f#"$DIR"/}" >&2
+    tail -n 25 "$f" >&2
   done
 }
 
@@ -58,6 +58,7 @@ fail() {
   printf '[rgw] FAILED: %s\n' "$*" >&2
   show_logs
   stop_daemons
+  printf '\n[rgw] FAILED: %s (logs in %s/log)\n' "$*" "$DIR" >&2
   exit 1
 }
 
@@ -67,31 +68,39 @@ on_error() {
   fail "command failed (exit $1) at line $2: $3"
 }
 
-# The pids of daemons started from this $DIR's config, checked against /proc so that a recycled pid of
-# an unrelated process is never signalled.
+# The pids of daemons started from this $DIR's config whose pid files match PATTERN, checked against
+# /proc so that a recycled pid of an unrelated process is never signalled.
 our_pids() {
   local f pid
-  for f in "$DIR"/run/*.pid; do
+  for f in "$DIR"/run/$1.pid; do
     [ -e "$f" ] || continue
     pid="$(cat "$f" 2>/dev/null || true)"
     [[ "$pid" =~ ^[0-9]+$ ]] || continue
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$CONF"; then
+    if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$CONF"; then
       echo "$pid"
     fi
   done
 }
 
-stop_daemons() {
-  local pids i
-  mapfile -t pids < <(our_pids)
+# TERM the daemons matching PATTERN, wait up to 10 s, then KILL what is left.
+stop_matching() {
+  local pids
+  mapfile -t pids < <(our_pids "$1")
   [ "${#pids[@]}" -gt 0 ] || return 0
   kill "${pids[@]}" 2>/dev/null || true
-  for i in $(seq 1 50); do
-    mapfile -t pids < <(our_pids)
+  for _ in $(seq 1 100); do
+    mapfile -t pids < <(our_pids "$1")
     [ "${#pids[@]}" -gt 0 ] || return 0
-    sleep 0.2
+    sleep 0.1
   done
   kill -9 "${pids[@]}" 2>/dev/null || true
+}
+
+# Gateway and OSD first, monitor last: an OSD that outlives its monitor waits for it before exiting.
+stop_daemons() {
+  stop_matching 'client.rgw.*'
+  stop_matching 'osd.*'
+  stop_matching 'mon.*'
 }
 
 cmd_stop() {
@@ -217,6 +226,10 @@ mon data avail warn = 1
 mon data = $DIR/mon/\$name
 mon initial members = a
 mon cluster log file = $DIR/log/cluster.log
+# commit map changes without the default 1 s batching: radosgw creates its pools one map change at a
+# time, so this cuts start-up from about 13 s to about 3 s
+paxos propose interval = 0.05
+paxos min wait = 0.01
 
 [osd]
 osd data = $DIR/osd/\$name
@@ -251,7 +264,8 @@ s3_answers() {
 s3_user_works() {
   local code
   code="$(curl -sS --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 5 \
-    --aws-sigv4 'aws:amz:default:s3' --user "$ACCESS_KEY:$SECRET_KEY" "http://127.0.0.1:$PORT/")"
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 'aws:amz:default:s3' \
+    --user "$ACCESS_KEY:$SECRET_KEY" "http://127.0.0.1:$PORT/")"
   [ "$code" = 200 ]
 }
 

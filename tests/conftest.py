@@ -1,0 +1,70 @@
+"""Shared fixtures: the test servers and hygiene between tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import fsspec
+import pytest
+
+from tests.servers import (
+    AzureEndpoint,
+    S3Endpoint,
+    azurite_server,
+    moto_server,
+    rgw_server,
+)
+
+# --------------------------------------------------------------------------------------------------
+# Servers (session-scoped: started once, shared by every test that asks). See tests/servers.py.
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[S3Endpoint]:
+    """Moto's S3 in this process (no signature, expiry or Object Lock checks)."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def rgw_s3() -> Iterator[S3Endpoint]:
+    """A real Ceph RADOS Gateway (CI's, or one started for this session)."""
+    with rgw_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzureEndpoint]:
+    """Azurite's blob service (CI's, or one started for this session)."""
+    with azurite_server() as endpoint:
+        yield endpoint
+
+
+# --------------------------------------------------------------------------------------------------
+# Hygiene
+
+
+def _clear_fsspec_instance_caches() -> None:
+    # Every filesystem class keeps its own instance cache, so clearing AbstractFileSystem's alone
+    # would leave S3FileSystem's and AzureBlobFileSystem's (and their listing caches) alive.
+    seen: set[type] = set()
+    stack: list[type[fsspec.AbstractFileSystem]] = [fsspec.AbstractFileSystem]
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        cls.clear_instance_cache()
+        stack.extend(cls.__subclasses__())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fsspec_instances() -> Iterator[None]:
+    """Each test gets new fsspec filesystem objects, never one cached by an earlier test."""
+    _clear_fsspec_instance_caches()
+    yield
+    _clear_fsspec_instance_caches()
+
+
+# --------------------------------------------------------------------------------------------------
+# Project fixtures (targets, vaults, keys, sample data) go below this line.
