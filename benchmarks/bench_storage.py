@@ -147,7 +147,7 @@ def main() -> dict[str, float]:
     (RESULTS / "storage.json").write_text(json.dumps(results, indent=2) + "\n")
     print("| storage measure | value |\n|---|---|")
     for name, value in results.items():
-        print(f"| {name} | {value:.3f} |" if isinstance(value, float) else f"| {name} | {value} |")
+        print(f"| {name} | {value:.3f} |")
     return results
 
 

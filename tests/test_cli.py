@@ -55,6 +55,8 @@ def test_probe_without_url_uses_a_temporary_folder() -> None:
     code, text = run("probe")
     assert code == 0
     assert "atomic create-only  yes" in text
+    assert "versioning          no" in text
+    assert "object lock         no" in text
 
 
 def test_probe_bad_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

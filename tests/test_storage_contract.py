@@ -368,6 +368,30 @@ class TestMoto(TargetContract):
         assert uploads.get("Uploads", []) == []
         assert not target.exists("half")
 
+    def test_probe_reports_conditional_multipart(self, target: Target) -> None:
+        """moto refuses a conditional multipart completion over an existing object."""
+        assert target.probe().atomic_create_multipart is True
+
+    def test_endpoint_ignoring_conditions_is_detected(
+        self, target: Target, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If PUTs ignore If-None-Match, probe says so and writes switch to check-then-write."""
+        real = target.fs.pipe_file
+
+        def unconditional(path: str, data: bytes, **kwargs: Any) -> Any:
+            kwargs.pop("mode", None)  # what an endpoint that ignores the header amounts to
+            return real(path, data, **kwargs)
+
+        monkeypatch.setattr(target.fs, "pipe_file", unconditional)
+        caps = target.probe()
+        assert caps.atomic_create is False
+        assert caps.create_method == "check-then-write"
+        assert any("ignored the create-only condition" in note for note in caps.notes)
+        target.write("k", b"first")
+        with pytest.raises(ObjectExistsError):
+            target.write("k", b"second")
+        assert target.read("k") == b"first"
+
 
 @pytest.mark.rgw
 class TestRGW(TargetContract):
@@ -377,6 +401,13 @@ class TestRGW(TargetContract):
         make_bucket(rgw_s3, bucket)
         self.subprocess_spec = _s3_spec(rgw_s3, bucket)
         return _s3_factory(rgw_s3, bucket)
+
+    def test_probe_reports_ignored_multipart_condition(self, target: Target) -> None:
+        """Ceph RGW 16 ignores If-None-Match on multipart completion, and the probe says so."""
+        caps = target.probe()
+        assert caps.atomic_create is True
+        assert caps.atomic_create_multipart is False
+        assert any("multipart completion" in note for note in caps.notes)
 
 
 @pytest.mark.azurite
@@ -406,3 +437,19 @@ def test_stream_helper_reports_real_numbers(tmp_path: Path) -> None:
     assert len(stored) == 1
     assert stored[0].stat().st_size == report["written"] == 3 * 2**20
     assert report["peak_rss"] >= report["baseline_rss"] > 0
+
+
+def test_generic_fsspec_filesystem_is_not_called_atomic(tmp_path: Path) -> None:
+    """A filesystem without a known create-only mechanism is reported as check-then-write."""
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs = DirFileSystem(path=str(tmp_path), fs=LocalFileSystem())
+    target = Target.from_filesystem(fs, "root")
+    target.write("k", b"first")
+    with pytest.raises(ObjectExistsError):
+        target.write("k", b"second")
+    caps = target.probe()
+    assert caps.atomic_create is False
+    assert caps.create_method == "check-then-write"
+    assert target.read("k") == b"first"

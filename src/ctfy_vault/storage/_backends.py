@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import posixpath
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -96,6 +97,7 @@ class FsspecBackend:
         """Refuse if the object exists, then write it (a race can still overwrite)."""
         if self.head(path) is not None:
             raise FileExistsError(errno.EEXIST, "object exists", path)
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)  # a no-op on object stores
         retrying("write", lambda: self.fs.pipe_file(path, data))
 
     def create_stream(

@@ -64,6 +64,10 @@ class Capabilities:
             ("atomic create-only", show(self.atomic_create)),
             ("create method", self.create_method),
         ]
+        if self.atomic_create_multipart is not None:
+            rows.append(("atomic multipart", show(self.atomic_create_multipart)))
+        rows.append(("versioning", show(self.versioning)))
+        rows.append(("object lock", show(self.object_lock)))
         if self.object_lock_default:
             rows.append(("lock default", self.object_lock_default))
         rows.append(("signed links", self.signed_links or "none"))

@@ -438,7 +438,9 @@ class Target:
                 atomic = False
             except ObjectExistsError:
                 stored = run("probe read", lambda: bytes(self.fs.cat_file(path)))
-                atomic = stored == _PROBE_FIRST
+                # A refusal proves the condition is honoured; check-then-write refuses too, but
+                # only when nobody races it, so the mechanism must be atomic as well.
+                atomic = stored == _PROBE_FIRST and self._backend.atomic_create
             multipart = None
             if isinstance(self._backend, S3Backend):
                 multipart = self._backend.conditional_multipart(path, run)
