@@ -369,7 +369,7 @@ class TestMoto(TargetContract):
         assert not target.exists("half")
 
     def test_probe_reports_conditional_multipart(self, target: Target) -> None:
-        """moto refuses a conditional multipart completion over an existing object."""
+        """Moto refuses a conditional multipart completion over an existing object."""
         assert target.probe().atomic_create_multipart is True
 
     def test_endpoint_ignoring_conditions_is_detected(
