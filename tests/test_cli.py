@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,12 @@ def test_demo_runs_a_complete_cycle(tmp_path: Path) -> None:
     code, text = run("demo", "--dir", str(tmp_path))
     assert code == 0, text
     assert "overwrite refused; stored bytes unchanged: True" in text
+    assert "retention dry run, policy within_daily=14d,within_weekly=8w" in text
+    counts = re.search(r"(\d+) nightly snapshots:\n\s+keep (\d+), forget (\d+)", text)
+    assert counts is not None, text
+    total, keep, forget = map(int, counts.groups())
+    assert keep + forget == total
+    assert 14 <= keep <= 14 + 8 + 6 + 2  # at most one slot per window period, overlapping
     assert text.strip().endswith("demo complete")
     for name in ("amsterdam", "ireland"):
         stored = tmp_path / name / "documents" / "contract-4711.txt"

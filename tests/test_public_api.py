@@ -11,7 +11,13 @@ import pytest
 import ctfy_vault
 from ctfy_vault import exceptions
 
-PACKAGES = ["ctfy_vault", "ctfy_vault.storage", "ctfy_vault.exceptions", "ctfy_vault.cli"]
+PACKAGES = [
+    "ctfy_vault",
+    "ctfy_vault.cli",
+    "ctfy_vault.exceptions",
+    "ctfy_vault.retention",
+    "ctfy_vault.storage",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -39,7 +45,8 @@ def test_exceptions_all_is_complete() -> None:
 
 def test_top_level_reexports_public_names() -> None:
     """The names other code is promised are importable from the top level."""
-    for name in ("Target", "VaultError", "Capabilities", "RetryPolicy", "__version__"):
+    promised = ("Target", "VaultError", "Policy", "plan", "RetentionPlan", "__version__")
+    for name in (*promised, "Capabilities", "RetryPolicy"):
         assert name in ctfy_vault.__all__
 
 

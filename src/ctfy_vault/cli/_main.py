@@ -7,11 +7,13 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from ctfy_vault._version import __version__
 from ctfy_vault.exceptions import ConfigurationError, ObjectExistsError, VaultError
+from ctfy_vault.retention import Policy, plan
 from ctfy_vault.storage import Target
 
 EXIT_OK = 0
@@ -61,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run a complete cycle on local folders with no configuration",
         description=(
-            "Create two local folder targets, probe them, write objects create-only to both, and "
-            "show that a second write under the same name is refused and changes nothing."
+            "Create two local folder targets, probe them, write objects create-only to both, show "
+            "that a second write under the same name is refused and changes nothing, and print the "
+            "retention dry run of the product's schedule over a year of nightly backups."
         ),
     )
     demo.add_argument("--dir", type=Path, help="folder to work in (default: a new temporary one)")
@@ -143,8 +146,24 @@ def _run_demo(folder: Path, out: TextIO) -> int:
         keys = sorted(target.list())
         sizes = ", ".join(f"{key} ({target.size(key)} B)" for key in keys)
         say(f"  {target.name} holds: {sizes}")
+    _demo_retention(say)
     say("demo complete")
     return EXIT_OK
+
+
+def _demo_retention(say: Callable[[str], object]) -> None:
+    """Show the dry-run plan of the product's schedule over a year of nightly backups."""
+    policy = Policy.contractify()
+    first = datetime(2025, 11, 27, 2, 30, tzinfo=UTC)
+    nightly = [first + timedelta(days=n) for n in range(365) if n % 61 != 17]  # a few missed nights
+    result = plan(nightly, policy)
+    say(f"  retention dry run, policy {policy}, {len(nightly)} nightly snapshots:")
+    say(f"    keep {len(result.keep)}, forget {len(result.forget)}; newest kept because:")
+    say("    " + ", ".join(str(reason) for reason in result.reasons[result.keep[0]]))
+    say(
+        f"    oldest kept {result.keep[-1]:%Y-%m-%d}: "
+        + ", ".join(str(reason) for reason in result.reasons[result.keep[-1]])
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
