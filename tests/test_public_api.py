@@ -14,7 +14,9 @@ from ctfy_vault import exceptions
 PACKAGES = [
     "ctfy_vault",
     "ctfy_vault.cli",
+    "ctfy_vault.crypto",
     "ctfy_vault.exceptions",
+    "ctfy_vault.manifest",
     "ctfy_vault.retention",
     "ctfy_vault.storage",
 ]

@@ -1,0 +1,149 @@
+"""The per-lineage hash chain: every entry names its predecessor's hash; `verify_chain` checks it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from ctfy_vault.manifest._codec import OpenedEntry, entry_hash
+from ctfy_vault.manifest._model import Entry, PruneRecord
+
+
+@attrs.frozen
+class Gap:
+    """An entry names a predecessor that is missing and that no prune record forgot.
+
+    Attributes:
+        lineage: the lineage.
+        missing: the hash that is named but not present.
+        referenced_by: the name of the entry that names it.
+    """
+
+    lineage: str
+    missing: bytes
+    referenced_by: str
+
+
+@attrs.frozen
+class Fork:
+    """Several entries name the same predecessor (or several claim to be the first).
+
+    Attributes:
+        lineage: the lineage.
+        previous: the shared predecessor's hash, ``None`` for several first entries.
+        entries: the names of the entries that share it, sorted.
+    """
+
+    lineage: str
+    previous: bytes | None
+    entries: tuple[str, ...]
+
+
+@attrs.frozen
+class Rollback:
+    """The lineage is older than it should be: a known head vanished, or time runs backwards.
+
+    Attributes:
+        lineage: the lineage.
+        expected: the hash that should be present (a known head, or the out-of-order entry's).
+        reason: what was seen, in words.
+    """
+
+    lineage: str
+    expected: bytes
+    reason: str
+
+
+@attrs.frozen
+class ChainReport:
+    """What `verify_chain` found.
+
+    Attributes:
+        gaps: missing predecessors no prune record explains.
+        forks: predecessors named more than once.
+        rollbacks: known heads that vanished, or entries older than their predecessors.
+        heads: for each lineage, the hashes no entry names as predecessor (one when healthy),
+            as ``(lineage, hash)`` pairs sorted by lineage then hash.
+    """
+
+    gaps: tuple[Gap, ...]
+    forks: tuple[Fork, ...]
+    rollbacks: tuple[Rollback, ...]
+    heads: tuple[tuple[str, bytes], ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the chain has no gap, fork or rollback."""
+        return not (self.gaps or self.forks or self.rollbacks)
+
+
+@attrs.frozen
+class _Node:
+    name: str
+    hash: bytes
+    entry: Entry
+
+
+def _node(item: OpenedEntry | Entry) -> _Node:
+    if isinstance(item, OpenedEntry):
+        return _Node(item.name, item.hash, item.entry)
+    return _Node(item.name, entry_hash(item), item)
+
+
+def verify_chain(
+    entries: Iterable[OpenedEntry | Entry], *, known_heads: Mapping[str, bytes] | None = None
+) -> ChainReport:
+    """Check every lineage's hash chain: gaps not explained by a prune record, forks and rollbacks.
+
+    A deleted snapshot leaves a gap (its successor names a hash nobody has) unless a prune record of
+    the same lineage lists that hash. Deleting the newest entries leaves no gap, so the chain alone
+    cannot see it: pass the heads recorded earlier (say, by the last ``verify`` or another target) as
+    ``known_heads`` to catch that rollback.
+
+    Args:
+        entries: the opened entries (their stored hashes are used) or models (hashed here), of any
+            lineages, in any order.
+        known_heads: for some lineages, a hash that must still be present or forgotten by a prune.
+
+    Returns:
+        The report; ``report.ok`` when nothing is wrong.
+    """
+    lineages: dict[str, dict[bytes, _Node]] = defaultdict(dict)
+    for item in entries:
+        node = _node(item)
+        lineages[node.entry.lineage].setdefault(node.hash, node)
+    gaps: list[Gap] = []
+    forks: list[Fork] = []
+    rollbacks: list[Rollback] = []
+    heads: list[tuple[str, bytes]] = []
+    for lineage in sorted(set(lineages) | set(known_heads or {})):
+        nodes = lineages.get(lineage, {})
+        forgotten = {
+            item.hash
+            for node in nodes.values()
+            if isinstance(node.entry, PruneRecord)
+            for item in node.entry.forgotten
+        }
+        children: dict[bytes | None, list[_Node]] = defaultdict(list)
+        for node in nodes.values():
+            children[node.entry.previous].append(node)
+        for previous, named_by in sorted(children.items(), key=lambda kv: kv[0] or b""):
+            if len(named_by) > 1:
+                forks.append(Fork(lineage, previous, tuple(sorted(n.name for n in named_by))))
+            if previous is None:
+                continue
+            before = nodes.get(previous)
+            for node in sorted(named_by, key=lambda n: n.name):
+                if before is None and previous not in forgotten:
+                    gaps.append(Gap(lineage, previous, node.name))
+                elif before is not None and node.entry.created < before.entry.created:
+                    rollbacks.append(
+                        Rollback(lineage, node.hash, f"{node.name} is older than its predecessor")
+                    )
+        heads.extend((lineage, h) for h in sorted(set(nodes) - set(children)))
+        known = (known_heads or {}).get(lineage)
+        if known is not None and known not in nodes and known not in forgotten:
+            rollbacks.append(Rollback(lineage, known, "a known head is missing"))
+    return ChainReport(tuple(gaps), tuple(forks), tuple(rollbacks), tuple(heads))

@@ -1,0 +1,329 @@
+"""The snapshot model: frozen values for files, manifests and prune records, validated on construction."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Final
+
+import attrs
+
+from ctfy_vault.exceptions import ConfigurationError
+
+HASH_SIZE: Final = 32
+_IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+class FileType(enum.Enum):
+    """What a manifest entry is."""
+
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+
+
+def _text(value: object, what: str, *, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not value and not empty):
+        raise ConfigurationError(f"{what} must be a {'' if empty else 'non-empty '}string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{what} must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _ident(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
+        raise ConfigurationError(
+            f"{what} has 1 to 64 characters from A-Z, a-z, 0-9, '-' and '_', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _digest(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != HASH_SIZE:
+        raise ConfigurationError(f"{what} must be {HASH_SIZE} bytes")
+    return value
+
+
+def _utc(value: object) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ConfigurationError("created must be an aware datetime")
+    return value.astimezone(UTC)
+
+
+def _int(value: object, what: str, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise ConfigurationError(f"{what} must be an integer from {low} to {high}")
+    return value
+
+
+def check_path(path: object) -> str:
+    """Validate a file path: relative POSIX, no empty, ``.`` or ``..`` segments, no NUL.
+
+    Args:
+        path: the candidate.
+
+    Returns:
+        The path.
+
+    Raises:
+        ConfigurationError: the path is not acceptable.
+    """
+    text = _text(path, "a file path")
+    if "\x00" in text or text.startswith("/") or text.endswith("/"):
+        raise ConfigurationError("a file path is relative, without NUL or a trailing '/'")
+    for segment in text.split("/"):
+        if segment in ("", ".", ".."):
+            raise ConfigurationError("a file path has no empty, '.' or '..' segments")
+    return text
+
+
+def time_text(moment: datetime) -> str:
+    """Format an aware time as the canonical UTC text ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+
+    Args:
+        moment: an aware datetime.
+
+    Returns:
+        The text.
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _name(created: datetime, ident: str) -> str:
+    return f"{created.strftime('%Y%m%dT%H%M%S.%fZ')}-{ident}"
+
+
+@attrs.frozen(kw_only=True)
+class FileEntry:
+    """One file, directory or symbolic link in a snapshot.
+
+    Attributes:
+        path: relative POSIX path (UTF-8, no NUL, no ``.``/``..``/empty segments).
+        type: file, directory or symlink.
+        mode: permission bits, 0 to 0o7777.
+        mtime_ns: modification time in nanoseconds since the Unix epoch.
+        size: bytes in the file (0 for directories and links).
+        chunks: the ordered chunk ids (files only).
+        sha256: SHA-256 of the whole plaintext file (files only, required for them).
+        link: the target of a symbolic link (links only, required for them).
+    """
+
+    path: str
+    type: FileType
+    mode: int
+    mtime_ns: int
+    size: int = 0
+    chunks: tuple[bytes, ...] = ()
+    sha256: bytes | None = None
+    link: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # One check for the whole entry: a million entries go through here on every open.
+        check_path(self.path)
+        if not isinstance(self.type, FileType):
+            raise ConfigurationError("type must be a FileType")
+        _int(self.mode, "mode", 0, 0o7777)
+        _int(self.mtime_ns, "mtime_ns", -(2**63), 2**63 - 1)
+        _int(self.size, "size", 0, 2**63 - 1)
+        if not isinstance(self.chunks, tuple):
+            raise ConfigurationError("chunks must be a tuple of chunk ids")
+        for chunk in self.chunks:
+            _digest(chunk, "a chunk id")
+        if self.type is FileType.FILE:
+            _digest(self.sha256, "sha256 of a file")
+            if self.link is not None:
+                raise ConfigurationError("only a symlink has a link target")
+            return
+        if self.size or self.chunks or self.sha256 is not None:
+            raise ConfigurationError("only a regular file has a size, chunks and a sha256")
+        if self.type is FileType.SYMLINK:
+            _text(self.link, "a symlink's target")
+        elif self.link is not None:
+            raise ConfigurationError("only a symlink has a link target")
+
+
+def _tags(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ConfigurationError("tags must be a collection of strings, not one string")
+    return tuple(sorted({_text(value, "a tag") for value in values}))
+
+
+def _labels(values: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    pairs = list(values.items() if isinstance(values, Mapping) else values)
+    checked = sorted(
+        (_text(k, "a label key"), _text(v, "a label value", empty=True)) for k, v in pairs
+    )
+    if len({key for key, _ in checked}) != len(checked):
+        raise ConfigurationError("label keys must be unique")
+    return tuple(checked)
+
+
+def _files(values: Iterable[FileEntry]) -> tuple[FileEntry, ...]:
+    files = tuple(values)
+    for entry in files:
+        if not isinstance(entry, FileEntry):
+            raise ConfigurationError("files must be FileEntry values")
+    # Canonical order is by path (code points, which is UTF-8 byte order); sort only when needed.
+    if any(files[i].path >= files[i + 1].path for i in range(len(files) - 1)):
+        files = tuple(sorted(files, key=lambda entry: entry.path))
+        if any(files[i].path == files[i + 1].path for i in range(len(files) - 1)):
+            raise ConfigurationError("file paths must be unique")
+    return files
+
+
+def _snapshot_id(value: object) -> str:
+    return _ident(value, "snapshot_id")
+
+
+def _record_id(value: object) -> str:
+    return _ident(value, "record_id")
+
+
+def _lineage(value: object) -> str:
+    return _ident(value, "lineage")
+
+
+def _host(value: object) -> str:
+    return _text(value, "host", empty=True)
+
+
+def _hash(value: object) -> bytes:
+    return _digest(value, "hash")
+
+
+def _sources(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ConfigurationError("sources must be a collection of strings, not one string")
+    return tuple(_text(value, "a source") for value in values)
+
+
+def _optional_digest(value: bytes | None) -> bytes | None:
+    return None if value is None else _digest(value, "previous")
+
+
+@attrs.frozen(kw_only=True)
+class Totals:
+    """Counts over a manifest's files, stored in its header and checked when it is opened.
+
+    Attributes:
+        files: entries of every type.
+        size: bytes over all regular files.
+        chunks: chunk references over all files (a chunk named twice counts twice).
+    """
+
+    files: int
+    size: int
+    chunks: int
+
+
+@attrs.frozen(kw_only=True)
+class Manifest:
+    """One snapshot: what was backed up, when, from where, and the hash of its lineage's predecessor.
+
+    Attributes:
+        snapshot_id: the snapshot's id (1-64 of ``A-Za-z0-9_-``).
+        lineage: the chain this snapshot belongs to, e.g. ``db`` or ``server-files``.
+        created: when the snapshot was taken (aware; stored in UTC, microseconds).
+        host: the machine it was taken on.
+        tags: free tags, kept sorted and unique.
+        labels: free key/value labels, kept sorted by key.
+        sources: the source paths or stream names, in the order given.
+        files: the entries, kept sorted by path; paths are unique.
+        previous: SHA-256 of the previous entry of this lineage (manifest or prune record), or
+            ``None`` for the first.
+        totals: counts derived from ``files``.
+    """
+
+    snapshot_id: str = attrs.field(converter=_snapshot_id)
+    lineage: str = attrs.field(converter=_lineage)
+    created: datetime = attrs.field(converter=_utc)
+    host: str = attrs.field(converter=_host)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
+    labels: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_labels)
+    sources: tuple[str, ...] = attrs.field(default=(), converter=_sources)
+    files: tuple[FileEntry, ...] = attrs.field(default=(), converter=_files, repr=False)
+    previous: bytes | None = attrs.field(default=None, converter=_optional_digest)
+    totals: Totals = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        totals = Totals(
+            files=len(self.files),
+            size=sum(entry.size for entry in self.files),
+            chunks=sum(len(entry.chunks) for entry in self.files),
+        )
+        object.__setattr__(self, "totals", totals)
+
+    @property
+    def name(self) -> str:
+        """The object name under ``snapshots/``: creation time then id, so names sort by time."""
+        return _name(self.created, self.snapshot_id)
+
+    @property
+    def id(self) -> str:
+        """The snapshot id (the same for every chain entry type)."""
+        return self.snapshot_id
+
+
+@attrs.frozen
+class Forgotten:
+    """A snapshot a prune removed: its id and the hash its successor names.
+
+    Attributes:
+        snapshot_id: the removed snapshot's id.
+        hash: SHA-256 of the removed entry's canonical encoding.
+    """
+
+    snapshot_id: str = attrs.field(converter=_snapshot_id)
+    hash: bytes = attrs.field(converter=_hash)
+
+
+def _forgotten(values: Iterable[Forgotten]) -> tuple[Forgotten, ...]:
+    items = tuple(values)
+    if not all(isinstance(item, Forgotten) for item in items):
+        raise ConfigurationError("forgotten must be Forgotten values")
+    ordered = tuple(sorted(items, key=lambda item: (item.snapshot_id, item.hash)))
+    if len({item.snapshot_id for item in ordered}) != len(ordered):
+        raise ConfigurationError("a prune record names each forgotten snapshot once")
+    return ordered
+
+
+@attrs.frozen(kw_only=True)
+class PruneRecord:
+    """The chain entry a prune appends: which snapshots of its lineage it forgot, by id and hash.
+
+    It takes its place in the lineage like a snapshot (it names its predecessor and the next entry
+    names it), so ``verify_chain`` can tell an authorised prune from a deleted snapshot.
+
+    Attributes:
+        record_id: the record's id.
+        lineage: the lineage pruned.
+        created: when the prune ran (aware; stored in UTC).
+        host: where it ran.
+        forgotten: the removed snapshots, sorted by id.
+        previous: SHA-256 of the lineage's entry before this one, or ``None``.
+    """
+
+    record_id: str = attrs.field(converter=_record_id)
+    lineage: str = attrs.field(converter=_lineage)
+    created: datetime = attrs.field(converter=_utc)
+    host: str = attrs.field(converter=_host)
+    forgotten: tuple[Forgotten, ...] = attrs.field(default=(), converter=_forgotten)
+    previous: bytes | None = attrs.field(default=None, converter=_optional_digest)
+
+    @property
+    def name(self) -> str:
+        """The object name under ``snapshots/``: creation time then id, so names sort by time."""
+        return _name(self.created, self.record_id)
+
+    @property
+    def id(self) -> str:
+        """The record id (the same for every chain entry type)."""
+        return self.record_id
+
+
+Entry = Manifest | PruneRecord
