@@ -64,26 +64,9 @@ installed_version() {
   node -p "require(process.argv[1]).version" "$pkg" 2>/dev/null || true
 }
 
-apt_install() {
-  if [ "$(id -u)" != 0 ]; then
-    echo "[azurite] missing packages: $*; install them (Node.js and npm) or run as root" >&2
-    exit 1
-  fi
-  local log
-  log="$(mktemp)"
-  say "apt-get install $*"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$log" 2>&1; then
-    say "install failed; apt-get update and retry"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; } >>"$log" 2>&1; then
-      echo "[azurite] FAILED: apt-get install $*" >&2
-      tail -n 40 "$log" >&2
-      rm -f "$log"
-      exit 1
-    fi
-  fi
-  rm -f "$log"
-}
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_install() { apt_install_or_die azurite "$@"; }
 
 cmd_install() {
   local need=()

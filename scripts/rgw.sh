@@ -115,26 +115,9 @@ have_all() {
   for c in "$@"; do command -v "$c" >/dev/null 2>&1 || return 1; done
 }
 
-apt_install() {
-  if [ "$(id -u)" != 0 ]; then
-    echo "[rgw] missing packages: $*; run 'sudo apt-get install $*' or this script as root" >&2
-    exit 1
-  fi
-  local log
-  log="$(mktemp)"
-  say "apt-get install $*"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$log" 2>&1; then
-    say "install failed; apt-get update and retry"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; } >>"$log" 2>&1; then
-      echo "[rgw] FAILED: apt-get install $*" >&2
-      tail -n 40 "$log" >&2
-      rm -f "$log"
-      exit 1
-    fi
-  fi
-  rm -f "$log"
-}
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_install() { apt_install_or_die rgw "$@"; }
 
 cmd_install() {
   local need=()
