@@ -25,6 +25,7 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+napoleon_use_ivar = True  # attrs fields are documented once, not again as attributes
 nitpicky = False
 suppress_warnings = ["myst.xref_missing"]
 
