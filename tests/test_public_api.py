@@ -19,6 +19,7 @@ PACKAGES = [
     "ctfy_vault.manifest",
     "ctfy_vault.retention",
     "ctfy_vault.storage",
+    "ctfy_vault.testing",
 ]
 
 
