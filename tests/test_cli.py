@@ -104,7 +104,7 @@ def test_help_lists_every_command() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "ctfy_vault", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("probe", "demo"):
+    for command in ("probe", "demo", "mirror"):
         assert command in out.stdout
 
 

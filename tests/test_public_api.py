@@ -16,7 +16,9 @@ PACKAGES = [
     "ctfy_vault.cli",
     "ctfy_vault.crypto",
     "ctfy_vault.exceptions",
+    "ctfy_vault.links",
     "ctfy_vault.manifest",
+    "ctfy_vault.mirror",
     "ctfy_vault.retention",
     "ctfy_vault.storage",
     "ctfy_vault.testing",
@@ -48,7 +50,7 @@ def test_exceptions_all_is_complete() -> None:
 
 def test_top_level_reexports_public_names() -> None:
     """The names other code is promised are importable from the top level."""
-    promised = ("Target", "VaultError", "Policy", "plan", "RetentionPlan", "__version__")
+    promised = ("Target", "VaultError", "Policy", "plan", "RetentionPlan", "presign", "mirror")
     for name in (*promised, "Capabilities", "RetryPolicy"):
         assert name in ctfy_vault.__all__
 

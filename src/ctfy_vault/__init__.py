@@ -7,7 +7,16 @@ private and may change without notice.
 from ctfy_vault._version import __version__
 from ctfy_vault.crypto import Cipher, MasterKeys, Passphrase, RawKey, Sealer
 from ctfy_vault.exceptions import VaultError
+from ctfy_vault.links import (
+    LinkPolicy,
+    LinkSigner,
+    SignedLink,
+    check_not_public,
+    presign,
+    verify_link,
+)
 from ctfy_vault.manifest import FileEntry, Manifest, PruneRecord, verify_chain
+from ctfy_vault.mirror import MirrorReport, MirrorState, mirror
 from ctfy_vault.retention import Duration, Policy, Reason, RetentionPlan, plan, unlimited
 from ctfy_vault.storage import Capabilities, RetryPolicy, Target
 
@@ -16,8 +25,12 @@ __all__ = [
     "Cipher",
     "Duration",
     "FileEntry",
+    "LinkPolicy",
+    "LinkSigner",
     "Manifest",
     "MasterKeys",
+    "MirrorReport",
+    "MirrorState",
     "Passphrase",
     "Policy",
     "PruneRecord",
@@ -26,10 +39,15 @@ __all__ = [
     "RetentionPlan",
     "RetryPolicy",
     "Sealer",
+    "SignedLink",
     "Target",
     "VaultError",
     "__version__",
+    "check_not_public",
+    "mirror",
     "plan",
+    "presign",
     "unlimited",
     "verify_chain",
+    "verify_link",
 ]

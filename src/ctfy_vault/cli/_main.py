@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ctfy_vault._version import __version__
+from ctfy_vault.cli._mirror import add_parser as _add_mirror
 from ctfy_vault.exceptions import ConfigurationError, ObjectExistsError, VaultError
 from ctfy_vault.retention import Policy, plan
 from ctfy_vault.storage import Target
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--dir", type=Path, help="folder to work in (default: a new temporary one)")
     demo.set_defaults(run=_demo)
+    _add_mirror(commands)
     return parser
 
 

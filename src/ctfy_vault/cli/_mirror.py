@@ -1,0 +1,142 @@
+"""``ctfy-vault mirror``: copy a documents bucket to replicas, never deleting, once or on an interval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.mirror import MirrorReport, mirror, watch
+from ctfy_vault.storage import Target
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+_SECRET_OPTIONS = ("key", "secret", "token", "account_key", "connection_string", "sas_token")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``mirror`` subcommand on ``subparsers`` (from ``add_subparsers``).
+
+    Returns:
+        The subcommand's parser, with ``run`` set to its function.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "mirror",
+        help="copy new and changed objects from a bucket to replicas, never deleting",
+        description=(
+            "Copy every object that is new or changed at SOURCE to each REPLICA. Nothing on a "
+            "replica is ever deleted; when an object changed, the replica keeps the previous "
+            "version (bucket versioning, or the .ctfy-versions/ folder). Objects deleted at the "
+            "source are listed, not removed. Credentials come from the environment "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_CONNECTION_STRING, ...)."
+        ),
+    )
+    parser.add_argument("source", help="source URL (s3://, az://, file://, or a folder)")
+    parser.add_argument("replicas", nargs="+", metavar="replica", help="replica URL(s)")
+    parser.add_argument(
+        "--state", metavar="FILE", help="JSON state file: makes runs incremental across restarts"
+    )
+    parser.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="run again every SECONDS (continuous synchronisation) until interrupted",
+    )
+    parser.add_argument("--runs", type=int, metavar="N", help="with --watch, stop after N runs")
+    parser.add_argument("--workers", type=int, default=16, help="objects copied concurrently")
+    parser.add_argument("--json", action="store_true", help="print one JSON report per run")
+    parser.add_argument(
+        "--endpoint-url", help="S3-compatible endpoint for every s3:// URL (Spaces, Ceph, MinIO)"
+    )
+    parser.add_argument("--region", help="S3 region")
+    parser.add_argument(
+        "--addressing-style", choices=("path", "virtual", "auto"), help="S3 addressing style"
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another backend option for s3:// and az:// URLs; not for secrets",
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _target(url: str, args: argparse.Namespace) -> Target:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
+    options: dict[str, Any] = {}
+    if scheme in ("s3", "az", "abfs", "abfss"):
+        for item in args.option:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigurationError(f"--option needs KEY=VALUE, got {item!r}")
+            if key in _SECRET_OPTIONS:
+                raise ConfigurationError(
+                    f"--option {key}=... would put a secret on the command line; use the environment"
+                )
+            options[key] = value
+    if scheme == "s3":
+        for name in ("endpoint_url", "region", "addressing_style"):
+            value = getattr(args, name)
+            if value:
+                options[name] = value
+    return Target.from_url(url, **options)
+
+
+def _print(report: MirrorReport, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(json.dumps(report.to_dict(), sort_keys=True) + "\n")
+        out.flush()
+        return
+    summary = report.to_dict()
+    out.write(
+        f"mirror {report.source} -> {', '.join(report.replicas)}: listed {report.listed}, "
+        f"copied {summary['copied']}, updated {summary['updated']}, restored "
+        f"{summary['restored']}, unchanged {report.unchanged}, failed {summary['failed']} "
+        f"({report.bytes_copied} bytes, {report.seconds:.1f} s)\n"
+    )
+    for outcome in report.outcomes:
+        line = f"  {outcome.action:<8} {outcome.key} -> {outcome.replica}"
+        if outcome.previous:
+            line += f" (previous version kept: {outcome.previous})"
+        if outcome.error:
+            line += f": {outcome.error}"
+        out.write(line + "\n")
+    for key in report.deleted_at_source:
+        out.write(f"  deleted at source, kept on replicas: {key}\n")
+    out.flush()
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Run ``ctfy-vault mirror`` with parsed ``args``; return the exit code (1 if a copy failed)."""
+    if args.runs is not None and args.watch is None:
+        raise ConfigurationError("--runs only makes sense with --watch")
+    source = _target(args.source, args)
+    replicas = [_target(url, args) for url in args.replicas]
+    if args.watch is None:
+        report = mirror(source, replicas, state=args.state, workers=args.workers)
+        _print(report, args.json, out)
+        return EXIT_OK if report.ok else EXIT_FAILED
+    failed = False
+
+    def show(report: MirrorReport) -> None:
+        nonlocal failed
+        failed = failed or not report.ok
+        _print(report, args.json, out)
+
+    try:
+        watch(
+            source,
+            replicas,
+            interval=args.watch,
+            state=args.state,
+            runs=args.runs,
+            on_report=show,
+            workers=args.workers,
+        )
+    except KeyboardInterrupt:
+        out.write("mirror: stopped\n")
+    return EXIT_FAILED if failed else EXIT_OK

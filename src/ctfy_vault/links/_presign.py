@@ -1,0 +1,180 @@
+"""`presign`: one expiring, read-only link to one object, whatever the target's backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from ctfy_vault.exceptions import ConfigurationError, ObjectNotFoundError, UnsupportedError
+from ctfy_vault.links._hmac import LinkSigner
+from ctfy_vault.links._policy import DEFAULT_TTL, READ_METHODS, LinkPolicy, content_disposition
+from ctfy_vault.storage import Target
+from ctfy_vault.storage._sign import backend_kind, object_path, presign_azure, presign_s3
+
+_DEFAULT_POLICY = LinkPolicy()
+
+
+@attrs.frozen(kw_only=True)
+class SignedLink:
+    """An expiring, read-only link to one object.
+
+    The URL is a bearer secret until ``expires_at``: it is left out of ``repr`` and ``str`` and must
+    not be logged.
+
+    Attributes:
+        url: the link itself (hidden from ``repr``).
+        expires_at: aware UTC time after which the link is refused.
+        method: ``GET`` or ``HEAD``.
+        key: the object key, relative to the target's root.
+        target: the target's display name.
+        scheme: how it is signed: ``sigv4`` (S3), ``sas`` (Azure) or ``hmac`` (local endpoint).
+        filename: the download name the link asks for, if any.
+        content_type: the ``Content-Type`` the link asks for, if any.
+        client_ip: the only address allowed to use it, if bound.
+    """
+
+    url: str = attrs.field(repr=False)
+    expires_at: datetime
+    method: str
+    key: str
+    target: str
+    scheme: str
+    filename: str | None = None
+    content_type: str | None = None
+    client_ip: str | None = None
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+def _check_request(
+    policy: LinkPolicy, ttl: timedelta, method: str, now: datetime | None, content_type: str | None
+) -> int:
+    seconds = policy.check_ttl(ttl)
+    if method not in READ_METHODS:
+        raise ConfigurationError(
+            f"signed links are read-only: method must be GET or HEAD, not {method!r}"
+        )
+    if now is not None and now.tzinfo is None:
+        raise ConfigurationError("now must be an aware datetime")
+    if content_type is not None and any(ord(ch) < 32 or ord(ch) > 126 for ch in content_type):
+        raise ConfigurationError("content_type must be printable ASCII")
+    return seconds
+
+
+def presign(
+    target: Target,
+    key: str,
+    *,
+    ttl: timedelta = DEFAULT_TTL,
+    filename: str | None = None,
+    content_type: str | None = None,
+    method: str = "GET",
+    client_ip: str | None = None,
+    policy: LinkPolicy = _DEFAULT_POLICY,
+    signer: LinkSigner | None = None,
+    check_exists: bool = False,
+    now: datetime | None = None,
+) -> SignedLink:
+    """Sign a read-only link to one object that dies after ``ttl`` (never more than one hour).
+
+    * S3 and S3-compatibles (Spaces, Ceph): a SigV4 query signature in the target's addressing
+      style; no request is made. ``client_ip`` is refused: a SigV4 link cannot carry it (use a
+      bucket policy).
+    * Azure Blob: a blob-scoped SAS with read permission only, optionally bound to ``client_ip``.
+    * Local disk and memory: an HMAC link to the application's own endpoint (``signer``), checked
+      there with `verify_link`.
+
+    Args:
+        target: where the object is.
+        key: the object key, relative to the target's root; keys that could leave the root
+            (``..``, absolute paths) are refused before anything is signed.
+        ttl: how long the link works; at least one second, at most ``policy.max_ttl``.
+        filename: download name, sent as an RFC 6266 ``Content-Disposition`` with an RFC 5987
+            ``filename*`` for non-ASCII names.
+        content_type: ``Content-Type`` the server should send.
+        method: ``GET`` or ``HEAD``.
+        client_ip: bind the link to one client address (Azure SAS and local links).
+        policy: the limits; it may lower the one-hour cap, never raise it.
+        signer: the secret and endpoint for local links (required for local and memory targets).
+        check_exists: first check that the object exists (one request).
+        now: signing time for SAS and local links (default: the system clock). S3 signatures
+            always carry the system clock, so ``now`` is refused for S3 targets.
+
+    Returns:
+        The link, with its expiry time.
+
+    Raises:
+        ConfigurationError: bad TTL, method, name or time, or a local target without ``signer``.
+        InvalidObjectKeyError: ``key`` is unsafe.
+        ObjectNotFoundError: ``check_exists`` and nothing is stored under ``key``.
+        UnsupportedError: the backend cannot sign this kind of link.
+    """
+    seconds = _check_request(policy, ttl, method, now, content_type)
+    kind = backend_kind(target)
+    if kind not in ("s3", "azure"):
+        object_path(target, key)  # S3 and Azure signing check the key themselves
+    disposition = content_disposition(filename) if filename is not None else None
+    if check_exists and not target.exists(key):
+        raise ObjectNotFoundError("presign: no such object", target=target.name, key=key)
+    if kind == "s3":
+        if now is not None:
+            raise ConfigurationError("S3 links are signed with the system clock; do not pass now")
+        if client_ip is not None:
+            raise UnsupportedError(
+                "S3 signed links cannot be bound to a client address; use a bucket policy"
+            )
+        url = presign_s3(
+            target,
+            key,
+            expires_in=seconds,
+            method=method,
+            content_disposition=disposition,
+            content_type=content_type,
+        )
+        # Taken after signing: the signature's own date is no later, so the link is surely dead
+        # by ``expires_at``.
+        signed_at = datetime.now(UTC)
+        scheme = "sigv4"
+    else:
+        signed_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        expires = signed_at + timedelta(seconds=seconds)
+        if kind == "azure":
+            url = presign_azure(
+                target,
+                key,
+                expires_at=expires,
+                client_ip=client_ip,
+                content_disposition=disposition,
+                content_type=content_type,
+            )
+            scheme = "sas"
+        elif kind in ("local", "memory"):
+            if signer is None:
+                raise ConfigurationError(
+                    f"{target.name} has no signing service: pass signer=LinkSigner(...) for the "
+                    "application's download endpoint"
+                )
+            url = signer.sign(
+                key,
+                expires_at=expires,
+                method=method,
+                client_ip=client_ip,
+                filename=filename,
+                content_type=content_type,
+            )
+            scheme = "hmac"
+        else:
+            raise UnsupportedError(f"{target.name}: this backend cannot sign links")
+    return SignedLink(
+        url=url,
+        expires_at=signed_at.replace(microsecond=0) + timedelta(seconds=seconds),
+        method=method,
+        key=key,
+        target=target.name,
+        scheme=scheme,
+        filename=filename,
+        content_type=content_type,
+        client_ip=client_ip,
+    )
