@@ -20,7 +20,7 @@ from ctfy_vault.exceptions import (
     TransientStorageError,
 )
 from ctfy_vault.storage import RetryPolicy, Target
-from tests.servers import AzureEndpoint, S3Endpoint, make_bucket, make_container
+from tests.servers import AzureEndpoint, S3Endpoint, make_bucket, make_container, s3_client
 
 PART = 5 * 2**20  # the smallest part size, so multipart paths run with little data
 STREAM_HELPER = Path(__file__).with_name("stream_memory.py")
@@ -52,6 +52,8 @@ class TargetContract:
 
     #: a JSON-able description from which a subprocess can rebuild the target, or None.
     subprocess_spec: dict[str, Any] | None = None
+    #: what probe should find for unsigned reads (None: no network endpoint to ask).
+    expect_public_read: bool | None = False
 
     @pytest.fixture
     def make_target(self) -> Callable[..., Target]:
@@ -209,6 +211,12 @@ class TargetContract:
         assert caps.to_dict()["backend"] == caps.backend
         assert caps.backend in caps.describe()
 
+    def test_probe_reports_anonymous_access(self, target: Target) -> None:
+        """Probe asks the endpoint without signing and reports whether it was served."""
+        caps = target.probe()
+        assert caps.public_read is self.expect_public_read
+        assert any("FILES ARE PUBLIC" in note for note in caps.notes) is bool(caps.public_read)
+
     # -- failures ----------------------------------------------------------------------------
 
     def test_transient_failure_is_retried(
@@ -288,6 +296,8 @@ def _run_stream_helper(spec: dict[str, Any], *, total: int, part: int) -> dict[s
 
 
 class TestMemory(TargetContract):
+    expect_public_read = None
+
     @pytest.fixture
     def make_target(self) -> Callable[..., Target]:
         name = f"contract-{uuid.uuid4().hex}"
@@ -301,6 +311,8 @@ class TestMemory(TargetContract):
 
 
 class TestLocal(TargetContract):
+    expect_public_read = None
+
     @pytest.fixture
     def make_target(self, tmp_path: Path) -> Callable[..., Target]:
         root = tmp_path / "target"
@@ -347,6 +359,8 @@ def _s3_spec(endpoint: S3Endpoint, bucket: str) -> dict[str, Any]:
 
 
 class TestMoto(TargetContract):
+    expect_public_read = True  # moto checks no credentials at all: rightly reported as public
+
     @pytest.fixture
     def make_target(self, moto_s3: S3Endpoint) -> Callable[..., Target]:
         bucket = f"contract-{uuid.uuid4().hex[:20]}"
@@ -401,6 +415,15 @@ class TestRGW(TargetContract):
         make_bucket(rgw_s3, bucket)
         self.subprocess_spec = _s3_spec(rgw_s3, bucket)
         return _s3_factory(rgw_s3, bucket)
+
+    def test_probe_finds_a_public_read_bucket(self, rgw_s3: S3Endpoint) -> None:
+        """A bucket with a public-read ACL is reported as a broken never-public promise."""
+        bucket = f"public-{uuid.uuid4().hex[:20]}"
+        make_bucket(rgw_s3, bucket)
+        s3_client(rgw_s3).put_bucket_acl(Bucket=bucket, ACL="public-read")
+        caps = _s3_factory(rgw_s3, bucket)().probe()
+        assert caps.public_read is True
+        assert "public reads        YES" in caps.describe()
 
     def test_probe_reports_ignored_multipart_condition(self, target: Target) -> None:
         """Ceph RGW 16 ignores If-None-Match on multipart completion, and the probe says so."""

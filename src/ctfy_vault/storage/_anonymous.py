@@ -53,7 +53,7 @@ def _unsigned(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def anonymous_access(target: Target, key: str | None) -> AnonymousProbe:
+def anonymous_access(target: Target, key: str | None, *, internal: bool = False) -> AnonymousProbe:
     """Send an unsigned GET of ``key`` and an unsigned listing request to the target's endpoint.
 
     The object's plain address is taken from a signed link with the signature stripped, so it
@@ -62,6 +62,7 @@ def anonymous_access(target: Target, key: str | None) -> AnonymousProbe:
     Args:
         target: an S3 or Azure target.
         key: an existing object to try, or ``None`` to try only the listing.
+        internal: ``key`` is one of the library's own probe objects (reserved prefix).
 
     Returns:
         The statuses; any 2xx means anonymous readers were served.
@@ -73,15 +74,18 @@ def anonymous_access(target: Target, key: str | None) -> AnonymousProbe:
     kind = backend_kind(target)
     probe_key = key if key is not None else "ctfy-anonymous-probe"
     if kind == "s3":
-        signed = presign_s3(target, probe_key, expires_in=60)
+        signed = presign_s3(target, probe_key, expires_in=60, internal=internal)
     else:
         if kind != "azure":
             raise UnsupportedError(f"{target.name}: no network endpoint to probe")
         signed = presign_azure(
-            target, probe_key, expires_at=datetime.now(UTC) + timedelta(minutes=1)
+            target,
+            probe_key,
+            expires_at=datetime.now(UTC) + timedelta(minutes=1),
+            internal=internal,
         )
     object_url = _unsigned(signed)
-    _container, name = object_path(target, probe_key)
+    _container, name = object_path(target, probe_key, internal=internal)
     parts = urlsplit(object_url)
     base_path = parts.path[: len(parts.path) - len(_quoted_tail(parts.path, name))].rstrip("/")
     if kind == "s3":

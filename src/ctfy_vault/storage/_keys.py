@@ -15,12 +15,12 @@ RESERVED_PREFIXES = (".ctfy-tmp", ".ctfy-probe")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def validate_key(key: object, *, what: str = "object key") -> str:
+def validate_key(key: object, *, what: str = "object key", allow_reserved: bool = False) -> str:
     """Return ``key`` unchanged if it is a safe relative object key, else raise.
 
     A safe key is a non-empty ``/``-separated relative path without empty, ``.`` or ``..`` segments,
     backslashes or control characters, whose first segment is not reserved for the library, and whose
-    UTF-8 form fits S3's 1024-byte limit.
+    UTF-8 form fits S3's 1024-byte limit. ``allow_reserved`` is for the library's own probes.
 
     Raises:
         InvalidObjectKeyError: naming the first problem found.
@@ -32,7 +32,7 @@ def validate_key(key: object, *, what: str = "object key") -> str:
     _check_text(key, what)
     segments = key.split("/")
     _check_segments(key, segments, what)
-    if segments[0] in RESERVED_PREFIXES:
+    if segments[0] in RESERVED_PREFIXES and not allow_reserved:
         raise InvalidObjectKeyError(
             f"{what} {key!r} starts with {segments[0]!r}, which is reserved for the library's own use"
         )

@@ -24,6 +24,8 @@ class Capabilities:
         object_lock: S3 Object Lock (or Azure immutability) is enabled for the bucket/container.
         object_lock_default: the default retention, e.g. ``"GOVERNANCE 30 days"``.
         signed_links: how signed links are made (``sigv4``, ``sas``, ``hmac``) or ``None``.
+        public_read: an unsigned GET of the probe object or an unsigned listing was served: a
+            broken "files are never public" promise. ``None`` where there is no endpoint.
         endpoint: the service endpoint, when it is not the provider's default.
         addressing_style: S3 ``path``/``virtual``/``auto``.
         checksum_mode: botocore's request checksum setting used for this endpoint.
@@ -38,6 +40,7 @@ class Capabilities:
     object_lock: bool | None = None
     object_lock_default: str | None = None
     signed_links: str | None = None
+    public_read: bool | None = None
     endpoint: str | None = None
     addressing_style: str | None = None
     checksum_mode: str | None = None
@@ -71,6 +74,10 @@ class Capabilities:
         if self.object_lock_default:
             rows.append(("lock default", self.object_lock_default))
         rows.append(("signed links", self.signed_links or "none"))
+        if self.public_read is not None:
+            rows.append(
+                ("public reads", "YES (a broken promise)" if self.public_read else "refused")
+            )
         for label, value in (
             ("endpoint", self.endpoint),
             ("addressing", self.addressing_style),

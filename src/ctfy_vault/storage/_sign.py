@@ -28,13 +28,13 @@ def backend_kind(target: Target) -> str:
     return str(target._backend.kind)  # noqa: SLF001 - storage-internal helper
 
 
-def object_path(target: Target, key: str) -> tuple[str, str]:
+def object_path(target: Target, key: str, *, internal: bool = False) -> tuple[str, str]:
     """Return (bucket or container, object name) for ``key`` after checking the key.
 
     Raises:
         InvalidObjectKeyError: ``key`` is unsafe (``..``, absolute, control characters...).
     """
-    path = target._path(key)  # noqa: SLF001 - validates and joins the root
+    path = target._path(key, internal=internal)  # noqa: SLF001 - validates and joins the root
     container, _, name = path.partition("/")
     return container, name
 
@@ -84,12 +84,14 @@ def presign_s3(
     method: str = "GET",
     content_disposition: str | None = None,
     content_type: str | None = None,
+    internal: bool = False,
 ) -> str:
     """Return a SigV4 query-signed URL for one object of an S3 (or S3-compatible) target.
 
     Args:
         target: an ``s3://`` target.
         key: the object key, relative to the target's root.
+        internal: allow the library's reserved prefixes (its own probe objects).
         expires_in: seconds the signature stays valid (the caller enforces the cap).
         method: ``GET`` or ``HEAD``.
         content_disposition: value the server must send as ``Content-Disposition``.
@@ -106,7 +108,7 @@ def presign_s3(
         raise UnsupportedError(f"{target.name} is not an S3 target")
     if method not in _S3_METHODS:
         raise UnsupportedError(f"signed links are read-only (GET or HEAD), not {method}")
-    bucket, name = object_path(target, key)
+    bucket, name = object_path(target, key, internal=internal)
     params: dict[str, Any] = {"Bucket": bucket, "Key": name}
     if content_disposition is not None and method == "GET":
         params["ResponseContentDisposition"] = content_disposition
@@ -126,6 +128,7 @@ def presign_azure(
     client_ip: str | None = None,
     content_disposition: str | None = None,
     content_type: str | None = None,
+    internal: bool = False,
 ) -> str:
     """Return a read-only, blob-scoped SAS URL for one object of an Azure Blob target.
 
@@ -135,6 +138,7 @@ def presign_azure(
     Args:
         target: an ``az://`` or ``abfs://`` target.
         key: the object key, relative to the target's root.
+        internal: allow the library's reserved prefixes (its own probe objects).
         expires_at: aware UTC time at which the SAS stops working (second precision).
         client_ip: only this address (or ``a-b`` range) may use the link.
         content_disposition: value the service must send as ``Content-Disposition``.
@@ -150,7 +154,7 @@ def presign_azure(
         generate_blob_sas,
     )
 
-    container, name = object_path(target, key)
+    container, name = object_path(target, key, internal=internal)
     service = target.fs.service_client
     credential: Any = getattr(service, "credential", None)
     account_key = getattr(credential, "account_key", None)

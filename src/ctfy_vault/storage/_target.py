@@ -9,7 +9,12 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ctfy_vault.exceptions import InvalidObjectKeyError, ObjectExistsError, StorageError
+from ctfy_vault.exceptions import (
+    InvalidObjectKeyError,
+    ObjectExistsError,
+    StorageError,
+    VaultError,
+)
 from ctfy_vault.storage._backends import (
     DEFAULT_PART_SIZE,
     AzureBackend,
@@ -193,8 +198,8 @@ class Target:
 
     # -- keys --------------------------------------------------------------------------------
 
-    def _path(self, key: str) -> str:
-        validate_key(key)
+    def _path(self, key: str, *, internal: bool = False) -> str:
+        validate_key(key, allow_reserved=internal)
         path = _join(self.root, key)
         if self._backend.kind in ("s3", "azure"):
             object_key = path.split("/", 1)[1] if "/" in path else ""
@@ -405,7 +410,7 @@ class Target:
         if self._capabilities is not None and not refresh:
             return self._capabilities
         notes: list[str] = []
-        atomic, multipart = self._probe_create_only(notes)
+        atomic, multipart, public = self._probe_with_object(notes)
         if not atomic:
             notes.append(
                 "the endpoint ignored the create-only condition: writes now check first, which a "
@@ -418,6 +423,7 @@ class Target:
             atomic_create=atomic,
             create_method=self._backend.create_method if atomic else "check-then-write",
             atomic_create_multipart=multipart,
+            public_read=public,
             endpoint=settings.endpoint_url if settings else None,
             addressing_style=settings.addressing_style if settings else None,
             checksum_mode=settings.checksum_mode if settings else None,
@@ -427,7 +433,9 @@ class Target:
         self._capabilities = caps
         return caps
 
-    def _probe_create_only(self, notes: builtins.list[str]) -> tuple[bool, bool | None]:
+    def _probe_with_object(
+        self, notes: builtins.list[str]
+    ) -> tuple[bool, bool | None, bool | None]:
         key = f"{RESERVED_PREFIXES[1]}/{uuid.uuid4().hex}"
         path = _join(self.root, key)
         run = self._retrying(key)
@@ -449,12 +457,32 @@ class Target:
                         "the endpoint ignores If-None-Match on multipart completion: large "
                         "streamed writes check with a HEAD just before completing (a narrow race)"
                     )
-            return atomic, multipart
+            return atomic, multipart, self._probe_public(key, notes)
         finally:
             try:
                 run("probe delete", lambda: self._backend.delete(path))
             except StorageError:
                 notes.append(f"probe object {key} left in place: deleting it was refused")
+
+    def _probe_public(self, key: str, notes: builtins.list[str]) -> bool | None:
+        """Ask the endpoint for the probe object and a listing without signing; None off-network."""
+        if self._backend.kind not in ("s3", "azure"):
+            return None
+        from ctfy_vault.storage._anonymous import anonymous_access  # noqa: PLC0415 - cycle
+
+        try:
+            seen = anonymous_access(self, key, internal=True)
+        except VaultError as err:
+            notes.append(f"anonymous access unknown ({type(err).__name__})")
+            return None
+        statuses = (seen.object_status, seen.listing_status)
+        public = any(status is not None and 200 <= status < 300 for status in statuses)
+        if public:
+            notes.append(
+                "FILES ARE PUBLIC: an unsigned GET or listing was served; documents must only be "
+                "reachable through signed links"
+            )
+        return public
 
 
 def _direct(_op: str, fn: Callable[[], T]) -> T:
