@@ -22,6 +22,7 @@ PACKAGES = [
     "ctfy_vault.retention",
     "ctfy_vault.storage",
     "ctfy_vault.testing",
+    "ctfy_vault.writer",
 ]
 
 

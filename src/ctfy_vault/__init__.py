@@ -19,12 +19,24 @@ from ctfy_vault.manifest import FileEntry, Manifest, PruneRecord, verify_chain
 from ctfy_vault.mirror import MirrorReport, MirrorState, mirror
 from ctfy_vault.retention import Duration, Policy, Reason, RetentionPlan, plan, unlimited
 from ctfy_vault.storage import Capabilities, RetryPolicy, Target
+from ctfy_vault.writer import (
+    BackupResult,
+    ChunkerParams,
+    HealReport,
+    StreamSource,
+    TargetOutcome,
+    Writer,
+    heal,
+)
 
 __all__ = [
+    "BackupResult",
     "Capabilities",
+    "ChunkerParams",
     "Cipher",
     "Duration",
     "FileEntry",
+    "HealReport",
     "LinkPolicy",
     "LinkSigner",
     "Manifest",
@@ -40,10 +52,14 @@ __all__ = [
     "RetryPolicy",
     "Sealer",
     "SignedLink",
+    "StreamSource",
     "Target",
+    "TargetOutcome",
     "VaultError",
+    "Writer",
     "__version__",
     "check_not_public",
+    "heal",
     "mirror",
     "plan",
     "presign",

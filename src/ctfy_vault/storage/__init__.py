@@ -8,13 +8,16 @@ from ctfy_vault.storage._backends import DEFAULT_PART_SIZE
 from ctfy_vault.storage._errors import RetryPolicy
 from ctfy_vault.storage._keys import MAX_KEY_BYTES, validate_key
 from ctfy_vault.storage._probe import Capabilities
+from ctfy_vault.storage._retention_lock import LockMode, set_retain_until
 from ctfy_vault.storage._target import Target
 
 __all__ = [
     "DEFAULT_PART_SIZE",
     "MAX_KEY_BYTES",
     "Capabilities",
+    "LockMode",
     "RetryPolicy",
     "Target",
+    "set_retain_until",
     "validate_key",
 ]

@@ -1,0 +1,61 @@
+"""Append-only, multi-target writes: read once, chunk, seal once, write everywhere; and heal.
+
+A `Writer` cuts each source with FastCDC, names every chunk with the repository's keyed hash,
+compresses and seals it once, and writes the same bytes to every target concurrently with
+create-only writes. An object already there is a deduplication hit, never an overwrite; the
+manifest is each target's commit point. `heal` copies what one target lacks from another. Nothing
+in this package deletes. ``docs/writer.md`` explains the guarantees.
+
+    >>> from datetime import datetime, timezone
+    >>> from io import BytesIO
+    >>> from ctfy_vault.crypto import MasterKeys, Sealer, new_repo_id
+    >>> from ctfy_vault.storage import Target
+    >>> from ctfy_vault.writer import StreamSource, Writer
+    >>> targets = [Target.from_url("memory://doc-writer-a"), Target.from_url("memory://doc-writer-b")]
+    >>> writer = Writer(targets, Sealer(repo_id=new_repo_id(), keys=MasterKeys.generate()))
+    >>> result = writer.backup(
+    ...     [StreamSource(name="dump.sql", stream=BytesIO(b"INSERT 1;" * 1000))],
+    ...     lineage="db", host="h", now=datetime(2026, 11, 1, tzinfo=timezone.utc),
+    ... )
+    >>> [outcome.committed for outcome in result.outcomes]
+    [True, True]
+"""
+
+from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
+from ctfy_vault.writer._heal import heal
+from ctfy_vault.writer._outcome import (
+    BackupResult,
+    HealOutcome,
+    HealReport,
+    SourceWarning,
+    TargetOutcome,
+)
+from ctfy_vault.writer._sources import StreamSource
+from ctfy_vault.writer._writer import (
+    OBJECTS_PREFIX,
+    SNAPSHOTS_PREFIX,
+    Require,
+    Writer,
+    chunk_key,
+    index_chunks,
+)
+
+__all__ = [
+    "DEFAULT_CHUNKER",
+    "OBJECTS_PREFIX",
+    "SNAPSHOTS_PREFIX",
+    "BackupResult",
+    "ChunkerParams",
+    "HealOutcome",
+    "HealReport",
+    "Readable",
+    "Require",
+    "SourceWarning",
+    "StreamSource",
+    "TargetOutcome",
+    "Writer",
+    "chunk_key",
+    "heal",
+    "index_chunks",
+    "iter_chunks",
+]

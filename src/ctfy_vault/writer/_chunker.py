@@ -1,0 +1,82 @@
+"""Content-defined chunking (FastCDC 2020 via ``pyfastcdc``) with the repository's parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final, Protocol
+
+import attrs
+from pyfastcdc import FastCDC
+
+from ctfy_vault.exceptions import ConfigurationError
+
+__all__ = ["DEFAULT_CHUNKER", "ChunkerParams", "Readable", "iter_chunks"]
+
+MiB: Final = 1024 * 1024
+
+
+class Readable(Protocol):
+    """A binary source read block by block (an open file, a pipe, ``sys.stdin.buffer``)."""
+
+    def read(self, size: int, /) -> bytes:
+        """Return up to ``size`` bytes; ``b""`` at the end."""
+        ...
+
+
+def _check_range(low: int, high: int) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+        if type(value) is not int or not low <= value <= high:
+            raise ConfigurationError(f"{attribute.name} must be an integer from {low} to {high}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class ChunkerParams:
+    """FastCDC parameters, stored in the repository config so every writer cuts alike.
+
+    The ranges are those ``pyfastcdc`` accepts. Changing them after the first backup does not
+    break anything, but chunks cut with other parameters rarely deduplicate against old ones.
+
+    Attributes:
+        min_size: the smallest chunk (except the last of a source), 64 B to 1 MiB.
+        avg_size: the target average, 256 B to 4 MiB (a power of two is customary).
+        max_size: the largest chunk, 1 KiB to 16 MiB.
+    """
+
+    min_size: int = attrs.field(default=1 * MiB, validator=_check_range(64, 1 * MiB))
+    avg_size: int = attrs.field(default=4 * MiB, validator=_check_range(256, 4 * MiB))
+    max_size: int = attrs.field(default=16 * MiB, validator=_check_range(1024, 16 * MiB))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.min_size <= self.avg_size <= self.max_size:
+            raise ConfigurationError("chunker sizes must satisfy min_size <= avg_size <= max_size")
+
+    def to_config(self) -> dict[str, int | str]:
+        """Return the JSON-ready form recorded in the repository's ``config``."""
+        return {
+            "algorithm": "fastcdc2020",
+            "min_size": self.min_size,
+            "avg_size": self.avg_size,
+            "max_size": self.max_size,
+        }
+
+
+DEFAULT_CHUNKER: Final = ChunkerParams()
+
+
+def iter_chunks(source: Readable, params: ChunkerParams = DEFAULT_CHUNKER) -> Iterator[bytes]:
+    """Cut a stream of any length into content-defined chunks, holding about ``max_size`` at once.
+
+    Args:
+        source: the stream; read to its end exactly once.
+        params: the chunker parameters.
+
+    Yields:
+        Each chunk's bytes, in order; their concatenation is the whole stream. An empty stream
+        yields nothing.
+    """
+    cdc = FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size)
+    for chunk in cdc.cut_stream(source):
+        # The chunker reuses its buffer for the next chunk, and ours are processed concurrently.
+        yield bytes(chunk.data)

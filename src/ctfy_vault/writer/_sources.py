@@ -1,0 +1,241 @@
+"""Turning sources (paths, trees, streams) into manifest entries and files to read, safely.
+
+Nothing here follows a symbolic link: links are recorded as links, so a link loop is never walked.
+Special files (FIFOs, sockets, devices) are skipped with a warning and never opened; a FIFO would
+block the backup. Names that are not valid UTF-8 cannot be represented in format v1 manifests and
+are skipped with a warning that shows the raw bytes as escapes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, Final
+
+import attrs
+
+from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.manifest import FileEntry, FileType
+from ctfy_vault.writer._chunker import Readable
+from ctfy_vault.writer._outcome import SourceWarning
+
+__all__ = [
+    "FileItem",
+    "Item",
+    "StreamSource",
+    "check_unchanged",
+    "display",
+    "open_regular",
+    "walk",
+]
+
+_SPECIAL: Final = {
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
+
+
+@attrs.frozen(kw_only=True)
+class StreamSource:
+    """A stream of unknown length backed up as one file, e.g. ``pg_dump`` output on a pipe.
+
+    Attributes:
+        name: the path recorded in the manifest (relative POSIX path, e.g. ``db/app.sql``).
+        stream: the binary stream; read once, to its end, and not closed.
+        mode: the permission bits recorded.
+        mtime_ns: the modification time recorded; ``None`` records the backup's ``now``.
+    """
+
+    name: str
+    stream: Readable = attrs.field(repr=False, eq=False)
+    mode: int = 0o600
+    mtime_ns: int | None = None
+
+
+@attrs.frozen
+class FileItem:
+    """A regular file found by the walk, to be opened and chunked.
+
+    Attributes:
+        fs_path: where it is on the local filesystem.
+        path: the path recorded in the manifest.
+        before: its ``lstat`` when found.
+    """
+
+    fs_path: str
+    path: str
+    before: os.stat_result = attrs.field(eq=False)
+
+
+Item = FileEntry | FileItem | StreamSource
+
+
+def display(path: str) -> str:
+    r"""Render a filesystem path for messages, showing undecodable bytes as ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _top_name(source: str) -> str:
+    name = os.path.basename(os.path.normpath(os.path.abspath(source)))
+    if not name:
+        raise ConfigurationError("a source must have a name (the filesystem root cannot be one)")
+    return name
+
+
+def walk(
+    sources: Iterable[str | os.PathLike[str] | StreamSource], warnings: list[SourceWarning]
+) -> Iterator[Item]:
+    """Yield what to record for each source, depth first, in name order, never following links.
+
+    Args:
+        sources: paths (files, links or directory trees) and streams.
+        warnings: receives one entry per skipped or unreadable entry.
+
+    Yields:
+        Finished entries (directories, links), regular files to read, and streams.
+
+    Raises:
+        ConfigurationError: a source path does not exist, or two sources share a top-level name.
+    """
+    given = list(sources)
+    seen: set[str] = set()
+    for source in given:
+        top = source.name if isinstance(source, StreamSource) else _top_name(os.fspath(source))
+        if top in seen:
+            raise ConfigurationError(f"two sources would both be stored as {display(top)!r}")
+        seen.add(top)
+        if not isinstance(source, StreamSource) and not os.path.lexists(source):
+            raise ConfigurationError(f"source does not exist: {display(os.fspath(source))}")
+    for source in given:
+        if isinstance(source, StreamSource):
+            yield source
+            continue
+        fs_path = os.path.abspath(os.fspath(source))
+        yield from _walk_one(fs_path, _top_name(fs_path), warnings)
+
+
+def _walk_one(fs_path: str, path: str, warnings: list[SourceWarning]) -> Iterator[Item]:
+    if not _utf8(path):
+        warnings.append(SourceWarning(path=display(fs_path), reason="name is not UTF-8; skipped"))
+        return
+    try:
+        info = os.lstat(fs_path)
+    except OSError as err:
+        warnings.append(SourceWarning(path=display(fs_path), reason=_reason(err)))
+        return
+    kind = stat.S_IFMT(info.st_mode)
+    mode = stat.S_IMODE(info.st_mode)
+    if kind == stat.S_IFREG:
+        yield FileItem(fs_path, path, info)
+    elif kind == stat.S_IFLNK:
+        target = _readlink(fs_path, warnings)
+        if target is not None:
+            yield FileEntry(
+                path=path, type=FileType.SYMLINK, mode=mode, mtime_ns=info.st_mtime_ns, link=target
+            )
+    elif kind == stat.S_IFDIR:
+        yield FileEntry(path=path, type=FileType.DIR, mode=mode, mtime_ns=info.st_mtime_ns)
+        try:
+            with os.scandir(fs_path) as entries:
+                names = sorted(entry.name for entry in entries)
+        except OSError as err:
+            warnings.append(SourceWarning(path=display(fs_path), reason=_reason(err)))
+            return
+        for name in names:
+            yield from _walk_one(os.path.join(fs_path, name), f"{path}/{name}", warnings)
+    else:
+        what = _SPECIAL.get(kind, "special file")
+        warnings.append(SourceWarning(path=display(fs_path), reason=f"{what} skipped"))
+
+
+def _readlink(fs_path: str, warnings: list[SourceWarning]) -> str | None:
+    try:
+        target = os.readlink(fs_path)
+    except OSError as err:
+        warnings.append(SourceWarning(path=display(fs_path), reason=_reason(err)))
+        return None
+    if not target or not _utf8(target) or "\x00" in target:
+        warnings.append(
+            SourceWarning(path=display(fs_path), reason="link target is not UTF-8; skipped")
+        )
+        return None
+    return target
+
+
+def _reason(err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return "permission denied; skipped"
+    if isinstance(err, FileNotFoundError):
+        return "vanished before it was read; skipped"
+    if err.errno == errno.ELOOP:
+        return "replaced by a symbolic link; skipped"
+    code = errno.errorcode.get(err.errno, str(err.errno)) if err.errno else type(err).__name__
+    return f"unreadable ({code}); skipped"
+
+
+def open_regular(item: FileItem, warnings: list[SourceWarning]) -> BinaryIO | None:
+    """Open a file found by the walk for reading, refusing anything that is no longer a plain file.
+
+    ``O_NOFOLLOW`` refuses a file swapped for a link; ``O_NONBLOCK`` keeps a file swapped for a FIFO
+    from blocking the open, and the ``fstat`` after it refuses the FIFO.
+
+    Args:
+        item: the file.
+        warnings: receives the reason when the file cannot be read.
+
+    Returns:
+        The open file, or ``None`` (with a warning) when it cannot be read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(item.fs_path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        warnings.append(SourceWarning(path=display(item.fs_path), reason=_reason(err)))
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        warnings.append(
+            SourceWarning(path=display(item.fs_path), reason="no longer a regular file; skipped")
+        )
+        return None
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def check_unchanged(
+    item: FileItem, handle: BinaryIO, read: int, warnings: list[SourceWarning]
+) -> None:
+    """Warn when a file's size or mtime differs after reading from what it was before.
+
+    The snapshot keeps the bytes that were read; the warning says they may mix two versions.
+
+    Args:
+        item: the file, with its ``lstat`` from before reading.
+        handle: the still open file.
+        read: bytes read.
+        warnings: receives a ``changed while read`` warning when the file changed.
+    """
+    after = os.fstat(handle.fileno())
+    before = item.before
+    if (
+        read != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+        or after.st_ino != before.st_ino
+    ):
+        warnings.append(
+            SourceWarning(path=display(item.fs_path), reason="changed while read; stored as read")
+        )

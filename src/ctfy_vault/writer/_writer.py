@@ -1,0 +1,606 @@
+"""The append-only multi-target writer: read once, chunk, seal once, fan out create-only."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+import attrs
+
+from ctfy_vault.crypto import Kind, Sealer
+from ctfy_vault.exceptions import (
+    ConfigurationError,
+    FormatError,
+    IntegrityError,
+    ObjectExistsError,
+    StorageError,
+    TargetsFailedError,
+    TransientStorageError,
+)
+from ctfy_vault.manifest import FileEntry, FileType, Manifest, seal_entry
+from ctfy_vault.storage import LockMode, Target, set_retain_until
+from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
+from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
+from ctfy_vault.writer._sources import (
+    FileItem,
+    StreamSource,
+    check_unchanged,
+    display,
+    open_regular,
+    walk,
+)
+
+__all__ = [
+    "OBJECTS_PREFIX",
+    "SNAPSHOTS_PREFIX",
+    "Require",
+    "Writer",
+    "chunk_key",
+    "index_chunks",
+]
+
+log = logging.getLogger("ctfy_vault.writer")
+
+OBJECTS_PREFIX: Final = "objects"
+SNAPSHOTS_PREFIX: Final = "snapshots"
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+Require = Literal["all"] | int
+
+
+def chunk_key(chunk_id: bytes) -> str:
+    """Return the object key of a chunk: ``objects/<first two hex digits>/<id in hex>``."""
+    name = chunk_id.hex()
+    return f"{OBJECTS_PREFIX}/{name[:2]}/{name}"
+
+
+def index_chunks(target: Target) -> set[bytes]:
+    """List the chunk ids a target holds (one listing of ``objects/``; other names are ignored).
+
+    Args:
+        target: the target.
+
+    Returns:
+        The ids found.
+
+    Raises:
+        StorageError: the listing failed.
+    """
+    found: set[bytes] = set()
+    for key in target.list(OBJECTS_PREFIX):
+        parts = key.split("/")
+        if len(parts) == 3 and len(parts[2]) == 64 and parts[1] == parts[2][:2]:
+            try:
+                found.add(bytes.fromhex(parts[2]))
+            except ValueError:
+                continue
+    return found
+
+
+def _to_targets(value: Iterable[Target]) -> tuple[Target, ...]:
+    return tuple(value)
+
+
+def _check_targets(_instance: object, _attribute: object, value: tuple[Target, ...]) -> None:
+    if not value:
+        raise ConfigurationError("a writer needs at least one target")
+    names = [target.name for target in value]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("target names must be unique")
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if type(value) is not int or value < 1:
+        raise ConfigurationError(f"{attribute.name.lstrip('_')} must be a positive integer")
+
+
+@attrs.define
+class _Run:
+    """The mutable state of one backup, shared by the worker threads under one lock."""
+
+    targets: tuple[Target, ...]
+    known: dict[str, set[bytes]]
+    failed: dict[str, BaseException] = attrs.field(factory=dict)
+    uploaded: dict[str, int] = attrs.field(factory=dict)
+    present: dict[str, int] = attrs.field(factory=dict)
+    bytes_up: dict[str, int] = attrs.field(factory=dict)
+    sealed: int = 0
+    inflight: dict[bytes, threading.Event] = attrs.field(factory=dict)
+    retain_until: datetime | None = None
+    locked: frozenset[str] = frozenset()
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+    limiter: threading.BoundedSemaphore = attrs.field(factory=lambda: threading.BoundedSemaphore(1))
+    seal_pool: ThreadPoolExecutor | None = None
+    io_pool: ThreadPoolExecutor | None = None
+
+    def pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        if self.seal_pool is None or self.io_pool is None:  # pragma: no cover - set in backup
+            raise RuntimeError("the pipeline is not running")
+        return self.seal_pool, self.io_pool
+
+    def live(self) -> list[Target]:
+        with self.lock:
+            return [target for target in self.targets if target.name not in self.failed]
+
+    def fail(self, target: Target, err: BaseException) -> None:
+        with self.lock:
+            first = target.name not in self.failed
+            self.failed.setdefault(target.name, err)
+        if first:
+            log.warning("target %s failed: %s", target.name, err)
+
+    def missing(self, chunk_id: bytes) -> tuple[list[Target], list[Target]]:
+        with self.lock:
+            live = [target for target in self.targets if target.name not in self.failed]
+            need = [target for target in live if chunk_id not in self.known[target.name]]
+            have = [target for target in live if chunk_id in self.known[target.name]]
+        return need, have
+
+    def stored(self, target: Target, chunk_id: bytes | None, size: int, *, new: bool) -> None:
+        name = target.name
+        with self.lock:
+            if chunk_id is None:  # a manifest
+                self.bytes_up[name] = self.bytes_up.get(name, 0) + size
+                return
+            self.known[name].add(chunk_id)
+            if new:
+                self.uploaded[name] = self.uploaded.get(name, 0) + 1
+                self.bytes_up[name] = self.bytes_up.get(name, 0) + size
+            else:
+                self.present[name] = self.present.get(name, 0) + 1
+
+    def count_present(self, targets: Iterable[Target], references: int = 1) -> None:
+        with self.lock:
+            for target in targets:
+                self.present[target.name] = self.present.get(target.name, 0) + references
+
+
+@attrs.frozen
+class _Pending:
+    """A file whose chunks are still being written; its entry is built once they are done."""
+
+    path: str
+    mode: int
+    mtime_ns: int
+    size: int
+    sha256: bytes
+    chunks: list[Future[bytes]]
+
+
+@attrs.define
+class Writer:
+    """Writes snapshots to several targets at once, append-only, and reports each target's outcome.
+
+    Each source is read once. Every chunk is named, compressed and sealed once, and the same bytes
+    go to every target concurrently with create-only writes: an object already there is a
+    deduplication hit, never an overwrite. Chunks every target already holds are not sealed or
+    sent again. Nothing here deletes.
+
+    Args:
+        targets: where to write; names must be unique.
+        sealer: the repository's sealer (keys and cipher).
+        chunker: the FastCDC parameters recorded in the repository's config.
+        require: ``"all"`` (default), or how many targets must commit for the backup to succeed.
+        depth: chunks in flight at once; memory is about ``depth * 2 * chunker.max_size`` at worst.
+        connections: concurrent writes per target.
+        seal_workers: threads naming, compressing and sealing chunks.
+        retries: extra attempts per object after a target's own `RetryPolicy` gave up on a
+            transient error (a target's retries cover one request; these cover a longer outage).
+        compress: try zstd on each chunk (kept only when smaller); ``False`` for data known not
+            to compress (already compressed dumps, media), which saves the attempt.
+        lock_mode: the Object Lock mode used with ``retain_until`` (``COMPLIANCE`` by default).
+    """
+
+    _targets: tuple[Target, ...] = attrs.field(
+        alias="targets", converter=_to_targets, validator=_check_targets
+    )
+    _sealer: Sealer = attrs.field(alias="sealer", repr=False)
+    _chunker: ChunkerParams = attrs.field(default=DEFAULT_CHUNKER, alias="chunker", kw_only=True)
+    _require: Require = attrs.field(default="all", alias="require", kw_only=True)
+    _depth: int = attrs.field(default=4, alias="depth", kw_only=True, validator=_positive)
+    _connections: int = attrs.field(
+        default=4, alias="connections", kw_only=True, validator=_positive
+    )
+    _seal_workers: int = attrs.field(
+        factory=lambda: max(2, os.cpu_count() or 2),
+        alias="seal_workers",
+        kw_only=True,
+        validator=_positive,
+    )
+    _retries: int = attrs.field(
+        default=1, alias="retries", kw_only=True, validator=attrs.validators.ge(0)
+    )
+    _compress: bool = attrs.field(default=True, alias="compress", kw_only=True)
+    _lock_mode: LockMode = attrs.field(default="COMPLIANCE", alias="lock_mode", kw_only=True)
+
+    @_require.validator
+    def _check_require(self, _attribute: object, value: object) -> None:
+        if value == "all" and isinstance(value, str):
+            return
+        if type(value) is not int or not 1 <= value <= len(self._targets):
+            raise ConfigurationError(
+                f"require must be 'all' or a count from 1 to {len(self._targets)}"
+            )
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The targets, in the order outcomes are reported."""
+        return self._targets
+
+    @property
+    def required(self) -> int:
+        """How many targets must commit for a backup to succeed."""
+        return len(self._targets) if self._require == "all" else int(self._require)
+
+    # -- the backup --------------------------------------------------------------------------
+
+    def backup(
+        self,
+        sources: Iterable[str | os.PathLike[str] | StreamSource],
+        *,
+        lineage: str,
+        host: str,
+        now: datetime,
+        snapshot_id: str | None = None,
+        previous: bytes | None = None,
+        parent: Manifest | None = None,
+        tags: Sequence[str] = (),
+        labels: dict[str, str] | None = None,
+        retain_until: datetime | None = None,
+    ) -> BackupResult:
+        """Back up paths and streams as one snapshot on every target.
+
+        Commit guarantee, per target: the manifest ``snapshots/<name>`` is written only after every
+        chunk it names is stored on that target, so a crash or failure at any point leaves at most
+        unreferenced chunks, never a manifest naming missing data. Re-running after an
+        interruption stores only what is missing (the targets are listed first).
+
+        Args:
+            sources: paths (files, links, directory trees; stored under their base names) and
+                streams; each is read once.
+            lineage: the snapshot's lineage (``db``, ``server-files``...).
+            host: the machine the data comes from.
+            now: the snapshot's creation time (aware).
+            snapshot_id: the id; a random one by default.
+            previous: hash of the lineage's previous entry, for the chain.
+            parent: an earlier manifest of the same sources; files whose size, mtime and mode are
+                unchanged, and whose chunks every target holds, are taken from it without reading.
+            tags: free tags.
+            labels: free key/value labels.
+            retain_until: on targets whose probe reports S3 Object Lock, every object this run
+                stores gets this retain-until date (the horizon the retention policy implies);
+                other targets are written as usual. A failure to set it fails that target.
+
+        Returns:
+            The manifest written and one outcome per target.
+
+        Raises:
+            TargetsFailedError: fewer targets committed than required; raised after committing on
+                every target that could, and holding every target's outcome (``None`` = committed).
+            ConfigurationError: a source does not exist, two sources share a name, bad metadata.
+            OSError: a stream source failed while being read (nothing is committed).
+        """
+        if retain_until is not None and retain_until.utcoffset() is None:
+            raise ConfigurationError("retain_until must be an aware datetime")
+        given = list(sources)
+        warnings: list[SourceWarning] = []
+        run = self._start()
+        if retain_until is not None:
+            run.retain_until = retain_until
+            run.locked = frozenset(t.name for t in run.live() if _has_object_lock(run, t))
+        entries: list[FileEntry] = []
+        pending: list[_Pending] = []
+        bytes_read = 0
+        reusable = {entry.path: entry for entry in parent.files} if parent else {}
+        run.limiter = threading.BoundedSemaphore(self._depth)
+        run.io_pool = io_pool = ThreadPoolExecutor(
+            max_workers=len(self._targets) * self._connections, thread_name_prefix="ctfy-write"
+        )
+        run.seal_pool = seal_pool = ThreadPoolExecutor(
+            max_workers=self._seal_workers, thread_name_prefix="ctfy-seal"
+        )
+        try:
+            for item in walk(given, warnings):
+                if isinstance(item, FileEntry):
+                    entries.append(item)
+                    continue
+                if isinstance(item, FileItem):
+                    reused = self._reuse(run, reusable.get(item.path), item)
+                    if reused is not None:
+                        entries.append(reused)
+                        continue
+                done = self._read_item(item, now, run, warnings)
+                if done is not None:
+                    pending.append(done)
+                    bytes_read += done.size
+            chunks_done = [future for item in pending for future in item.chunks]
+            wait(chunks_done)
+            entries.extend(_entry(item) for item in pending)
+            manifest = Manifest(
+                snapshot_id=snapshot_id or uuid.uuid4().hex,
+                lineage=lineage,
+                created=now,
+                host=host,
+                tags=tuple(tags),
+                labels=labels or {},
+                sources=tuple(_source_name(source) for source in given),
+                files=entries,
+                previous=previous,
+            )
+            sealed = seal_entry(self._sealer, manifest)
+            key = f"{SNAPSHOTS_PREFIX}/{sealed.name}"
+            committed = self._commit(run, manifest, key, bytes(sealed.blob), io_pool)
+        finally:
+            seal_pool.shutdown(wait=True, cancel_futures=True)
+            io_pool.shutdown(wait=True, cancel_futures=True)
+        outcomes = self._outcomes(run, committed)
+        for warning in warnings:
+            log.warning("%s: %s", warning.path, warning.reason)
+        if len(committed) < self.required:
+            raise TargetsFailedError(
+                f"snapshot {sealed.name} committed on {len(committed)} of "
+                f"{len(self._targets)} targets, {self.required} required",
+                {outcome.target: outcome.error for outcome in outcomes},
+            )
+        return BackupResult(
+            name=sealed.name,
+            hash=sealed.hash,
+            manifest=manifest,
+            outcomes=outcomes,
+            warnings=tuple(warnings),
+            bytes_read=bytes_read,
+            chunks=manifest.totals.chunks,
+            chunks_sealed=run.sealed,
+        )
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _start(self) -> _Run:
+        """List every target's chunks concurrently; a target that cannot be listed has failed."""
+        run = _Run(targets=self._targets, known={t.name: set() for t in self._targets})
+        with ThreadPoolExecutor(max_workers=len(self._targets)) as pool:
+            listings = {target.name: pool.submit(index_chunks, target) for target in self._targets}
+        for target in self._targets:
+            try:
+                run.known[target.name] = listings[target.name].result()
+            except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+                run.fail(target, err)
+        return run
+
+    def _reuse(self, run: _Run, old: FileEntry | None, item: FileItem) -> FileEntry | None:
+        """Take an unchanged file's entry from the parent when every live target has its chunks."""
+        before = item.before
+        if (
+            old is None
+            or old.type is not FileType.FILE
+            or old.size != before.st_size
+            or old.mtime_ns != before.st_mtime_ns
+            or old.mode != (before.st_mode & 0o7777)
+        ):
+            return None
+        live = run.live()
+        with run.lock:
+            if not all(c in run.known[t.name] for t in live for c in old.chunks):
+                return None
+        run.count_present(live, len(old.chunks))
+        return old
+
+    def _read_item(
+        self,
+        item: FileItem | StreamSource,
+        now: datetime,
+        run: _Run,
+        warnings: list[SourceWarning],
+    ) -> _Pending | None:
+        """Chunk one file or stream and hand each chunk to the pipeline (bounded by ``depth``)."""
+        if isinstance(item, StreamSource):
+            mtime_ns = item.mtime_ns
+            if mtime_ns is None:
+                mtime_ns = (now - _EPOCH) // timedelta(microseconds=1) * 1000
+            return self._chunk_all(item.stream, item.name, item.mode, mtime_ns, run)
+        opened = open_regular(item, warnings)
+        if opened is None:
+            return None
+        with opened:
+            try:
+                done = self._chunk_all(
+                    opened,
+                    item.path,
+                    item.before.st_mode & 0o7777,
+                    item.before.st_mtime_ns,
+                    run,
+                )
+            except OSError as err:
+                reason = f"read failed ({type(err).__name__}); skipped"
+                warnings.append(SourceWarning(path=display(item.fs_path), reason=reason))
+                return None
+            check_unchanged(item, opened, done.size, warnings)
+        return done
+
+    def _chunk_all(
+        self,
+        handle: Readable,
+        path: str,
+        mode: int,
+        mtime_ns: int,
+        run: _Run,
+    ) -> _Pending:
+        seal_pool, io_pool = run.pools()
+        limiter = run.limiter
+        digest = hashlib.sha256()
+        futures: list[Future[bytes]] = []
+        size = 0
+        for data in iter_chunks(handle, self._chunker):
+            digest.update(data)
+            size += len(data)
+            limiter.acquire()
+            future = seal_pool.submit(self._store_chunk, run, data, io_pool)
+            future.add_done_callback(lambda _f: limiter.release())
+            futures.append(future)
+        return _Pending(path, mode, mtime_ns, size, digest.digest(), futures)
+
+    def _store_chunk(self, run: _Run, data: bytes, io_pool: ThreadPoolExecutor) -> bytes:
+        """Name a chunk; seal it once and write it to each live target that lacks it.
+
+        A chunk id is handled once per run (a repeat waits for the first), so every target gets
+        the same sealed bytes. When some targets already hold the chunk, their copy is read,
+        verified and sent to the others instead of a fresh seal, for the same reason.
+        """
+        chunk_id = self._sealer.chunk_id(data)
+        with run.lock:
+            first = run.inflight.get(chunk_id)
+            if first is None:
+                run.inflight[chunk_id] = done = threading.Event()
+        if first is not None:
+            first.wait()
+            run.count_present(run.missing(chunk_id)[1])
+            return chunk_id
+        try:
+            need, have = run.missing(chunk_id)
+            run.count_present(have)
+            if need:
+                key = chunk_key(chunk_id)
+                blob = self._existing(have, key, chunk_id) or self._seal(run, chunk_id, data)
+                writes = [
+                    io_pool.submit(self._put, run, target, key, blob, chunk_id) for target in need
+                ]
+                wait(writes)
+        finally:
+            with run.lock:
+                # Later repeats find the id in the targets' known sets; the map stays small.
+                del run.inflight[chunk_id]
+            done.set()
+        return chunk_id
+
+    def _seal(self, run: _Run, chunk_id: bytes, data: bytes) -> bytes:
+        with run.lock:
+            run.sealed += 1
+        return bytes(self._sealer.seal(Kind.CHUNK, chunk_id.hex(), data, compress=self._compress))
+
+    def _existing(self, holders: list[Target], key: str, chunk_id: bytes) -> bytes | None:
+        """Read a chunk another target already holds, if it opens under its id; else ``None``."""
+        for holder in holders:
+            try:
+                blob = holder.read(key)
+                self._sealer.open_chunk(chunk_id, blob)
+            except (StorageError, IntegrityError, FormatError):
+                continue
+            return blob
+        return None
+
+    def _put(
+        self, run: _Run, target: Target, key: str, blob: bytes, chunk_id: bytes | None
+    ) -> bool:
+        """Write one object create-only; "already there" counts as stored. Never raises."""
+        with run.lock:
+            if target.name in run.failed:
+                return False
+        for attempt in range(self._retries + 1):
+            try:
+                target.write(key, blob)
+                break
+            except ObjectExistsError:
+                if chunk_id is None:
+                    # A manifest name is unique per snapshot: one already there is not ours.
+                    run.fail(target, _exists_error(target, key))
+                    return False
+                run.stored(target, chunk_id, len(blob), new=False)
+                return True
+            except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+                if attempt < self._retries and _transient(err):
+                    continue
+                run.fail(target, err)
+                return False
+        return self._lock_and_count(run, target, key, len(blob), chunk_id)
+
+    def _lock_and_count(
+        self, run: _Run, target: Target, key: str, size: int, chunk_id: bytes | None
+    ) -> bool:
+        """Set the retain-until date on a fresh object where the target locks, then count it."""
+        if target.name in run.locked and run.retain_until is not None:
+            try:
+                set_retain_until(target, key, run.retain_until, mode=self._lock_mode)
+            except Exception as err:  # noqa: BLE001 - a target that cannot lock has failed
+                run.fail(target, err)
+                return False
+        run.stored(target, chunk_id, size, new=True)
+        return True
+
+    def _commit(
+        self, run: _Run, manifest: Manifest, key: str, blob: bytes, io_pool: ThreadPoolExecutor
+    ) -> list[str]:
+        """Write the manifest to each target that holds every chunk it names (the commit point)."""
+        needed = {chunk for entry in manifest.files for chunk in entry.chunks}
+        ready: list[Target] = []
+        for target in run.live():
+            with run.lock:
+                lacking = len(needed - run.known[target.name])
+            if lacking:
+                run.fail(target, _incomplete_error(target, lacking))
+            else:
+                ready.append(target)
+        writes = {
+            target.name: io_pool.submit(self._put, run, target, key, blob, None) for target in ready
+        }
+        return [name for name, future in writes.items() if future.result()]
+
+    def _outcomes(self, run: _Run, committed: list[str]) -> tuple[TargetOutcome, ...]:
+        return tuple(
+            TargetOutcome(
+                target=target.name,
+                committed=target.name in committed,
+                error=run.failed.get(target.name),
+                chunks_uploaded=run.uploaded.get(target.name, 0),
+                chunks_present=run.present.get(target.name, 0),
+                bytes_uploaded=run.bytes_up.get(target.name, 0),
+            )
+            for target in self._targets
+        )
+
+
+def _has_object_lock(run: _Run, target: Target) -> bool:
+    try:
+        capabilities = target.capabilities or target.probe()
+    except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+        run.fail(target, err)
+        return False
+    return bool(capabilities.object_lock)
+
+
+def _transient(err: BaseException) -> bool:
+    return isinstance(err, TransientStorageError)
+
+
+def _exists_error(target: Target, key: str) -> ObjectExistsError:
+    return ObjectExistsError(
+        "a different snapshot already has this name", target=target.name, key=key
+    )
+
+
+def _incomplete_error(target: Target, lacking: int) -> BaseException:
+    return StorageError(f"{lacking} chunks the manifest names are not stored", target=target.name)
+
+
+def _entry(item: _Pending) -> FileEntry:
+    return FileEntry(
+        path=item.path,
+        type=FileType.FILE,
+        mode=item.mode,
+        mtime_ns=item.mtime_ns,
+        size=item.size,
+        chunks=tuple(future.result() for future in item.chunks),
+        sha256=item.sha256,
+    )
+
+
+def _source_name(source: str | os.PathLike[str] | StreamSource) -> str:
+    if isinstance(source, StreamSource):
+        return source.name
+    return os.fsencode(os.fspath(source)).decode("utf-8", "backslashreplace")
