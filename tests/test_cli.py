@@ -23,21 +23,40 @@ def run(*argv: str) -> tuple[int, str]:
 
 
 def test_demo_runs_a_complete_cycle(tmp_path: Path) -> None:
-    """``demo`` writes to two local targets, shows the refusal, and leaves the objects behind."""
+    """``demo`` backs up twice to two targets, dedups, refuses overwrites, verifies and signs."""
     code, text = run("demo", "--dir", str(tmp_path))
     assert code == 0, text
-    assert "overwrite refused; stored bytes unchanged: True" in text
-    assert "retention dry run, policy within_daily=14d,within_weekly=8w" in text
+    second = re.search(r"backup 2: .*\n((?:    .*\n){2})", text)
+    assert second is not None, text
+    for line in second.group(1).splitlines():
+        uploaded, present = map(
+            int, re.findall(r"(\d+) chunk\(s\) uploaded, (\d+) already", line)[0]
+        )
+        assert present > 0  # unchanged data was not uploaded again
+        assert uploaded <= 1  # only the edited contract
+    assert "was refused; stored bytes unchanged" in text
     counts = re.search(r"(\d+) nightly snapshots:\n\s+keep (\d+), forget (\d+)", text)
     assert counts is not None, text
     total, keep, forget = map(int, counts.groups())
     assert keep + forget == total
     assert 14 <= keep <= 14 + 8 + 6 + 2  # at most one slot per window period, overlapping
+    assert "both targets hold the same objects" in text
+    assert "a tampered copy is refused" in text
     assert text.strip().endswith("demo complete")
-    for name in ("amsterdam", "ireland"):
-        stored = tmp_path / name / "documents" / "contract-4711.txt"
-        assert stored.read_bytes() == b"contract 4711, signed 2026-11-26\n"
-        assert (tmp_path / name / "dumps" / "db.sql").stat().st_size > 300_000
+    amsterdam = sorted(
+        p.relative_to(tmp_path / "amsterdam")
+        for p in (tmp_path / "amsterdam").rglob("*")
+        if p.is_file()
+    )
+    ireland = sorted(
+        p.relative_to(tmp_path / "ireland")
+        for p in (tmp_path / "ireland").rglob("*")
+        if p.is_file()
+    )
+    assert amsterdam == ireland
+    assert sum(1 for p in amsterdam if p.parts[0] == "snapshots") == 2
+    assert sum(1 for p in amsterdam if p.parts[0] == "keys") == 1
+    assert not any(b"INSERT INTO" in (tmp_path / "amsterdam" / p).read_bytes() for p in amsterdam)
 
 
 def test_demo_in_a_temporary_folder_cleans_up() -> None:

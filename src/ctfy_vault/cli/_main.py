@@ -7,14 +7,13 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from ctfy_vault._version import __version__
+from ctfy_vault.cli._demo import DemoFailedError, run_demo
 from ctfy_vault.cli._mirror import add_parser as _add_mirror
-from ctfy_vault.exceptions import ConfigurationError, ObjectExistsError, VaultError
-from ctfy_vault.retention import Policy, plan
+from ctfy_vault.exceptions import ConfigurationError, VaultError
 from ctfy_vault.storage import Target
 
 EXIT_OK = 0
@@ -64,9 +63,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run a complete cycle on local folders with no configuration",
         description=(
-            "Create two local folder targets, probe them, write objects create-only to both, show "
-            "that a second write under the same name is refused and changes nothing, and print the "
-            "retention dry run of the product's schedule over a year of nightly backups."
+            "Create an encrypted repository on two local folder targets, back up sample data twice "
+            "(the second run uploads only what changed), show that an overwrite is refused, print "
+            "the retention dry run of the product's schedule, verify the chain and that both "
+            "targets agree, and hand out a signed link that a tampered copy cannot use."
         ),
     )
     demo.add_argument("--dir", type=Path, help="folder to work in (default: a new temporary one)")
@@ -119,53 +119,12 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run_demo(folder: Path, out: TextIO) -> int:
-    say: Callable[[str], object] = lambda text: out.write(text + "\n")  # noqa: E731 - tiny local
-    targets = [Target.from_url(str(folder / name), name=name) for name in ("amsterdam", "ireland")]
-    say(f"ctfy-vault {__version__} demo in {folder}")
-    for target in targets:
-        caps = target.probe()
-        atomic = "atomic" if caps.atomic_create else "NOT atomic"
-        say(f"  {target.name}: {caps.backend}, create-only is {atomic} ({caps.create_method})")
-    payload = b"contract 4711, signed 2026-11-26\n"
-    for target in targets:
-        target.write("documents/contract-4711.txt", payload)
-        target.write_stream(
-            "dumps/db.sql", (b"INSERT INTO contracts VALUES (%d);\n" % i for i in range(10_000))
-        )
-    say("  wrote documents/contract-4711.txt and dumps/db.sql to both targets, create-only")
-    for target in targets:
-        try:
-            target.write("documents/contract-4711.txt", b"tampered\n")
-        except ObjectExistsError:
-            kept = target.read("documents/contract-4711.txt") == payload
-            say(f"  {target.name}: overwrite refused; stored bytes unchanged: {kept}")
-            if not kept:
-                return EXIT_FAILED
-        else:
-            say(f"  {target.name}: overwrite was NOT refused")
-            return EXIT_FAILED
-    for target in targets:
-        keys = sorted(target.list())
-        sizes = ", ".join(f"{key} ({target.size(key)} B)" for key in keys)
-        say(f"  {target.name} holds: {sizes}")
-    _demo_retention(say)
-    say("demo complete")
+    try:
+        run_demo(folder, lambda text: out.write(text + "\n"))
+    except DemoFailedError as err:
+        sys.stderr.write(f"ctfy-vault: demo failed: {err}\n")
+        return EXIT_FAILED
     return EXIT_OK
-
-
-def _demo_retention(say: Callable[[str], object]) -> None:
-    """Show the dry-run plan of the product's schedule over a year of nightly backups."""
-    policy = Policy.contractify()
-    first = datetime(2025, 11, 27, 2, 30, tzinfo=UTC)
-    nightly = [first + timedelta(days=n) for n in range(365) if n % 61 != 17]  # a few missed nights
-    result = plan(nightly, policy)
-    say(f"  retention dry run, policy {policy}, {len(nightly)} nightly snapshots:")
-    say(f"    keep {len(result.keep)}, forget {len(result.forget)}; newest kept because:")
-    say("    " + ", ".join(str(reason) for reason in result.reasons[result.keep[0]]))
-    say(
-        f"    oldest kept {result.keep[-1]:%Y-%m-%d}: "
-        + ", ".join(str(reason) for reason in result.reasons[result.keep[-1]])
-    )
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
