@@ -29,7 +29,7 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE.parent))
 
-from tests.servers import S3Endpoint, make_bucket, rgw_server, s3_client  # noqa: E402
+from tests.servers import S3Endpoint, make_bucket, rgw_server, s3_client, s3_target  # noqa: E402
 
 from ctfy_vault.mirror import MirrorState, mirror  # noqa: E402
 from ctfy_vault.storage import Target  # noqa: E402
@@ -73,17 +73,6 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def s3_target(endpoint: S3Endpoint, bucket: str, prefix: str) -> Target:
-    """A target on the RGW endpoint."""
-    return Target.from_url(
-        f"s3://{bucket}/{prefix}",
-        endpoint_url=endpoint.endpoint_url,
-        key=endpoint.key,
-        secret=endpoint.secret,
-        region=endpoint.region,
-    )
 
 
 def rclone_env(endpoint: S3Endpoint) -> dict[str, str]:

@@ -395,3 +395,17 @@ def make_container(endpoint: AzureEndpoint, name: str) -> str:
     """
     blob_service_client(endpoint).create_container(name)
     return name
+
+
+def s3_target(endpoint: S3Endpoint, bucket: str, prefix: str = "root", **options: Any) -> Any:
+    """A `ctfy_vault.storage.Target` on ``bucket/prefix`` of the endpoint, with its credentials."""
+    from ctfy_vault.storage import Target
+
+    return Target.from_url(
+        f"s3://{bucket}/{prefix}",
+        endpoint_url=endpoint.endpoint_url,
+        key=endpoint.key,
+        secret=endpoint.secret,
+        region=endpoint.region,
+        **options,
+    )

@@ -20,7 +20,14 @@ from ctfy_vault.exceptions import (
     TransientStorageError,
 )
 from ctfy_vault.storage import RetryPolicy, Target
-from tests.servers import AzureEndpoint, S3Endpoint, make_bucket, make_container, s3_client
+from tests.servers import (
+    AzureEndpoint,
+    S3Endpoint,
+    make_bucket,
+    make_container,
+    s3_client,
+    s3_target,
+)
 
 PART = 5 * 2**20  # the smallest part size, so multipart paths run with little data
 STREAM_HELPER = Path(__file__).with_name("stream_memory.py")
@@ -335,15 +342,7 @@ class TestLocal(TargetContract):
 
 
 def _s3_factory(endpoint: S3Endpoint, bucket: str) -> Callable[..., Target]:
-    return lambda **kw: Target.from_url(
-        f"s3://{bucket}/root",
-        endpoint_url=endpoint.endpoint_url,
-        key=endpoint.key,
-        secret=endpoint.secret,
-        region=endpoint.region,
-        part_size=PART,
-        **kw,
-    )
+    return lambda **kw: s3_target(endpoint, bucket, part_size=PART, **kw)
 
 
 def _s3_spec(endpoint: S3Endpoint, bucket: str) -> dict[str, Any]:

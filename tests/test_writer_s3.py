@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from ctfy_vault.storage import Target
 from ctfy_vault.writer import ChunkerParams, StreamSource, Writer, heal
-from tests.servers import S3Endpoint, make_bucket, s3_client
+from tests.servers import S3Endpoint, make_bucket, s3_client, s3_target
 from tests.writer_strategies import FAST_RETRY, NOW, contents, manifests, restore, sealer
 
 #: Chunks of ~256 KiB: several per test, and some above the targets' streaming part size.
@@ -22,14 +22,8 @@ DATA = random.Random(7).randbytes(3 * 1024 * 1024)  # noqa: S311 - reproducible 
 
 
 def _s3_target(endpoint: S3Endpoint, bucket: str) -> Target:
-    return Target.from_url(
-        f"s3://{bucket}/repo",
-        endpoint_url=endpoint.endpoint_url,
-        key=endpoint.key,
-        secret=endpoint.secret,
-        region=endpoint.region,
-        retry=FAST_RETRY,
-    )
+    target: Target = s3_target(endpoint, bucket, "repo", retry=FAST_RETRY)
+    return target
 
 
 class WriterOnS3:

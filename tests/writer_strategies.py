@@ -13,6 +13,7 @@ import attrs
 from fsspec.implementations.memory import MemoryFileSystem
 from hypothesis import strategies as st
 
+from ctfy_vault import testing
 from ctfy_vault.crypto import MasterKeys, Sealer
 from ctfy_vault.manifest import Manifest, open_entry
 from ctfy_vault.storage import RetryPolicy, Target
@@ -32,8 +33,8 @@ def sealer() -> Sealer:
 
 
 def memory_target(label: str = "t") -> Target:
-    """A fresh in-memory target with a unique root."""
-    return Target.from_url(f"memory://{label}-{uuid.uuid4().hex}", retry=FAST_RETRY)
+    """A fresh in-memory target with a unique root, retrying without waiting."""
+    return testing.memory_target(f"{label}-{uuid.uuid4().hex}", retry=FAST_RETRY)
 
 
 def contents(target: Target) -> dict[str, bytes]:

@@ -8,11 +8,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from ctfy_vault._version import __version__
 from ctfy_vault.cli._demo import DemoFailedError, run_demo
 from ctfy_vault.cli._mirror import add_parser as _add_mirror
+from ctfy_vault.cli._options import add_target_options, target_from_args
 from ctfy_vault.exceptions import ConfigurationError, VaultError
 from ctfy_vault.storage import Target
 
@@ -45,18 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         help="target URL (file://, s3://, az://, abfs://, memory://); default: a temporary folder",
     )
     probe.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    probe.add_argument("--endpoint-url", help="S3-compatible endpoint (Spaces, Ceph, MinIO)")
-    probe.add_argument("--region", help="S3 region")
-    probe.add_argument(
-        "--addressing-style", choices=("path", "virtual", "auto"), help="S3 addressing style"
-    )
-    probe.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another backend option (e.g. account_name=...); not for secrets",
-    )
+    add_target_options(probe)
     probe.set_defaults(run=_probe)
 
     demo = commands.add_parser(
@@ -75,30 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"--option needs KEY=VALUE, got {item!r}")
-        if key in ("key", "secret", "token", "account_key", "connection_string", "sas_token"):
-            raise ConfigurationError(
-                f"--option {key}=... would put a secret on the command line; use the environment"
-            )
-        options[key] = value
-    for name in ("endpoint_url", "region", "addressing_style"):
-        value = getattr(args, name)
-        if value:
-            options[name] = value
-    return options
-
-
 def _probe(args: argparse.Namespace, out: TextIO) -> int:
-    options = _options(args)
     if args.url is None:
         with tempfile.TemporaryDirectory(prefix="ctfy-probe-") as folder:
-            return _print_probe(Target.from_url(folder, **options), args.json, out)
-    return _print_probe(Target.from_url(args.url, **options), args.json, out)
+            return _print_probe(target_from_args(folder, args), args.json, out)
+    return _print_probe(target_from_args(args.url, args), args.json, out)
 
 
 def _print_probe(target: Target, as_json: bool, out: TextIO) -> int:

@@ -6,14 +6,12 @@ import argparse
 import json
 from typing import Any, TextIO
 
+from ctfy_vault.cli._options import add_target_options, target_from_args
 from ctfy_vault.exceptions import ConfigurationError
 from ctfy_vault.mirror import MirrorReport, mirror, watch
-from ctfy_vault.storage import Target
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-
-_SECRET_OPTIONS = ("key", "secret", "token", "account_key", "connection_string", "sas_token")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -47,43 +45,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, metavar="N", help="with --watch, stop after N runs")
     parser.add_argument("--workers", type=int, default=16, help="objects copied concurrently")
     parser.add_argument("--json", action="store_true", help="print one JSON report per run")
-    parser.add_argument(
-        "--endpoint-url", help="S3-compatible endpoint for every s3:// URL (Spaces, Ceph, MinIO)"
-    )
-    parser.add_argument("--region", help="S3 region")
-    parser.add_argument(
-        "--addressing-style", choices=("path", "virtual", "auto"), help="S3 addressing style"
-    )
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another backend option for s3:// and az:// URLs; not for secrets",
-    )
+    add_target_options(parser, scope="every s3:// URL")
     parser.set_defaults(run=run)
     return parser
-
-
-def _target(url: str, args: argparse.Namespace) -> Target:
-    scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
-    options: dict[str, Any] = {}
-    if scheme in ("s3", "az", "abfs", "abfss"):
-        for item in args.option:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ConfigurationError(f"--option needs KEY=VALUE, got {item!r}")
-            if key in _SECRET_OPTIONS:
-                raise ConfigurationError(
-                    f"--option {key}=... would put a secret on the command line; use the environment"
-                )
-            options[key] = value
-    if scheme == "s3":
-        for name in ("endpoint_url", "region", "addressing_style"):
-            value = getattr(args, name)
-            if value:
-                options[name] = value
-    return Target.from_url(url, **options)
 
 
 def _print(report: MirrorReport, as_json: bool, out: TextIO) -> None:
@@ -114,8 +78,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     """Run ``ctfy-vault mirror`` with parsed ``args``; return the exit code (1 if a copy failed)."""
     if args.runs is not None and args.watch is None:
         raise ConfigurationError("--runs only makes sense with --watch")
-    source = _target(args.source, args)
-    replicas = [_target(url, args) for url in args.replicas]
+    source = target_from_args(args.source, args)
+    replicas = [target_from_args(url, args) for url in args.replicas]
     if args.watch is None:
         report = mirror(source, replicas, state=args.state, workers=args.workers)
         _print(report, args.json, out)
