@@ -22,6 +22,7 @@ PACKAGES = [
     "ctfy_vault.retention",
     "ctfy_vault.storage",
     "ctfy_vault.testing",
+    "ctfy_vault.vault",
     "ctfy_vault.writer",
 ]
 
@@ -51,7 +52,16 @@ def test_exceptions_all_is_complete() -> None:
 
 def test_top_level_reexports_public_names() -> None:
     """The names other code is promised are importable from the top level."""
-    promised = ("Target", "VaultError", "Policy", "plan", "RetentionPlan", "presign", "mirror")
+    promised = (
+        "Target",
+        "VaultError",
+        "Policy",
+        "plan",
+        "RetentionPlan",
+        "presign",
+        "mirror",
+        "Vault",
+    )
     for name in (*promised, "Capabilities", "RetryPolicy"):
         assert name in ctfy_vault.__all__
 

@@ -19,6 +19,7 @@ from ctfy_vault.manifest import FileEntry, Manifest, PruneRecord, verify_chain
 from ctfy_vault.mirror import MirrorReport, MirrorState, mirror
 from ctfy_vault.retention import Duration, Policy, Reason, RetentionPlan, plan, unlimited
 from ctfy_vault.storage import Capabilities, RetryPolicy, Target
+from ctfy_vault.vault import RestoreReport, SnapshotInfo, Vault, VerifyReport
 from ctfy_vault.writer import (
     BackupResult,
     ChunkerParams,
@@ -48,14 +49,18 @@ __all__ = [
     "PruneRecord",
     "RawKey",
     "Reason",
+    "RestoreReport",
     "RetentionPlan",
     "RetryPolicy",
     "Sealer",
     "SignedLink",
+    "SnapshotInfo",
     "StreamSource",
     "Target",
     "TargetOutcome",
+    "Vault",
     "VaultError",
+    "VerifyReport",
     "Writer",
     "__version__",
     "check_not_public",

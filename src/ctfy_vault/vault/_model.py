@@ -1,0 +1,175 @@
+"""Frozen values the vault hands back: snapshot info, backup, restore and verify reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypedDict
+
+import attrs
+
+from ctfy_vault.manifest import ChainReport, Manifest
+from ctfy_vault.writer import BackupResult, SourceWarning, TargetOutcome
+
+__all__ = ["BackupInfo", "Problem", "RestoreReport", "SnapshotInfo", "VerifyReport"]
+
+
+@attrs.frozen(kw_only=True)
+class SnapshotInfo:
+    """One snapshot as listed by `Vault.snapshots`.
+
+    Attributes:
+        name: the object name under ``snapshots/`` (creation time, then id; sorts by time).
+        snapshot_id: the snapshot's id.
+        lineage: its lineage (``db``, ``server-files``...).
+        created: when it was taken (UTC).
+        host: where it was taken.
+        tags: its tags, sorted.
+        hash: its entry hash, which the lineage's next entry names.
+        previous: the hash of the lineage's entry before it, or ``None`` for the first.
+        files: entries of every type.
+        size: bytes over all regular files.
+    """
+
+    name: str
+    snapshot_id: str
+    lineage: str
+    created: datetime
+    host: str
+    tags: tuple[str, ...]
+    hash: bytes = attrs.field(repr=False)
+    previous: bytes | None = attrs.field(repr=False)
+    files: int
+    size: int
+
+    @property
+    def time(self) -> datetime:
+        """The creation time, so a list of snapshots can go straight to `ctfy_vault.plan`."""
+        return self.created
+
+    @classmethod
+    def of(cls, manifest: Manifest, entry_hash: bytes) -> SnapshotInfo:
+        """Describe a manifest whose entry hash is known."""
+        return cls(**_fields(manifest, entry_hash))
+
+
+class _Fields(TypedDict):
+    name: str
+    snapshot_id: str
+    lineage: str
+    created: datetime
+    host: str
+    tags: tuple[str, ...]
+    hash: bytes
+    previous: bytes | None
+    files: int
+    size: int
+
+
+def _fields(manifest: Manifest, entry_hash: bytes) -> _Fields:
+    return {
+        "name": manifest.name,
+        "snapshot_id": manifest.snapshot_id,
+        "lineage": manifest.lineage,
+        "created": manifest.created,
+        "host": manifest.host,
+        "tags": manifest.tags,
+        "hash": entry_hash,
+        "previous": manifest.previous,
+        "files": manifest.totals.files,
+        "size": manifest.totals.size,
+    }
+
+
+@attrs.frozen(kw_only=True)
+class BackupInfo(SnapshotInfo):
+    """The snapshot a `Vault.backup` wrote, with what the run did on each target.
+
+    Attributes:
+        outcomes: one outcome per target (committed or not, chunks uploaded, chunks present).
+        warnings: source entries skipped or flagged (permission denied, changed while read...).
+        bytes_read: plaintext bytes read from the sources (unchanged files are not read).
+        chunks_sealed: chunks compressed and sealed in this run (the rest were already stored).
+    """
+
+    outcomes: tuple[TargetOutcome, ...]
+    warnings: tuple[SourceWarning, ...] = ()
+    bytes_read: int = 0
+    chunks_sealed: int = 0
+
+    @classmethod
+    def of_result(cls, result: BackupResult) -> BackupInfo:
+        """Describe a writer's result."""
+        return cls(
+            **_fields(result.manifest, result.hash),
+            outcomes=result.outcomes,
+            warnings=result.warnings,
+            bytes_read=result.bytes_read,
+            chunks_sealed=result.chunks_sealed,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class RestoreReport:
+    """What `Vault.restore` wrote.
+
+    Attributes:
+        files: regular files written.
+        dirs: directories created or updated.
+        symlinks: symbolic links created.
+        bytes: plaintext bytes written.
+        refused: ``(path, reason)`` for entries not restored (a link pointing outside the
+            destination).
+        fallbacks: ``(chunk key, target)`` for each chunk a target could not give intact, so
+            the next target was read instead.
+    """
+
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    refused: tuple[tuple[str, str], ...] = ()
+    fallbacks: tuple[tuple[str, str], ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Problem:
+    """One thing `Vault.verify` found wrong.
+
+    Attributes:
+        kind: ``unreachable`` (a target could not be listed), ``manifest`` (a snapshot object
+            does not open), ``missing-chunk`` (a manifest names a chunk its target lacks),
+            ``corrupt-chunk`` (a chunk fails authentication when re-read), ``lacking`` (another
+            target holds an object this one lacks), or ``chain`` (a gap, fork or rollback).
+        target: the target concerned, or ``None`` for repository-wide problems (the chain).
+        key: the object key concerned, or ``None``.
+        detail: what was seen, in words (never a secret).
+    """
+
+    kind: str
+    target: str | None
+    key: str | None
+    detail: str
+
+
+@attrs.frozen(kw_only=True)
+class VerifyReport:
+    """What `Vault.verify` checked and found.
+
+    Attributes:
+        targets: the targets checked, in the vault's order.
+        snapshots: distinct snapshot objects (manifests and prune records) over all targets.
+        chunks_read: chunk objects re-read and authenticated (0 unless ``read_data``).
+        chain: the hash-chain report over every entry any target holds.
+        problems: everything found wrong, sorted by kind, target and key.
+    """
+
+    targets: tuple[str, ...]
+    snapshots: int
+    chunks_read: int
+    chain: ChainReport = attrs.field(repr=False)
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing is wrong: structure, chain, agreement and (when read) data."""
+        return not self.problems and self.chain.ok

@@ -1,0 +1,171 @@
+"""Reading a repository mirrored on several targets: snapshots from all, chunks with fallback."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+import attrs
+
+from ctfy_vault.crypto import Sealer
+from ctfy_vault.exceptions import (
+    FormatError,
+    IntegrityError,
+    StorageError,
+    TargetsFailedError,
+)
+from ctfy_vault.manifest import FileEntry, OpenedEntry, open_entry
+from ctfy_vault.storage import Target
+from ctfy_vault.writer import SNAPSHOTS_PREFIX, chunk_key
+
+__all__ = ["ChunkStream", "Reader", "snapshot_names"]
+
+log = logging.getLogger("ctfy_vault.vault")
+
+#: Called with ``(chunk key, target name)`` when a target could not give a chunk intact.
+OnFallback = Callable[[str, str], None]
+
+
+def snapshot_names(target: Target) -> set[str]:
+    """List the names under ``snapshots/`` of one target.
+
+    Raises:
+        StorageError: the listing failed.
+    """
+    prefix = SNAPSHOTS_PREFIX + "/"
+    return {key[len(prefix) :] for key in target.list(SNAPSHOTS_PREFIX) if key.startswith(prefix)}
+
+
+@attrs.define
+class Reader:
+    """Reads one repository's objects from its targets, in order, falling back on failure.
+
+    Opened manifests are remembered by name: a name is written once and never rewritten, so
+    what it held when first read is what it holds for as long as it exists.
+    """
+
+    _targets: tuple[Target, ...] = attrs.field(alias="targets")
+    _sealer: Sealer = attrs.field(alias="sealer", repr=False)
+    _opened: dict[str, OpenedEntry] = attrs.field(factory=dict, init=False, repr=False)
+    _broken: dict[str, BaseException] = attrs.field(factory=dict, init=False, repr=False)
+
+    def broken(self, name_or_id: str) -> BaseException | None:
+        """Return why a snapshot object (by name or id) opened on no target at the last listing."""
+        for name, err in self._broken.items():
+            if name_or_id in (name, name.rsplit("-", 1)[-1]):
+                return err
+        return None
+
+    def catalog(self) -> dict[str, OpenedEntry]:
+        """Open every snapshot object any healthy target holds, by name.
+
+        Each name is read from the first target that lists it and gives it intact; a name that
+        no target gives intact is left out (``verify`` reports it).
+
+        Returns:
+            The opened entries, by name.
+
+        Raises:
+            TargetsFailedError: no target could be listed.
+        """
+        holders: dict[str, list[Target]] = {}
+        errors: dict[str, BaseException | None] = {}
+        for target in self._targets:
+            try:
+                names = snapshot_names(target)
+            except StorageError as err:
+                errors[target.name] = err
+                log.warning("cannot list snapshots on %s: %s", target.name, err)
+                continue
+            errors[target.name] = None
+            for name in names:
+                holders.setdefault(name, []).append(target)
+        if all(err is not None for err in errors.values()):
+            raise TargetsFailedError("no target could list the repository's snapshots", errors)
+        found: dict[str, OpenedEntry] = {}
+        self._broken.clear()
+        for name, targets in holders.items():
+            opened = self._opened.get(name) or self._open(name, targets)
+            if opened is not None:
+                self._opened[name] = opened
+                found[name] = opened
+        return found
+
+    def _open(self, name: str, targets: Sequence[Target]) -> OpenedEntry | None:
+        for target in targets:
+            try:
+                return open_entry(self._sealer, name, target.read(f"{SNAPSHOTS_PREFIX}/{name}"))
+            except (StorageError, IntegrityError, FormatError) as err:
+                log.warning("snapshot %s on %s cannot be opened: %s", name, target.name, err)
+                self._broken[name] = err
+        return None
+
+    def chunk(self, chunk_id: bytes, on_fallback: OnFallback | None = None) -> bytes:
+        """Read and authenticate one chunk from the first target that gives it intact.
+
+        Args:
+            chunk_id: the chunk's id.
+            on_fallback: told about each target that lacked the chunk or gave altered bytes.
+
+        Returns:
+            The chunk's plaintext (its id checked by the sealer).
+
+        Raises:
+            TargetsFailedError: no target holds the chunk intact; holds each target's error.
+        """
+        key = chunk_key(chunk_id)
+        errors: dict[str, BaseException | None] = {}
+        for target in self._targets:
+            try:
+                return self._sealer.open_chunk(chunk_id, target.read(key))
+            except (StorageError, IntegrityError, FormatError) as err:
+                errors[target.name] = err
+                log.warning("chunk %s on %s: %s; trying the next target", key, target.name, err)
+                if on_fallback is not None:
+                    on_fallback(key, target.name)
+        raise TargetsFailedError(f"no target holds chunk {key} intact", errors)
+
+    def content(self, entry: FileEntry, on_fallback: OnFallback | None = None) -> Iterator[bytes]:
+        """Yield a file's plaintext chunk by chunk, then check its SHA-256.
+
+        Raises:
+            TargetsFailedError: a chunk is intact on no target.
+            IntegrityError: the chunks do not add up to the file the manifest describes.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        for chunk_id in entry.chunks:
+            data = self.chunk(chunk_id, on_fallback)
+            digest.update(data)
+            size += len(data)
+            yield data
+        if size != entry.size or digest.digest() != entry.sha256:
+            raise IntegrityError(f"{entry.path}: restored content does not match its manifest")
+
+
+class ChunkStream(io.RawIOBase):
+    """A read-only stream over a file's chunks, fetched one at a time as they are read."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        """Wrap an iterator of byte strings (consumed lazily)."""
+        super().__init__()
+        self._pieces = pieces
+        self._buffer = memoryview(b"")
+
+    def readable(self) -> bool:
+        """Return ``True``: this stream is for reading."""
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Fill ``buffer`` with the next bytes; 0 at the end of the file."""
+        while not self._buffer:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return 0
+            self._buffer = memoryview(piece)
+        count = min(len(buffer), len(self._buffer))
+        buffer[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        return count

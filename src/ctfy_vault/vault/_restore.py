@@ -1,0 +1,209 @@
+"""Restoring a snapshot into a local folder: safe paths, links last, modes and times restored."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import posixpath
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ctfy_vault.exceptions import FormatError, ObjectExistsError
+from ctfy_vault.manifest import FileEntry, FileType, Manifest
+from ctfy_vault.vault._model import RestoreReport
+from ctfy_vault.vault._read import Reader
+
+__all__ = ["restore_manifest", "safe_join", "select"]
+
+log = logging.getLogger("ctfy_vault.vault")
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def select(files: Sequence[FileEntry], include: Iterable[str] | None) -> list[FileEntry]:
+    """Pick the entries named by ``include``: a path, a folder (with its contents) or a glob.
+
+    Args:
+        files: the manifest's entries.
+        include: paths or ``fnmatch`` patterns; ``None`` selects everything.
+
+    Returns:
+        The selected entries, in manifest (path) order.
+    """
+    if include is None:
+        return list(files)
+    patterns = [pattern.strip("/") for pattern in include]
+
+    def chosen(path: str) -> bool:
+        return any(
+            path == pattern or path.startswith(pattern + "/") or fnmatch.fnmatchcase(path, pattern)
+            for pattern in patterns
+        )
+
+    return [entry for entry in files if chosen(entry.path)]
+
+
+def safe_join(dest: Path, path: str) -> Path:
+    """Join a manifest path to the destination, refusing anything that could land outside it.
+
+    Manifests are authenticated and their paths validated when opened; this check does not rely on
+    that: a path must be relative, without ``.``, ``..``, empty segments or NUL.
+
+    Args:
+        dest: the restore folder.
+        path: the manifest path.
+
+    Returns:
+        The local path.
+
+    Raises:
+        FormatError: the path is absolute or could escape the destination.
+    """
+    segments = path.split("/")
+    if (
+        not path
+        or "\x00" in path
+        or path.startswith("/")
+        or "\\" in path
+        or any(segment in ("", ".", "..") for segment in segments)
+    ):
+        raise FormatError(f"manifest path {path!r} would escape the restore destination")
+    return dest.joinpath(*segments)
+
+
+def _link_escapes(entry: FileEntry) -> bool:
+    link = entry.link or ""
+    if posixpath.isabs(link) or "\x00" in link:
+        return True
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), link))
+    return resolved == ".." or resolved.startswith("../")
+
+
+def _check_destination(dest: Path, *, overwrite: bool) -> None:
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise ObjectExistsError(
+            "the restore destination exists and is not a folder", target="restore", key=str(dest)
+        )
+    if dest.is_dir() and not overwrite and any(dest.iterdir()):
+        raise ObjectExistsError(
+            "the restore destination is not empty; pass overwrite=True to restore into it",
+            target="restore",
+            key=str(dest),
+        )
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _write_file(
+    reader: Reader, entry: FileEntry, local: Path, fallbacks: list[tuple[str, str]]
+) -> int:
+    if local.is_symlink():
+        local.unlink()  # never write through a link that happens to be there
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+    written = 0
+    descriptor = os.open(local, flags, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        for piece in reader.content(entry, lambda key, target: fallbacks.append((key, target))):
+            out.write(piece)
+            written += len(piece)
+    return written
+
+
+def _restore_links(
+    targets: list[tuple[FileEntry, Path]], root: Path, refused: list[tuple[str, str]]
+) -> int:
+    """Create the symbolic links, refusing those that point outside the destination."""
+    created: list[tuple[FileEntry, Path]] = []
+    for entry, local in targets:
+        if entry.type is not FileType.SYMLINK:
+            continue
+        if _link_escapes(entry):
+            refused.append((entry.path, "symbolic link points outside the destination"))
+            log.warning("%s: not restored, its link points outside the destination", entry.path)
+            continue
+        if not _inside(root, local.parent.resolve()):
+            raise FormatError(f"{entry.path}: its folder resolves outside the destination")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if local.is_symlink() or local.is_file():
+            local.unlink()
+        os.symlink(entry.link or "", local)
+        if os.utime in os.supports_follow_symlinks:
+            os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        created.append((entry, local))
+    return len(created) - _unlink_escaping(created, root, refused)
+
+
+def _unlink_escaping(
+    created: list[tuple[FileEntry, Path]], root: Path, refused: list[tuple[str, str]]
+) -> int:
+    """Remove links that lead outside once resolved through the other links; return how many.
+
+    The text check alone is not enough: a link may climb out through another restored link
+    (``a -> .`` then ``a/x -> ../z``), and a later link can change how an earlier one resolves,
+    so every link is resolved again until none leads out.
+    """
+    removed = 0
+    changed = True
+    while changed:
+        changed = False
+        for entry, local in created:
+            if local.is_symlink() and not _inside(root, Path(os.path.realpath(local))):
+                local.unlink()
+                refused.append((entry.path, "symbolic link leads outside the destination"))
+                log.warning("%s: removed, its link leads outside the destination", entry.path)
+                removed += 1
+                changed = True
+    return removed
+
+
+def restore_manifest(
+    reader: Reader,
+    manifest: Manifest,
+    dest: Path,
+    *,
+    include: Iterable[str] | None = None,
+    overwrite: bool = False,
+) -> RestoreReport:
+    """Restore the selected entries of ``manifest`` under ``dest`` (see `Vault.restore`)."""
+    _check_destination(dest, overwrite=overwrite)
+    entries = select(manifest.files, include)
+    targets = [(entry, safe_join(dest, entry.path)) for entry in entries]  # all checked first
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    fallbacks: list[tuple[str, str]] = []
+    refused: list[tuple[str, str]] = []
+    files = dirs = written = 0
+    for entry, local in targets:
+        if entry.type is FileType.SYMLINK:
+            continue  # links last, so that nothing is ever written through a restored link
+        # Checked before creating anything: a link already in the destination may lead out.
+        if not _inside(root, local.parent.resolve()):
+            raise FormatError(f"{entry.path}: its folder resolves outside the destination")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if entry.type is FileType.DIR:
+            if local.is_symlink():
+                local.unlink()
+            local.mkdir(exist_ok=True)
+            dirs += 1
+            continue
+        written += _write_file(reader, entry, local, fallbacks)
+        os.chmod(local, entry.mode)
+        os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns))
+        files += 1
+    links = _restore_links(targets, root, refused)
+    # Folders last and deepest first: writing their contents changed their times.
+    for entry, local in reversed(targets):
+        if entry.type is FileType.DIR:
+            os.chmod(local, entry.mode)
+            os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns))
+    return RestoreReport(
+        files=files,
+        dirs=dirs,
+        symlinks=links,
+        bytes=written,
+        refused=tuple(refused),
+        fallbacks=tuple(fallbacks),
+    )

@@ -1,0 +1,489 @@
+"""The `Vault` facade: one repository mirrored on several targets."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import attrs
+
+from ctfy_vault.crypto import (
+    KEYS_PREFIX,
+    Cipher,
+    Credential,
+    MasterKeys,
+    Sealer,
+    create_key_slot,
+    new_repo_id,
+    unlock,
+)
+from ctfy_vault.exceptions import (
+    ConfigurationError,
+    IntegrityError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    StorageError,
+    TargetsFailedError,
+    UnsupportedError,
+)
+from ctfy_vault.manifest import FileEntry, FileType, Manifest, OpenedEntry
+from ctfy_vault.retention import Policy, RetentionPlan, plan
+from ctfy_vault.storage import Target
+from ctfy_vault.vault._config import CONFIG_KEY, RepoConfig
+from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo, VerifyReport
+from ctfy_vault.vault._read import ChunkStream, Reader
+from ctfy_vault.vault._restore import restore_manifest
+from ctfy_vault.vault._verify import ReadData, verify_targets
+from ctfy_vault.writer import (
+    DEFAULT_CHUNKER,
+    ChunkerParams,
+    HealReport,
+    Require,
+    StreamSource,
+    Writer,
+    heal,
+)
+
+__all__ = ["Source", "Vault"]
+
+Source = str | os.PathLike[str] | StreamSource
+SnapshotRef = SnapshotInfo | str
+
+
+def _targets(value: Iterable[Target]) -> tuple[Target, ...]:
+    targets = tuple(value)
+    if not targets:
+        raise ConfigurationError("a vault needs at least one target")
+    names = [target.name for target in targets]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("target names must be unique")
+    return targets
+
+
+def _read_configs(targets: Sequence[Target]) -> dict[str, RepoConfig]:
+    """Read ``config`` from every target; any target that cannot give one fails the open."""
+    configs: dict[str, RepoConfig] = {}
+    errors: dict[str, BaseException | None] = {}
+    for target in targets:
+        try:
+            configs[target.name] = RepoConfig.from_json(target.read(CONFIG_KEY))
+            errors[target.name] = None
+        except (StorageError, ValueError) as err:
+            errors[target.name] = err
+    if any(err is not None for err in errors.values()):
+        lacking = ", ".join(name for name, err in errors.items() if err is not None)
+        raise TargetsFailedError(f"no readable repository config on: {lacking}", errors)
+    return configs
+
+
+def _same_repository(configs: Mapping[str, RepoConfig]) -> RepoConfig:
+    groups: dict[bytes, list[str]] = {}
+    for name, config in configs.items():
+        groups.setdefault(config.repo_id, []).append(name)
+    if len(groups) > 1:
+        described = "; ".join(
+            f"repository {repo_id.hex()[:12]}... on {', '.join(names)}"
+            for repo_id, names in groups.items()
+        )
+        raise ConfigurationError(f"the targets hold different repositories: {described}")
+    first = next(iter(configs.values()))
+    differing = [name for name, config in configs.items() if config != first]
+    if differing:
+        raise ConfigurationError(
+            f"the targets' configs differ for one repository id: {', '.join(differing)} "
+            f"disagree with {next(iter(configs))}"
+        )
+    return first
+
+
+@attrs.define
+class Vault:
+    """One repository of encrypted, append-only snapshots, mirrored on several targets.
+
+    Build it with `Vault.init` (a new repository) or `Vault.open` (an existing one). Every
+    write goes to every target (create-only, see `ctfy_vault.writer.Writer`); reads take each
+    object from the first target that gives it intact and fall back to the next.
+
+    Several processes may back up into one repository at once; no lock is taken.
+    """
+
+    _targets: tuple[Target, ...] = attrs.field(alias="targets", converter=_targets)
+    _config: RepoConfig = attrs.field(alias="config")
+    _sealer: Sealer = attrs.field(alias="sealer", repr=False)
+    _reader: Reader = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._reader = Reader(targets=self._targets, sealer=self._sealer)
+
+    # -- creating and opening ----------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        targets: Iterable[Target],
+        *,
+        key: Credential,
+        now: datetime,
+        chunker: ChunkerParams = DEFAULT_CHUNKER,
+        cipher: Cipher = Cipher.AES_256_GCM,
+    ) -> Vault:
+        """Create a repository on every target: its ``config``, master keys and a key slot.
+
+        The config and the key slot are written create-only to the first target, then copied to
+        the others by `ctfy_vault.writer.heal` (verified, create-only).
+
+        Args:
+            targets: where the repository lives; names must be unique.
+            key: the passphrase or raw key that will open it (never stored).
+            now: the creation time recorded in the key slot (aware).
+            chunker: the FastCDC parameters every backup will use.
+            cipher: the AEAD for every object (AES-256-GCM or ChaCha20-Poly1305).
+
+        Returns:
+            The open vault.
+
+        Raises:
+            ObjectExistsError: a target already holds a repository config or key slots.
+            ConfigurationError: no target, duplicate names, or a plaintext cipher.
+            TargetsFailedError: a target could not be written (the others hold the repository;
+                `Vault.open` after repairing it, then `heal`).
+        """
+        targets = _targets(targets)
+        if cipher is Cipher.NONE:
+            raise ConfigurationError("Vault.init creates encrypted repositories only")
+        for target in targets:
+            if target.exists(CONFIG_KEY) or any(True for _ in target.list(KEYS_PREFIX.rstrip("/"))):
+                raise ObjectExistsError(
+                    "a repository already exists here", target=target.name, key=CONFIG_KEY
+                )
+        config = RepoConfig(repo_id=new_repo_id(), chunker=chunker, cipher=cipher)
+        keys = MasterKeys.generate()
+        first = targets[0]
+        first.write(CONFIG_KEY, config.to_json())
+        create_key_slot(first, repo_id=config.repo_id, keys=keys, credential=key, now=now)
+        sealer = Sealer(repo_id=config.repo_id, keys=keys, cipher=cipher)
+        if len(targets) > 1:
+            heal(targets, sealer=sealer)
+        return cls(targets=targets, config=config, sealer=sealer)
+
+    @classmethod
+    def open(cls, targets: Iterable[Target], *, key: Credential) -> Vault:
+        """Open an existing repository held by every target.
+
+        Args:
+            targets: the repository's targets; names must be unique.
+            key: a passphrase or raw key with a slot in the repository.
+
+        Returns:
+            The open vault.
+
+        Raises:
+            TargetsFailedError: a target holds no readable config (missing or unreachable);
+                holds each target's error.
+            ConfigurationError: the targets hold different repositories (the message names which
+                target holds which), or one repository with differing configs.
+            IntegrityError: the key opens no slot (one opaque error, whatever the cause).
+        """
+        targets = _targets(targets)
+        config = _same_repository(_read_configs(targets))
+        keys: MasterKeys | None = None
+        for target in targets:
+            try:
+                keys = unlock(target, repo_id=config.repo_id, credential=key)
+                break
+            except (IntegrityError, StorageError):
+                continue
+        if keys is None:
+            raise IntegrityError("no key slot opens with this key")
+        sealer = Sealer(repo_id=config.repo_id, keys=keys, cipher=config.cipher)
+        return cls(targets=targets, config=config, sealer=sealer)
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The targets, in the order they are read."""
+        return self._targets
+
+    @property
+    def config(self) -> RepoConfig:
+        """The repository's config (id, chunker, cipher, format)."""
+        return self._config
+
+    @property
+    def repo_id(self) -> bytes:
+        """The 16-byte repository id."""
+        return self._config.repo_id
+
+    # -- backup ------------------------------------------------------------------------------
+
+    def backup(
+        self,
+        sources: Source | Iterable[Source],
+        *,
+        lineage: str,
+        now: datetime,
+        host: str | None = None,
+        tags: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
+        require: Require = "all",
+    ) -> BackupInfo:
+        """Back up paths and streams as one new snapshot of ``lineage`` on every target.
+
+        The lineage's newest entry is found first: its hash becomes the new snapshot's
+        ``previous`` (the hash chain), and its newest snapshot is the parent, so files whose size,
+        mtime and mode are unchanged are not read again. Per target the manifest is written only
+        after every chunk it names is there (see `ctfy_vault.writer.Writer.backup`).
+
+        Args:
+            sources: one path or stream, or several.
+            lineage: the chain this snapshot belongs to (``db``, ``server-files``...).
+            now: the snapshot's creation time (aware).
+            host: the machine the data comes from; this machine's name by default.
+            tags: free tags.
+            labels: free key/value labels.
+            require: ``"all"`` or how many targets must commit.
+
+        Returns:
+            The snapshot written, with each target's outcome.
+
+        Raises:
+            TargetsFailedError: fewer targets committed than required (after committing where
+                possible); repair with `heal`.
+            ConfigurationError: a source does not exist, two share a name, or bad metadata.
+            OSError: a stream source failed (nothing is committed).
+        """
+        given: list[Source] = (
+            [sources] if isinstance(sources, (str, os.PathLike, StreamSource)) else list(sources)
+        )
+        previous, parent = self._lineage_head(lineage)
+        writer = Writer(self._targets, self._sealer, chunker=self._config.chunker, require=require)
+        result = writer.backup(
+            given,
+            lineage=lineage,
+            host=socket.gethostname() if host is None else host,
+            now=now,
+            previous=previous,
+            parent=parent,
+            tags=tuple(tags),
+            labels=dict(labels or {}),
+        )
+        return BackupInfo.of_result(result)
+
+    def _lineage_head(self, lineage: str) -> tuple[bytes | None, Manifest | None]:
+        """Return the lineage's newest entry hash and its newest snapshot (the parent)."""
+        ordered = sorted(self._reader.catalog().values(), key=_order, reverse=True)
+        mine = [opened for opened in ordered if opened.entry.lineage == lineage]
+        previous = mine[0].hash if mine else None
+        parent = next((o.entry for o in mine if isinstance(o.entry, Manifest)), None)
+        return previous, parent
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def snapshots(self, lineage: str | None = None) -> list[SnapshotInfo]:
+        """List the snapshots, newest first.
+
+        Every target that can be listed contributes (a snapshot one target missed is still
+        shown); each manifest is read from the first target that gives it intact.
+
+        Args:
+            lineage: only this lineage's snapshots; all by default.
+
+        Returns:
+            The snapshots, newest first (prune records are not snapshots and are not listed).
+
+        Raises:
+            TargetsFailedError: no target could be listed.
+        """
+        found = [
+            SnapshotInfo.of(opened.entry, opened.hash)
+            for opened in self._reader.catalog().values()
+            if isinstance(opened.entry, Manifest)
+            and (lineage is None or opened.entry.lineage == lineage)
+        ]
+        return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
+
+    def manifest(self, snapshot: SnapshotRef) -> Manifest:
+        """Return a snapshot's full manifest.
+
+        Args:
+            snapshot: a `SnapshotInfo`, a snapshot name, or a snapshot id.
+
+        Raises:
+            ObjectNotFoundError: no snapshot has that name or id.
+            IntegrityError: the snapshot object fails authentication on every target holding it.
+            FormatError: it authenticates but its content is invalid (e.g. an escaping path).
+        """
+        wanted = snapshot.name if isinstance(snapshot, SnapshotInfo) else snapshot
+        for opened in self._reader.catalog().values():
+            entry = opened.entry
+            if isinstance(entry, Manifest) and wanted in (entry.name, entry.snapshot_id):
+                return entry
+        err = self._reader.broken(wanted)
+        if err is not None:
+            raise err
+        raise ObjectNotFoundError("no such snapshot", target="repository", key=wanted)
+
+    def ls(self, snapshot: SnapshotRef, path: str = "") -> list[FileEntry]:
+        """List a snapshot's entries at and under ``path`` (everything by default), in path order.
+
+        Raises:
+            ObjectNotFoundError: no such snapshot, or nothing at ``path``.
+        """
+        files = self.manifest(snapshot).files
+        path = path.strip("/")
+        if not path:
+            return list(files)
+        found = [e for e in files if e.path == path or e.path.startswith(path + "/")]
+        if not found:
+            raise ObjectNotFoundError("no such path in the snapshot", target="repository", key=path)
+        return found
+
+    def open_file(self, snapshot: SnapshotRef, path: str) -> io.BufferedReader:
+        """Open one file of a snapshot as a readable binary stream.
+
+        Chunks are fetched as the stream is read, each authenticated (falling back to the next
+        target on a missing or altered chunk); at the end the whole file's SHA-256 is checked.
+
+        Raises:
+            ObjectNotFoundError: no such snapshot or file.
+            ConfigurationError: the path is a folder or a link.
+            TargetsFailedError: a chunk is intact on no target (raised while reading).
+            IntegrityError: the content does not match the manifest (raised at the end).
+        """
+        wanted = path.strip("/")
+        entry = next((e for e in self.manifest(snapshot).files if e.path == wanted), None)
+        if entry is None:
+            raise ObjectNotFoundError("no such file in the snapshot", target="repository", key=path)
+        if entry.type is not FileType.FILE:
+            raise ConfigurationError(f"{wanted} is a {entry.type.value}, not a file")
+        return io.BufferedReader(ChunkStream(self._reader.content(entry)))
+
+    def restore(
+        self,
+        snapshot: SnapshotRef,
+        dest: str | os.PathLike[str],
+        *,
+        include: Iterable[str] | None = None,
+        overwrite: bool = False,
+    ) -> RestoreReport:
+        """Restore a snapshot (or the entries ``include`` names) into a local folder.
+
+        Every chunk is authenticated; a chunk missing or altered on one target is read from the
+        next. Files get their mode and mtime, folders too (after their contents); links are
+        created last, so nothing is written through a link, and a link pointing outside the
+        destination is not created (it is listed in ``refused``). Every manifest path is checked
+        before anything is written.
+
+        Args:
+            snapshot: a `SnapshotInfo`, a snapshot name or id.
+            dest: the destination folder (created if missing).
+            include: paths, folders or ``fnmatch`` patterns to restore; everything by default.
+            overwrite: restore into a folder that is not empty, replacing files of the same name.
+
+        Returns:
+            What was written, refused, and read from a fallback target.
+
+        Raises:
+            ObjectExistsError: ``dest`` is not empty (or not a folder) and ``overwrite`` is off.
+            FormatError: a manifest path is absolute or would escape ``dest``.
+            TargetsFailedError: a chunk is intact on no target.
+            IntegrityError: a file's content does not match its manifest.
+        """
+        manifest = self.manifest(snapshot)
+        return restore_manifest(
+            self._reader, manifest, Path(dest), include=include, overwrite=overwrite
+        )
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def forget(
+        self,
+        policy: Policy | Mapping[str, Policy],
+        *,
+        lineage: str | None = None,
+        now: datetime | None = None,
+        dry_run: bool = True,
+    ) -> dict[str, RetentionPlan[SnapshotInfo]]:
+        """Plan which snapshots each lineage's policy keeps and forgets, with the reasons.
+
+        Each lineage is planned on its own snapshots only: one lineage's policy never touches
+        another's. Nothing is changed; applying a plan is ``prune``'s job (not in this release).
+
+        Args:
+            policy: one policy for every lineage planned, or a policy per lineage (lineages
+                without one are not planned).
+            lineage: plan only this lineage.
+            now: the moment of planning (aware); by default each lineage's newest snapshot time,
+                so the plan never depends on the machine's clock.
+            dry_run: must be ``True`` in this release.
+
+        Returns:
+            For each lineage planned, in name order, its plan over `SnapshotInfo` values (newest
+            first in ``keep`` and ``forget``; ``reasons`` for each kept snapshot).
+
+        Raises:
+            UnsupportedError: ``dry_run=False`` (prune is not available yet).
+            ConfigurationError: ``lineage`` has no policy in the mapping given.
+            PolicyError: ``now`` is naive.
+        """
+        if not dry_run:
+            raise UnsupportedError("forget runs as a dry run only; prune is not available yet")
+        listed = self.snapshots()
+        if isinstance(policy, Policy):
+            names = {lineage} if lineage is not None else {info.lineage for info in listed}
+            policies = dict.fromkeys(names, policy)
+        else:
+            policies = dict(policy)
+            if lineage is not None:
+                if lineage not in policies:
+                    raise ConfigurationError(f"no retention policy for lineage {lineage!r}")
+                policies = {lineage: policies[lineage]}
+        return {
+            name: plan([info for info in listed if info.lineage == name], policies[name], now=now)
+            for name in sorted(policies)
+        }
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def verify(
+        self, read_data: ReadData = False, *, rng: random.Random | None = None
+    ) -> VerifyReport:
+        """Check the repository and report everything wrong (never repairs, never deletes).
+
+        * structure: on every target each snapshot object opens, and each manifest names only
+          chunks that target holds;
+        * chain: every lineage's hash chain has no gap, fork or rollback (`verify_chain`);
+        * agreement: every target holds the same objects (lock files aside);
+        * data (``read_data``): chunk objects are re-read from every target holding them and
+          authenticated; ``True`` reads all, a fraction reads that share, sampled with ``rng``.
+
+        Args:
+            read_data: ``False``, ``True`` or a fraction from 0 to 1.
+            rng: the sampler for a fraction (a fresh unseeded one by default).
+
+        Returns:
+            The report; ``report.ok`` is ``True`` only when nothing was found.
+
+        Raises:
+            ValueError: ``read_data`` is out of range.
+        """
+        return verify_targets(self._targets, self._sealer, read_data=read_data, rng=rng)
+
+    def heal(self) -> HealReport:
+        """Copy to each target what it lacks from another, verified and create-only.
+
+        Raises:
+            TargetsFailedError: a target could not be completed (after copying what could be).
+            ConfigurationError: the vault has a single target (nothing to heal from).
+        """
+        return heal(self._targets, sealer=self._sealer)
+
+
+def _order(opened: OpenedEntry) -> tuple[datetime, str]:
+    return opened.entry.created, opened.name

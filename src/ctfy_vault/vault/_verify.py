@@ -1,0 +1,157 @@
+"""Checking a repository: structure per target, the hash chain, agreement, and optionally data."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from ctfy_vault.crypto import Sealer
+from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
+from ctfy_vault.manifest import Manifest, OpenedEntry, open_entry, verify_chain
+from ctfy_vault.storage import Target
+from ctfy_vault.vault._model import Problem, VerifyReport
+from ctfy_vault.writer import OBJECTS_PREFIX, SNAPSHOTS_PREFIX, chunk_key
+
+__all__ = ["verify_targets"]
+
+_LOCKS = "locks/"
+ReadData = bool | float
+
+
+def _fraction(read_data: ReadData) -> float:
+    if isinstance(read_data, bool):
+        return 1.0 if read_data else 0.0
+    if not 0.0 <= read_data <= 1.0:
+        raise ValueError("read_data is False, True, or a fraction from 0 to 1")
+    return float(read_data)
+
+
+def _chunk_id(key: str) -> bytes | None:
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != OBJECTS_PREFIX or len(parts[2]) != 64:
+        return None
+    try:
+        return bytes.fromhex(parts[2])
+    except ValueError:
+        return None
+
+
+def verify_targets(
+    targets: Sequence[Target],
+    sealer: Sealer,
+    *,
+    read_data: ReadData = False,
+    rng: random.Random | None = None,
+) -> VerifyReport:
+    """Check every target of a repository (see `Vault.verify`)."""
+    fraction = _fraction(read_data)
+    problems: list[Problem] = []
+    listings: dict[str, set[str]] = {}
+    for target in targets:
+        try:
+            listings[target.name] = {k for k in target.list("") if not k.startswith(_LOCKS)}
+        except StorageError as err:
+            problems.append(
+                Problem(kind="unreachable", target=target.name, key=None, detail=str(err))
+            )
+    entries: dict[str, OpenedEntry] = {}
+    for target in targets:
+        keys = listings.get(target.name)
+        if keys is None:
+            continue
+        problems.extend(_structure(target, sealer, keys, entries))
+    every = set().union(*listings.values()) if listings else set()
+    for name, keys in sorted(listings.items()):
+        problems.extend(
+            Problem(kind="lacking", target=name, key=key, detail="another target holds it")
+            for key in sorted(every - keys)
+        )
+    chain = verify_chain(entries.values())
+    for gap in chain.gaps:
+        detail = f"lineage {gap.lineage}: {gap.referenced_by} names a missing predecessor"
+        problems.append(Problem(kind="chain", target=None, key=None, detail=detail))
+    for fork in chain.forks:
+        detail = f"lineage {fork.lineage}: fork between {', '.join(fork.entries)}"
+        problems.append(Problem(kind="chain", target=None, key=None, detail=detail))
+    for rollback in chain.rollbacks:
+        detail = f"lineage {rollback.lineage}: {rollback.reason}"
+        problems.append(Problem(kind="chain", target=None, key=None, detail=detail))
+    chunks_read = 0
+    if fraction > 0:
+        read, found = _read_chunks(targets, sealer, listings, fraction, rng or random.Random())  # noqa: S311 - sampling, not secrets
+        chunks_read = read
+        problems.extend(found)
+    problems.sort(key=lambda p: (p.kind, p.target or "", p.key or "", p.detail))
+    return VerifyReport(
+        targets=tuple(target.name for target in targets),
+        snapshots=len(
+            {
+                key
+                for keys in listings.values()
+                for key in keys
+                if key.startswith(SNAPSHOTS_PREFIX + "/")
+            }
+        ),
+        chunks_read=chunks_read,
+        chain=chain,
+        problems=tuple(problems),
+    )
+
+
+def _structure(
+    target: Target, sealer: Sealer, keys: set[str], entries: dict[str, OpenedEntry]
+) -> list[Problem]:
+    """Open every manifest on one target and check that it holds every chunk each one names."""
+    problems: list[Problem] = []
+    prefix = SNAPSHOTS_PREFIX + "/"
+    missing: dict[str, str] = {}
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        name = key[len(prefix) :]
+        try:
+            opened = open_entry(sealer, name, target.read(key))
+        except (StorageError, IntegrityError, FormatError) as err:
+            problems.append(Problem(kind="manifest", target=target.name, key=key, detail=str(err)))
+            continue
+        entries.setdefault(name, opened)
+        if isinstance(opened.entry, Manifest):
+            for entry in opened.entry.files:
+                for chunk_id in entry.chunks:
+                    chunk = chunk_key(chunk_id)
+                    if chunk not in keys:
+                        missing.setdefault(chunk, f"named by {name} ({entry.path})")
+    problems.extend(
+        Problem(kind="missing-chunk", target=target.name, key=key, detail=detail)
+        for key, detail in sorted(missing.items())
+    )
+    return problems
+
+
+def _read_chunks(
+    targets: Sequence[Target],
+    sealer: Sealer,
+    listings: dict[str, set[str]],
+    fraction: float,
+    rng: random.Random,
+) -> tuple[int, list[Problem]]:
+    """Re-read and authenticate a share of the chunk objects on every target holding them."""
+    chunks = sorted({k for keys in listings.values() for k in keys if _chunk_id(k) is not None})
+    count = len(chunks) if fraction >= 1.0 else math.ceil(len(chunks) * fraction)
+    chosen = chunks if count == len(chunks) else sorted(rng.sample(chunks, count))
+    problems: list[Problem] = []
+    read = 0
+    for target in targets:
+        keys = listings.get(target.name, set())
+        for key in chosen:
+            if key not in keys:
+                continue
+            chunk_id = _chunk_id(key)
+            assert chunk_id is not None  # noqa: S101 - chosen only among parsable keys
+            read += 1
+            try:
+                sealer.open_chunk(chunk_id, target.read(key))
+            except (IntegrityError, FormatError, StorageError) as err:
+                problems.append(
+                    Problem(kind="corrupt-chunk", target=target.name, key=key, detail=str(err))
+                )
+    return read, problems
