@@ -53,7 +53,8 @@ def _wait_past(deadline: float) -> None:
 @pytest.mark.rgw
 class TestRGW:
     @pytest.fixture(scope="class")
-    def target(self, rgw_s3: S3Endpoint) -> Target:
+    @classmethod
+    def target(cls, rgw_s3: S3Endpoint) -> Target:
         """A bucket on RGW holding one document under a prefix."""
         bucket = make_bucket(rgw_s3, f"links-{uuid.uuid4().hex[:16]}")
         target = Target.from_url(
@@ -140,7 +141,8 @@ class TestRGW:
 @pytest.mark.azurite
 class TestAzurite:
     @pytest.fixture(scope="class")
-    def target(self, azurite: AzureEndpoint) -> Target:
+    @classmethod
+    def target(cls, azurite: AzureEndpoint) -> Target:
         """A container on Azurite holding one document under a prefix."""
         container = make_container(azurite, f"links-{uuid.uuid4().hex[:16]}")
         target = Target.from_url(
