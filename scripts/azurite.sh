@@ -97,22 +97,8 @@ cmd_install() {
   say "installed azurite $(installed_version)"
 }
 
-port_in_use() {
-  (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    port_in_use "$p" || {
-      echo "$p"
-      return 0
-    }
-  done
-  echo "[azurite] no free port found" >&2
-  return 1
-}
+# shellcheck source=scripts/lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ports.sh"
 
 # The pid of the Azurite started from this $DIR, checked against /proc so that a recycled pid of an
 # unrelated process is never signalled.
@@ -156,7 +142,7 @@ answers() {
 cmd_start() {
   cmd_install
   if [ "$PORT" = auto ] || [ "$PORT" = 0 ]; then
-    PORT="$(free_port)"
+    PORT="$(free_port azurite)"
   elif [[ ! "$PORT" =~ ^[0-9]+$ ]]; then
     echo "[azurite] AZURITE_PORT must be a port number or 'auto', got '$PORT'" >&2
     exit 1

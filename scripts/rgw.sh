@@ -128,28 +128,14 @@ cmd_install() {
   if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 }
 
-port_in_use() {
-  (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    port_in_use "$p" || {
-      echo "$p"
-      return 0
-    }
-  done
-  echo "[rgw] no free port found" >&2
-  return 1
-}
+# shellcheck source=scripts/lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ports.sh"
 
 # Resolve "auto"/0 to a free port; refuse a fixed port that something already listens on.
 pick_port() {
   local name="$1" value="$2"
   if [ "$value" = auto ] || [ "$value" = 0 ]; then
-    free_port
+    free_port rgw
   elif [[ ! "$value" =~ ^[0-9]+$ ]]; then
     echo "[rgw] $name must be a port number or 'auto', got '$value'" >&2
     return 1

@@ -21,6 +21,7 @@ from tests.servers import (
     make_bucket,
     make_container,
     s3_client,
+    s3_target,
 )
 
 DOC = "contracts/Überweisung 4711.pdf"
@@ -57,13 +58,7 @@ class TestRGW:
     def target(cls, rgw_s3: S3Endpoint) -> Target:
         """A bucket on RGW holding one document under a prefix."""
         bucket = make_bucket(rgw_s3, f"links-{uuid.uuid4().hex[:16]}")
-        target = Target.from_url(
-            f"s3://{bucket}/tenant-7",
-            endpoint_url=rgw_s3.endpoint_url,
-            key=rgw_s3.key,
-            secret=rgw_s3.secret,
-            region=rgw_s3.region,
-        )
+        target: Target = s3_target(rgw_s3, bucket, "tenant-7")
         target.write(DOC, BODY)
         return target
 
