@@ -20,7 +20,6 @@ from ctfy_vault.exceptions import (
     ObjectExistsError,
     ObjectNotFoundError,
     TargetsFailedError,
-    UnsupportedError,
     VaultError,
 )
 from ctfy_vault.manifest import FileType, verify_chain
@@ -113,14 +112,26 @@ class TestInitOpen:
         for target in mixed:
             assert target.name in text
 
-    def test_target_without_config_fails_the_open(self) -> None:
-        """A target that holds no repository fails the open, naming it."""
+    def test_target_without_config_opens_degraded_and_heals(self) -> None:
+        """A target without the repository is listed as degraded; heal copies it in."""
         vault = new_vault()
         empty = memory_target("empty")
+        reopened = Vault.open([*vault.targets, empty], key=KEY)
+        assert set(reopened.degraded) == {empty.name}
+        assert isinstance(reopened.degraded[empty.name], ObjectNotFoundError)
+        reopened.heal()
+        healed = Vault.open([*vault.targets, empty], key=KEY)
+        assert healed.degraded == {}
+        assert healed.verify().ok
+
+    def test_no_target_with_config_fails_the_open(self) -> None:
+        """When no target holds the repository the open fails, naming every target."""
+        empty = [memory_target("empty"), memory_target("void")]
         with pytest.raises(TargetsFailedError) as caught:
-            Vault.open([*vault.targets, empty], key=KEY)
-        assert empty.name in str(caught.value)
-        assert set(caught.value.outcomes) == {t.name for t in [*vault.targets, empty]}
+            Vault.open(empty, key=KEY)
+        for target in empty:
+            assert target.name in str(caught.value)
+        assert set(caught.value.outcomes) == {t.name for t in empty}
 
     def test_init_refuses_an_existing_repository(self) -> None:
         """Init over a target that already holds a repository refuses and writes nothing."""
@@ -338,13 +349,13 @@ class TestForget:
         earlier = vault.forget(Policy(last=1), lineage="db", now=NOW + timedelta(days=1))
         assert [s.created for s in earlier["db"].forget] == [NOW]
 
-    def test_dry_run_changes_nothing_and_prune_is_not_offered(self) -> None:
-        """A forget dry run never writes or deletes; dry_run=False is refused in this release."""
+    def test_dry_run_changes_nothing(self) -> None:
+        """A forget dry run never writes or deletes; without dry_run it needs an explicit now."""
         vault = new_vault()
         self.daily(vault, "db", 3)
         before = [sorted(t.list("")) for t in vault.targets]
         vault.forget(Policy(last=1))
         assert [sorted(t.list("")) for t in vault.targets] == before
-        with pytest.raises(UnsupportedError):
+        with pytest.raises(ConfigurationError):
             vault.forget(Policy(last=1), dry_run=False)
         assert [sorted(t.list("")) for t in vault.targets] == before

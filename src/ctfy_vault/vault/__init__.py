@@ -1,4 +1,4 @@
-"""The repository facade: init/open, backup, snapshots, restore and verify over several targets.
+"""The repository facade: init/open, backup, snapshots, restore, prune, verify and keys.
 
 A `Vault` is one encrypted, append-only repository mirrored on several targets. Writes go to
 every target create-only; reads take each object from the first target that gives it intact.
@@ -24,14 +24,21 @@ every target create-only; reads take each object from the first target that give
 """
 
 from ctfy_vault.vault._config import CONFIG_KEY, REPOSITORY_FORMAT, RepoConfig
+from ctfy_vault.vault._lock import LOCK_KEY, LockInfo
 from ctfy_vault.vault._model import BackupInfo, Problem, RestoreReport, SnapshotInfo, VerifyReport
+from ctfy_vault.vault._prune import DEFAULT_GRACE, DEFAULT_LOCK_TTL, PruneReport
 from ctfy_vault.vault._vault import Source, Vault
 
 __all__ = [
     "CONFIG_KEY",
+    "DEFAULT_GRACE",
+    "DEFAULT_LOCK_TTL",
+    "LOCK_KEY",
     "REPOSITORY_FORMAT",
     "BackupInfo",
+    "LockInfo",
     "Problem",
+    "PruneReport",
     "RepoConfig",
     "RestoreReport",
     "SnapshotInfo",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
@@ -58,6 +58,15 @@ class Reader:
                 return err
         return None
 
+    def broken_names(self) -> set[str]:
+        """The snapshot objects that opened on no target at the last listing."""
+        return set(self._broken)
+
+    def forget_names(self, names: Iterable[str]) -> None:
+        """Drop remembered entries (after prune deleted their objects)."""
+        for name in names:
+            self._opened.pop(name, None)
+
     def catalog(self) -> dict[str, OpenedEntry]:
         """Open every snapshot object any healthy target holds, by name.
 
@@ -89,6 +98,7 @@ class Reader:
         for name, targets in holders.items():
             opened = self._opened.get(name) or self._open(name, targets)
             if opened is not None:
+                self._broken.pop(name, None)
                 self._opened[name] = opened
                 found[name] = opened
         return found

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
 import socket
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -16,15 +17,18 @@ from ctfy_vault.crypto import (
     KEYS_PREFIX,
     Cipher,
     Credential,
+    KeySlot,
     MasterKeys,
     Sealer,
     create_key_slot,
+    list_key_slots,
     new_repo_id,
     unlock,
 )
 from ctfy_vault.exceptions import (
     ConfigurationError,
     IntegrityError,
+    LockError,
     ObjectExistsError,
     ObjectNotFoundError,
     StorageError,
@@ -35,7 +39,9 @@ from ctfy_vault.manifest import FileEntry, FileType, Manifest, OpenedEntry
 from ctfy_vault.retention import Policy, RetentionPlan, plan
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._config import CONFIG_KEY, RepoConfig
+from ctfy_vault.vault._lock import LOCK_KEY, LockInfo, read_lock
 from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo, VerifyReport
+from ctfy_vault.vault._prune import DEFAULT_GRACE, DEFAULT_LOCK_TTL, PruneReport, prune_targets
 from ctfy_vault.vault._read import ChunkStream, Reader
 from ctfy_vault.vault._restore import restore_manifest
 from ctfy_vault.vault._verify import ReadData, verify_targets
@@ -51,6 +57,8 @@ from ctfy_vault.writer import (
 
 __all__ = ["Source", "Vault"]
 
+log = logging.getLogger("ctfy_vault.vault")
+
 Source = str | os.PathLike[str] | StreamSource
 SnapshotRef = SnapshotInfo | str
 
@@ -65,20 +73,30 @@ def _targets(value: Iterable[Target]) -> tuple[Target, ...]:
     return targets
 
 
-def _read_configs(targets: Sequence[Target]) -> dict[str, RepoConfig]:
-    """Read ``config`` from every target; any target that cannot give one fails the open."""
+def _read_configs(
+    targets: Sequence[Target],
+) -> tuple[dict[str, RepoConfig], dict[str, BaseException]]:
+    """Read ``config`` from every target: the configs found, and why the others gave none.
+
+    Raises:
+        TargetsFailedError: no target gave a config.
+        FormatError: a target's config is not a repository config of a known format.
+    """
     configs: dict[str, RepoConfig] = {}
-    errors: dict[str, BaseException | None] = {}
+    missing: dict[str, BaseException] = {}
     for target in targets:
         try:
-            configs[target.name] = RepoConfig.from_json(target.read(CONFIG_KEY))
-            errors[target.name] = None
-        except (StorageError, ValueError) as err:
-            errors[target.name] = err
-    if any(err is not None for err in errors.values()):
-        lacking = ", ".join(name for name, err in errors.items() if err is not None)
-        raise TargetsFailedError(f"no readable repository config on: {lacking}", errors)
-    return configs
+            data = target.read(CONFIG_KEY)
+        except StorageError as err:
+            missing[target.name] = err
+            continue
+        configs[target.name] = RepoConfig.from_json(data)
+    if not configs:
+        errors: dict[str, BaseException | None] = dict(missing)
+        raise TargetsFailedError(
+            f"no repository config on any target ({', '.join(missing)})", errors
+        )
+    return configs, missing
 
 
 def _same_repository(configs: Mapping[str, RepoConfig]) -> RepoConfig:
@@ -115,6 +133,7 @@ class Vault:
     _targets: tuple[Target, ...] = attrs.field(alias="targets", converter=_targets)
     _config: RepoConfig = attrs.field(alias="config")
     _sealer: Sealer = attrs.field(alias="sealer", repr=False)
+    _degraded: dict[str, BaseException] = attrs.field(alias="degraded", factory=dict)
     _reader: Reader = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -183,14 +202,17 @@ class Vault:
             The open vault.
 
         Raises:
-            TargetsFailedError: a target holds no readable config (missing or unreachable);
-                holds each target's error.
+            TargetsFailedError: no target holds a readable config; holds each target's error.
+                Targets without one while others have it are listed in `Vault.degraded`.
             ConfigurationError: the targets hold different repositories (the message names which
                 target holds which), or one repository with differing configs.
             IntegrityError: the key opens no slot (one opaque error, whatever the cause).
         """
         targets = _targets(targets)
-        config = _same_repository(_read_configs(targets))
+        configs, missing = _read_configs(targets)
+        config = _same_repository(configs)
+        for name, err in missing.items():
+            log.warning("target %s holds no readable repository config: %s", name, err)
         keys: MasterKeys | None = None
         for target in targets:
             try:
@@ -201,7 +223,7 @@ class Vault:
         if keys is None:
             raise IntegrityError("no key slot opens with this key")
         sealer = Sealer(repo_id=config.repo_id, keys=keys, cipher=config.cipher)
-        return cls(targets=targets, config=config, sealer=sealer)
+        return cls(targets=targets, config=config, sealer=sealer, degraded=missing)
 
     # -- properties --------------------------------------------------------------------------
 
@@ -209,6 +231,15 @@ class Vault:
     def targets(self) -> tuple[Target, ...]:
         """The targets, in the order they are read."""
         return self._targets
+
+    @property
+    def degraded(self) -> dict[str, BaseException]:
+        """Targets that gave no repository config at open (unreachable or empty), with the error.
+
+        They stay in the vault: backups still try them (and report them failed), and `heal`
+        copies the repository into one that is reachable but empty.
+        """
+        return dict(self._degraded)
 
     @property
     def config(self) -> RepoConfig:
@@ -232,6 +263,7 @@ class Vault:
         tags: Sequence[str] = (),
         labels: Mapping[str, str] | None = None,
         require: Require = "all",
+        progress: Callable[[int, int], None] | None = None,
     ) -> BackupInfo:
         """Back up paths and streams as one new snapshot of ``lineage`` on every target.
 
@@ -248,6 +280,7 @@ class Vault:
             tags: free tags.
             labels: free key/value labels.
             require: ``"all"`` or how many targets must commit.
+            progress: told ``(bytes, files)`` as the sources are read; ``None`` for no reports.
 
         Returns:
             The snapshot written, with each target's outcome.
@@ -272,6 +305,7 @@ class Vault:
             parent=parent,
             tags=tuple(tags),
             labels=dict(labels or {}),
+            progress=progress,
         )
         return BackupInfo.of_result(result)
 
@@ -371,6 +405,7 @@ class Vault:
         *,
         include: Iterable[str] | None = None,
         overwrite: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> RestoreReport:
         """Restore a snapshot (or the entries ``include`` names) into a local folder.
 
@@ -385,6 +420,7 @@ class Vault:
             dest: the destination folder (created if missing).
             include: paths, folders or ``fnmatch`` patterns to restore; everything by default.
             overwrite: restore into a folder that is not empty, replacing files of the same name.
+            progress: told ``(bytes, files)`` as files are written; ``None`` for no reports.
 
         Returns:
             What was written, refused, and read from a fallback target.
@@ -397,7 +433,12 @@ class Vault:
         """
         manifest = self.manifest(snapshot)
         return restore_manifest(
-            self._reader, manifest, Path(dest), include=include, overwrite=overwrite
+            self._reader,
+            manifest,
+            Path(dest),
+            include=include,
+            overwrite=overwrite,
+            progress=progress,
         )
 
     # -- retention ---------------------------------------------------------------------------
@@ -413,7 +454,8 @@ class Vault:
         """Plan which snapshots each lineage's policy keeps and forgets, with the reasons.
 
         Each lineage is planned on its own snapshots only: one lineage's policy never touches
-        another's. Nothing is changed; applying a plan is ``prune``'s job (not in this release).
+        another's. With ``dry_run`` (the default) nothing is changed; otherwise the plans are applied
+        by `Vault.prune` (with its default grace period) and returned.
 
         Args:
             policy: one policy for every lineage planned, or a policy per lineage (lineages
@@ -421,19 +463,30 @@ class Vault:
             lineage: plan only this lineage.
             now: the moment of planning (aware); by default each lineage's newest snapshot time,
                 so the plan never depends on the machine's clock.
-            dry_run: must be ``True`` in this release.
+            dry_run: only plan (the default); ``False`` prunes, and then ``now`` is required.
 
         Returns:
             For each lineage planned, in name order, its plan over `SnapshotInfo` values (newest
             first in ``keep`` and ``forget``; ``reasons`` for each kept snapshot).
 
         Raises:
-            UnsupportedError: ``dry_run=False`` (prune is not available yet).
+            LockError: see `Vault.prune` (``dry_run=False`` only).
             ConfigurationError: ``lineage`` has no policy in the mapping given.
             PolicyError: ``now`` is naive.
         """
         if not dry_run:
-            raise UnsupportedError("forget runs as a dry run only; prune is not available yet")
+            if now is None:
+                raise ConfigurationError("forget without dry_run prunes: give it now=")
+            return self.prune(policy, lineage=lineage, now=now).plans
+        return self._plans(policy, lineage=lineage, now=now)
+
+    def _plans(
+        self,
+        policy: Policy | Mapping[str, Policy],
+        *,
+        lineage: str | None,
+        now: datetime | None,
+    ) -> dict[str, RetentionPlan[SnapshotInfo]]:
         listed = self.snapshots()
         if isinstance(policy, Policy):
             names = {lineage} if lineage is not None else {info.lineage for info in listed}
@@ -448,6 +501,209 @@ class Vault:
             name: plan([info for info in listed if info.lineage == name], policies[name], now=now)
             for name in sorted(policies)
         }
+
+    def prune(
+        self,
+        policy: Policy | Mapping[str, Policy],
+        *,
+        now: datetime,
+        lineage: str | None = None,
+        grace: timedelta = DEFAULT_GRACE,
+        host: str | None = None,
+        dry_run: bool = False,
+        lock_ttl: timedelta = DEFAULT_LOCK_TTL,
+    ) -> PruneReport:
+        """Apply retention: forget what each lineage's policy no longer keeps, then sweep chunks.
+
+        Under the exclusive prune lock (``locks/prune`` on every reachable target, create-only):
+
+        * per lineage that forgets something, a prune record naming the lineage's head and each
+          forgotten snapshot's hash is written to every target, and only then are the forgotten
+          manifests deleted, from the targets holding the record (``verify`` sees an explained
+          gap, never a hole). Each lineage is planned on its own snapshots only;
+        * chunks no remaining manifest names are marked; a prune deletes a marked chunk only
+          once it was marked at least ``grace`` ago and is still unreferenced, so a backup
+          running at the same time (backups take no lock) is not robbed of chunks it reuses.
+          Choose ``grace`` longer than your longest backup. Nothing is deleted from chunks when
+          a target cannot be listed or a snapshot object cannot be opened.
+
+        A crash at any point leaves a repository that verifies (at worst with unreferenced
+        chunks, which the next prune sweeps); running prune again finishes the work.
+
+        Args:
+            policy: one policy for every lineage, or a policy per lineage (lineages without one
+                are left alone).
+            now: the moment of planning and of the records (aware).
+            lineage: prune only this lineage (chunks are still swept repository-wide).
+            grace: how long an unreferenced chunk stays marked before deletion; ``0`` deletes at
+                once (only safe when no backup can be running).
+            host: recorded in the prune records; this machine's name by default.
+            dry_run: plan and count, change nothing, take no lock.
+            lock_ttl: how long the lock protects this prune; it stops deleting after that.
+
+        Returns:
+            The plans, the records written, what was forgotten and deleted, and per-target errors.
+
+        Raises:
+            LockError: another prune holds the lock (the message names it), or this prune's
+                lock expired before it finished.
+            ConfigurationError: ``lineage`` has no policy in the mapping given.
+            StorageError: no target could be listed.
+            ValueError: a negative ``grace``.
+        """
+        return prune_targets(
+            self._targets,
+            self._sealer,
+            self._reader,
+            lambda: self._plans(policy, lineage=lineage, now=now),
+            now=now,
+            grace=grace,
+            host=socket.gethostname() if host is None else host,
+            dry_run=dry_run,
+            lock_ttl=lock_ttl,
+        )
+
+    def lock_info(self) -> LockInfo | None:
+        """Return the prune lock's holder as the first target that can be read names it, or ``None``.
+
+        Raises:
+            TargetsFailedError: no target could be read.
+        """
+        errors: dict[str, BaseException | None] = {}
+        for target in self._targets:
+            try:
+                found = read_lock(target)
+            except StorageError as err:
+                errors[target.name] = err
+                continue
+            if found is not None:
+                return found
+            errors[target.name] = None
+        if all(err is not None for err in errors.values()):
+            raise TargetsFailedError("no target could be read for its lock", errors)
+        return None
+
+    def break_lock(self, *, now: datetime, force: bool = False) -> LockInfo:
+        """Remove a stale prune lock: past its expiry and its holder not alive.
+
+        A holder on this machine is checked by process id; on another machine only expiry can
+        be checked. ``force`` removes any lock (and an unreadable one): only when you know the
+        holder is gone.
+
+        Returns:
+            The lock removed.
+
+        Raises:
+            LockError: there is no lock, or it is not stale (and ``force`` is off).
+        """
+        held: LockInfo | None = None
+        unreadable: list[Target] = []
+        for target in self._targets:
+            try:
+                held = read_lock(target)
+            except LockError:
+                unreadable.append(target)
+                continue
+            except StorageError:
+                continue
+            if held is not None:
+                break
+        if held is None and not (force and unreadable):
+            raise LockError("the repository is not locked")
+        if held is not None and not force and not held.stale(now):
+            raise LockError(f"the lock is not stale: held by {held.describe()}")
+        for target in self._targets:
+            try:
+                found = read_lock(target)
+            except LockError:
+                found = None
+                if not force:
+                    continue
+            except StorageError:
+                continue
+            if force or (found is not None and held is not None and found.lock_id == held.lock_id):
+                target.delete(LOCK_KEY)
+        if held is None:
+            return LockInfo(lock_id="unreadable", host="?", pid=0, created=now, expires=now)
+        return held
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def keys(self) -> list[KeySlot]:
+        """List the key slots (public parts only), from the first target that lists them."""
+        errors: dict[str, BaseException | None] = {}
+        for target in self._targets:
+            try:
+                return list_key_slots(target)
+            except StorageError as err:
+                errors[target.name] = err
+        raise TargetsFailedError("no target could list the key slots", errors)
+
+    def add_key(self, credential: Credential, *, now: datetime) -> KeySlot:
+        """Add a key slot for another passphrase or raw key, on every target.
+
+        The slot is written to the first reachable target, then copied to the others (verified,
+        create-only). The open vault's keys are wrapped; no existing credential is needed.
+
+        Raises:
+            TargetsFailedError: a target could not receive the slot (the others hold it).
+        """
+        keys = self._sealer.keys
+        if keys is None:
+            raise UnsupportedError("a plaintext repository has no keys")
+        errors: dict[str, BaseException | None] = {}
+        for target in self._targets:
+            try:
+                slot = create_key_slot(
+                    target, repo_id=self.repo_id, keys=keys, credential=credential, now=now
+                )
+            except StorageError as err:
+                errors[target.name] = err
+                continue
+            self._copy_everywhere(slot.object_key)
+            return slot
+        raise TargetsFailedError("no target could store the key slot", errors)
+
+    def remove_key(self, key_id: str) -> None:
+        """Remove a key slot from every target; never the last slot.
+
+        Raises:
+            ObjectNotFoundError: no such slot.
+            ConfigurationError: it is the only slot (the repository would become unreadable).
+            TargetsFailedError: a target could not be changed (the others were).
+        """
+        ids = [slot.key_id for slot in self.keys()]
+        if key_id not in ids:
+            raise ObjectNotFoundError("no such key slot", target="repository", key=key_id)
+        if len(ids) == 1:
+            raise ConfigurationError("refusing to remove the last key slot")
+        errors: dict[str, BaseException | None] = {}
+        for target in self._targets:
+            try:
+                target.delete(KEYS_PREFIX + key_id)
+                errors[target.name] = None
+            except StorageError as err:
+                errors[target.name] = err
+        if any(err is not None for err in errors.values()):
+            raise TargetsFailedError("the key slot could not be removed everywhere", errors)
+
+    def _copy_everywhere(self, key: str) -> None:
+        data: bytes | None = None
+        errors: dict[str, BaseException | None] = {}
+        for target in self._targets:
+            try:
+                if data is None:
+                    data = target.read(key)
+                    errors[target.name] = None
+                    continue
+                target.write(key, data)
+                errors[target.name] = None
+            except ObjectExistsError:
+                errors[target.name] = None
+            except StorageError as err:
+                errors[target.name] = err
+        if any(err is not None for err in errors.values()):
+            raise TargetsFailedError(f"{key} could not be copied to every target", errors)
 
     # -- maintenance -------------------------------------------------------------------------
 
