@@ -18,8 +18,13 @@
 #   RGW_TIMEOUT        seconds for the cluster to come up, installs not counted (default 180)
 #   RGW_ACCESS_KEY     S3 access key of the test user             (default ctfy-test-access)
 #   RGW_SECRET_KEY     S3 secret key of the test user             (default ctfy-test-secret)
+#   RGW_WRITER_ACCESS_KEY, RGW_WRITER_SECRET_KEY
+#                      keys of a second user, `ctfy-writer`, for least-privilege tests: it owns
+#                      nothing; bucket policies grant it what a backup needs (defaults
+#                      ctfy-writer-access, ctfy-writer-secret)
 #
-# $RGW_DIR/env holds RGW_ENDPOINT, RGW_ACCESS_KEY, RGW_SECRET_KEY and RGW_REGION, one KEY='value' a
+# $RGW_DIR/env holds RGW_ENDPOINT, RGW_ACCESS_KEY, RGW_SECRET_KEY, RGW_REGION and the writer's
+# RGW_WRITER_ACCESS_KEY and RGW_WRITER_SECRET_KEY, one KEY='value' a
 # line (readable by `source` and by tests/servers.py). Any step that does not finish in time makes the
 # script print the tail of the logs, stop what it started and exit non-zero.
 set -Eeuo pipefail
@@ -32,6 +37,8 @@ MON_V1="${RGW_MON_V1_PORT:-16789}"
 TIMEOUT="${RGW_TIMEOUT:-180}"
 ACCESS_KEY="${RGW_ACCESS_KEY:-ctfy-test-access}"
 SECRET_KEY="${RGW_SECRET_KEY:-ctfy-test-secret}"
+WRITER_ACCESS_KEY="${RGW_WRITER_ACCESS_KEY:-ctfy-writer-access}"
+WRITER_SECRET_KEY="${RGW_WRITER_SECRET_KEY:-ctfy-writer-secret}"
 CONF="$DIR/ceph.conf"
 # Everything start creates inside $DIR; stop removes exactly these names and nothing else.
 OWNED=(ceph.conf monmap env mon osd run log ceph.mon..keyring ceph.mon.a.keyring
@@ -294,6 +301,9 @@ cmd_start() {
   timeout 60 radosgw-admin -c "$CONF" user create --uid=ctfy-test --display-name="ctfy test" \
     --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >/dev/null 2>>"$DIR/log/ceph-cli.out"
   wait_for "a signed request from the test user succeeding" s3_user_works
+  timeout 60 radosgw-admin -c "$CONF" user create --uid=ctfy-writer --display-name="ctfy writer" \
+    --access-key="$WRITER_ACCESS_KEY" --secret-key="$WRITER_SECRET_KEY" >/dev/null \
+    2>>"$DIR/log/ceph-cli.out"
   trap - ERR
 
   local tmp="$DIR/env.tmp"
@@ -302,6 +312,8 @@ cmd_start() {
     printf "RGW_ACCESS_KEY='%s'\n" "$ACCESS_KEY"
     printf "RGW_SECRET_KEY='%s'\n" "$SECRET_KEY"
     printf "RGW_REGION='default'\n"
+    printf "RGW_WRITER_ACCESS_KEY='%s'\n" "$WRITER_ACCESS_KEY"
+    printf "RGW_WRITER_SECRET_KEY='%s'\n" "$WRITER_SECRET_KEY"
   } >"$tmp"
   mv "$tmp" "$DIR/env"
   say "ready: RGW_ENDPOINT=http://127.0.0.1:$PORT (keys in $DIR/env)"

@@ -57,12 +57,27 @@ class S3Endpoint:
         key: Access key id.
         secret: Secret access key.
         region: Region to sign with (``us-east-1`` on moto, ``default`` on RGW).
+        writer_key: Access key id of a second user that owns nothing (RGW only), for
+            least-privilege tests; bucket policies grant it rights.
+        writer_secret: Its secret key.
     """
 
     endpoint_url: str
     key: str
     secret: str = attrs.field(repr=False)
     region: str
+    writer_key: str | None = None
+    writer_secret: str | None = attrs.field(default=None, repr=False)
+
+    def as_writer(self) -> S3Endpoint:
+        """The same endpoint with the least-privilege writer user's keys (RGW only).
+
+        Raises:
+            ServerStartError: the server has no writer user.
+        """
+        if self.writer_key is None or self.writer_secret is None:
+            raise ServerStartError(f"{self.endpoint_url} has no writer user")
+        return attrs.evolve(self, key=self.writer_key, secret=self.writer_secret)
 
 
 @attrs.frozen
@@ -126,10 +141,18 @@ def s3_endpoint_from_env_file(path: Path) -> S3Endpoint:
     Returns:
         The RGW endpoint.
     """
+    values = read_env_file(path)
     url, key, secret, region = _require(
-        read_env_file(path), path, "RGW_ENDPOINT", "RGW_ACCESS_KEY", "RGW_SECRET_KEY", "RGW_REGION"
+        values, path, "RGW_ENDPOINT", "RGW_ACCESS_KEY", "RGW_SECRET_KEY", "RGW_REGION"
     )
-    return S3Endpoint(endpoint_url=url, key=key, secret=secret, region=region)
+    return S3Endpoint(
+        endpoint_url=url,
+        key=key,
+        secret=secret,
+        region=region,
+        writer_key=values.get("RGW_WRITER_ACCESS_KEY"),
+        writer_secret=values.get("RGW_WRITER_SECRET_KEY"),
+    )
 
 
 def azure_endpoint_from_env_file(path: Path) -> AzureEndpoint:

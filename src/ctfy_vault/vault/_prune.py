@@ -29,7 +29,12 @@ from typing import Any
 import attrs
 
 from ctfy_vault.crypto import Sealer
-from ctfy_vault.exceptions import LockError, ObjectNotFoundError, StorageError
+from ctfy_vault.exceptions import (
+    AccessDeniedError,
+    LockError,
+    ObjectNotFoundError,
+    StorageError,
+)
 from ctfy_vault.manifest import Forgotten, Manifest, OpenedEntry, PruneRecord, seal_entry
 from ctfy_vault.retention import RetentionPlan
 from ctfy_vault.storage import Target
@@ -48,6 +53,8 @@ DEFAULT_GRACE = timedelta(hours=24)
 DEFAULT_LOCK_TTL = timedelta(hours=1)
 #: Where sweep marks live (beside the lock; ``verify`` and ``heal`` ignore ``locks/``).
 SWEEP_PREFIX = "locks/sweep"
+#: A key that never exists: deleting it checks that a credential may delete at all.
+DELETE_CHECK_KEY = "locks/delete-check"
 _MARK_VERSION = 1
 
 Plans = dict[str, RetentionPlan[SnapshotInfo]]
@@ -141,6 +148,7 @@ def prune_targets(
         raise StorageError("no target of the repository could be listed", target="repository")
     lock = None if dry_run else new_lock(clock.now(), lock_ttl)
     if lock is not None:
+        _check_can_delete(reachable)
         acquire(reachable, lock)
     run = _Run(
         targets=reachable,
@@ -185,6 +193,24 @@ def _reachable(targets: Sequence[Target]) -> tuple[tuple[Target, ...], dict[str,
             continue
         found.append(target)
     return tuple(found), errors
+
+
+def _check_can_delete(targets: Sequence[Target]) -> None:
+    """Fail before changing anything when a credential may write but not delete.
+
+    Deleting a key that does not exist is harmless where deletion is allowed, and refused
+    (before the key is even looked up) where it is not.
+    """
+    for target in targets:
+        try:
+            target.delete(DELETE_CHECK_KEY)
+        except AccessDeniedError as err:
+            raise AccessDeniedError(
+                "prune deletes, and this target's credential may not delete: use the prune "
+                "credential (backup and heal need none)",
+                target=target.name,
+                key=DELETE_CHECK_KEY,
+            ) from err
 
 
 # -- forgetting snapshots ----------------------------------------------------------------------

@@ -264,6 +264,7 @@ class Vault:
         labels: Mapping[str, str] | None = None,
         require: Require = "all",
         progress: Callable[[int, int], None] | None = None,
+        retain_until: datetime | None = None,
     ) -> BackupInfo:
         """Back up paths and streams as one new snapshot of ``lineage`` on every target.
 
@@ -281,6 +282,9 @@ class Vault:
             labels: free key/value labels.
             require: ``"all"`` or how many targets must commit.
             progress: told ``(bytes, files)`` as the sources are read; ``None`` for no reports.
+            retain_until: on targets whose probe reports S3 Object Lock, every object this run
+                stores is retained until then (the horizon of the lineage's policy, e.g.
+                ``now + policy.horizon()``); ignored elsewhere.
 
         Returns:
             The snapshot written, with each target's outcome.
@@ -306,6 +310,7 @@ class Vault:
             tags=tuple(tags),
             labels=dict(labels or {}),
             progress=progress,
+            retain_until=retain_until,
         )
         return BackupInfo.of_result(result)
 
