@@ -15,6 +15,7 @@ PACKAGES = [
     "ctfy_vault",
     "ctfy_vault.cli",
     "ctfy_vault.crypto",
+    "ctfy_vault.escrow",
     "ctfy_vault.exceptions",
     "ctfy_vault.links",
     "ctfy_vault.manifest",
