@@ -17,6 +17,7 @@ PACKAGES = [
     "ctfy_vault.crypto",
     "ctfy_vault.escrow",
     "ctfy_vault.exceptions",
+    "ctfy_vault.export",
     "ctfy_vault.links",
     "ctfy_vault.manifest",
     "ctfy_vault.mirror",

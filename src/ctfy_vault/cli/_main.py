@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -12,23 +13,39 @@ from typing import TextIO
 
 from ctfy_vault._version import __version__
 from ctfy_vault.cli._demo import DemoFailedError, run_demo
+from ctfy_vault.cli._escrow import add_parser as _add_escrow
+from ctfy_vault.cli._export import add_parser as _add_export
 from ctfy_vault.cli._mirror import add_parser as _add_mirror
 from ctfy_vault.cli._options import add_target_options, target_from_args
+from ctfy_vault.cli._vault_commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    add_parsers,
+)
 from ctfy_vault.exceptions import ConfigurationError, VaultError
 from ctfy_vault.storage import Target
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "main"]
+
+_EPILOG = """\
+exit codes: 0 success; 1 the operation failed (or check found a problem); 2 bad usage or
+configuration; 3 partial: some target failed while others succeeded (run heal when it is back).
+The repository commands read ctfy-vault.toml (--config PATH, or $CTFY_VAULT_CONFIG); see docs/cli.md.
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctfy-vault",
         description="Multi-cloud, retained, append-only, encrypted backups.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_parsers(commands)
 
     probe = commands.add_parser(
         "probe",
@@ -62,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, help="folder to work in (default: a new temporary one)")
     demo.set_defaults(run=_demo)
     _add_mirror(commands)
+    _add_export(commands)
+    _add_escrow(commands)
     return parser
 
 
@@ -98,10 +117,26 @@ def _run_demo(folder: Path, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _log_to_stderr() -> None:
+    """Show the library's warnings (a target left out, a fallback read) as ``ctfy-vault:`` lines.
+
+    Only when nothing configured logging already (an application or a test runner embedding
+    `main` keeps its own handlers).
+    """
+    library = logging.getLogger("ctfy_vault")
+    if logging.getLogger().handlers or library.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ctfy-vault: %(levelname)s: %(message)s"))
+    library.addHandler(handler)
+    library.setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run ``ctfy-vault`` with ``argv`` (default: the process arguments); return the exit code."""
     stream = out or sys.stdout
     args = _parser().parse_args(argv)
+    _log_to_stderr()
     run: Callable[[argparse.Namespace, TextIO], int] = args.run
     try:
         return run(args, stream)
@@ -109,5 +144,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         sys.stderr.write(f"ctfy-vault: error: {err}\n")
         return EXIT_USAGE
     except VaultError as err:
+        sys.stderr.write(f"ctfy-vault: {type(err).__name__}: {err}\n")
+        return EXIT_FAILED
+    except OSError as err:  # a local file or folder (a source, the restore destination)
         sys.stderr.write(f"ctfy-vault: {type(err).__name__}: {err}\n")
         return EXIT_FAILED

@@ -6,7 +6,7 @@ import fnmatch
 import logging
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ctfy_vault.exceptions import FormatError, ObjectExistsError
@@ -19,6 +19,9 @@ __all__ = ["restore_manifest", "safe_join", "select"]
 log = logging.getLogger("ctfy_vault.vault")
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+#: Told ``(bytes, files)`` written since the last call.
+Progress = Callable[[int, int], None]
 
 
 def select(files: Sequence[FileEntry], include: Iterable[str] | None) -> list[FileEntry]:
@@ -98,7 +101,11 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 def _write_file(
-    reader: Reader, entry: FileEntry, local: Path, fallbacks: list[tuple[str, str]]
+    reader: Reader,
+    entry: FileEntry,
+    local: Path,
+    fallbacks: list[tuple[str, str]],
+    progress: Progress | None = None,
 ) -> int:
     if local.is_symlink():
         local.unlink()  # never write through a link that happens to be there
@@ -109,6 +116,8 @@ def _write_file(
         for piece in reader.content(entry, lambda key, target: fallbacks.append((key, target))):
             out.write(piece)
             written += len(piece)
+            if progress is not None:
+                progress(len(piece), 0)
     return written
 
 
@@ -166,8 +175,12 @@ def restore_manifest(
     *,
     include: Iterable[str] | None = None,
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> RestoreReport:
-    """Restore the selected entries of ``manifest`` under ``dest`` (see `Vault.restore`)."""
+    """Restore the selected entries of ``manifest`` under ``dest`` (see `Vault.restore`).
+
+    ``progress``, when given, is told ``(bytes, files)`` as file contents are written.
+    """
     _check_destination(dest, overwrite=overwrite)
     entries = select(manifest.files, include)
     targets = [(entry, safe_join(dest, entry.path)) for entry in entries]  # all checked first
@@ -189,10 +202,12 @@ def restore_manifest(
             local.mkdir(exist_ok=True)
             dirs += 1
             continue
-        written += _write_file(reader, entry, local, fallbacks)
+        written += _write_file(reader, entry, local, fallbacks, progress)
         os.chmod(local, entry.mode)
         os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns))
         files += 1
+        if progress is not None:
+            progress(0, 1)
     links = _restore_links(targets, root, refused)
     # Folders last and deepest first: writing their contents changed their times.
     for entry, local in reversed(targets):

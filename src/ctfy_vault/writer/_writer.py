@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
@@ -53,6 +53,8 @@ SNAPSHOTS_PREFIX: Final = "snapshots"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 Require = Literal["all"] | int
+#: Told ``(bytes, files)`` done since the last call: plaintext bytes read and files finished.
+Progress = Callable[[int, int], None]
 
 
 def chunk_key(chunk_id: bytes) -> str:
@@ -119,6 +121,7 @@ class _Run:
     limiter: threading.BoundedSemaphore = attrs.field(factory=lambda: threading.BoundedSemaphore(1))
     seal_pool: ThreadPoolExecutor | None = None
     io_pool: ThreadPoolExecutor | None = None
+    progress: Progress | None = None
 
     def pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
         if self.seal_pool is None or self.io_pool is None:  # pragma: no cover - set in backup
@@ -254,6 +257,7 @@ class Writer:
         tags: Sequence[str] = (),
         labels: dict[str, str] | None = None,
         retain_until: datetime | None = None,
+        progress: Progress | None = None,
     ) -> BackupResult:
         """Back up paths and streams as one snapshot on every target.
 
@@ -277,6 +281,8 @@ class Writer:
             retain_until: on targets whose probe reports S3 Object Lock, every object this run
                 stores gets this retain-until date (the horizon the retention policy implies);
                 other targets are written as usual. A failure to set it fails that target.
+            progress: told ``(bytes, files)`` as sources are read (unchanged files taken from
+                the parent count too), from the calling thread; ``None`` for no reports.
 
         Returns:
             The manifest written and one outcome per target.
@@ -292,6 +298,7 @@ class Writer:
         given = list(sources)
         warnings: list[SourceWarning] = []
         run = self._start()
+        run.progress = progress
         if retain_until is not None:
             run.retain_until = retain_until
             run.locked = frozenset(t.name for t in run.live() if _has_object_lock(run, t))
@@ -390,6 +397,8 @@ class Writer:
             if not all(c in run.known[t.name] for t in live for c in old.chunks):
                 return None
         run.count_present(live, len(old.chunks))
+        if run.progress is not None:
+            run.progress(old.size, 1)
         return old
 
     def _read_item(
@@ -444,6 +453,10 @@ class Writer:
             future = seal_pool.submit(self._store_chunk, run, data, io_pool)
             future.add_done_callback(lambda _f: limiter.release())
             futures.append(future)
+            if run.progress is not None:
+                run.progress(len(data), 0)
+        if run.progress is not None:
+            run.progress(0, 1)
         return _Pending(path, mode, mtime_ns, size, digest.digest(), futures)
 
     def _store_chunk(self, run: _Run, data: bytes, io_pool: ThreadPoolExecutor) -> bytes:

@@ -1,0 +1,174 @@
+"""``ctfy-vault export``: one tenant's documents as one archive in a destination, with a signed link."""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, TextIO
+
+from ctfy_vault.cli._options import add_target_options, target_from_args
+from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.export import ExportProgress, ExportSummary, TargetSource, export
+from ctfy_vault.links import LinkSigner
+
+EXIT_OK = 0
+#: The link secret for local destinations: at least 32 bytes as hex digits.
+SECRET_ENV = "CTFY_VAULT_LINK_SECRET"  # noqa: S105 - the variable's name, not a secret
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``export`` subcommand on ``subparsers`` (from ``add_subparsers``).
+
+    Returns:
+        The subcommand's parser, with ``run`` set to its function.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "export",
+        help="export one tenant's documents as one archive with an inventory and a signed link",
+        description=(
+            "Stream everything stored under the tenant's prefix at SOURCE into one archive (zip "
+            "or tar.gz) written create-only under a new name in DEST, with a README and an "
+            "inventory (path, size, SHA-256, modification time; JSON and CSV), record it in the "
+            "tenant's export register, and print a signed link valid at most one hour. Local "
+            f"destinations sign links for your download endpoint: --link-base-url and {SECRET_ENV} "
+            "(hex). Credentials come from the environment, never from arguments."
+        ),
+    )
+    parser.add_argument("source", help="documents URL (s3://, az://, file://, or a folder)")
+    parser.add_argument("dest", help="destination URL for the archive and the register")
+    parser.add_argument("--tenant", required=True, help="the tenant id")
+    parser.add_argument(
+        "--prefix",
+        help="the tenant's folder at SOURCE (default: the tenant id; '' for all of SOURCE)",
+    )
+    parser.add_argument("--format", choices=("zip", "tar.gz"), default="zip", help="archive type")
+    parser.add_argument("--store", action="store_true", help="do not compress (faster)")
+    parser.add_argument("--requested-by", help="who asked for the export (for the register)")
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="the tenant exists: export an empty archive rather than fail when it holds nothing",
+    )
+    parser.add_argument(
+        "--skip-unsafe",
+        action="store_true",
+        help="leave out objects with unsafe keys (listed in the inventory) instead of failing",
+    )
+    parser.add_argument(
+        "--link-minutes", type=int, default=60, help="signed link lifetime, 1-60 minutes"
+    )
+    parser.add_argument("--link-base-url", help="download endpoint that serves local exports")
+    parser.add_argument("--no-link", action="store_true", help="do not sign a link")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_target_options(parser, scope="every s3:// URL")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _signer(args: argparse.Namespace, environ: Mapping[str, str]) -> LinkSigner | None:
+    if args.link_base_url is None:
+        return None
+    text = environ.get(SECRET_ENV, "")
+    try:
+        secret = bytes.fromhex(text)
+    except (ValueError, binascii.Error) as err:
+        raise ConfigurationError(f"{SECRET_ENV} must hold the link secret as hex digits") from err
+    if len(secret) < 32:
+        raise ConfigurationError(f"{SECRET_ENV} must hold at least 32 bytes (64 hex digits)")
+    return LinkSigner(secret, args.link_base_url)
+
+
+def _wants_signer(url: str) -> bool:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
+    return scheme in ("file", "memory")
+
+
+def _progress(err: TextIO) -> Callable[[ExportProgress], None]:
+    last = 0.0
+
+    def show(progress: ExportProgress) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if progress.path is not None and now - last < 0.2:
+            return
+        last = now
+        share = progress.bytes_done / progress.bytes_total if progress.bytes_total else 1.0
+        err.write(
+            f"\rexport: {progress.files_done}/{progress.files_total} files, "
+            f"{_size(progress.bytes_done)} of {_size(progress.bytes_total)} ({share:.0%})   "
+        )
+        if progress.path is None:
+            err.write("\n")
+        err.flush()
+
+    return show
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+def _print(summary: ExportSummary, note: str | None, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        document = summary.to_dict()
+        document["link"] = summary.link.url if summary.link else None
+        out.write(json.dumps(document, ensure_ascii=False, sort_keys=True) + "\n")
+        return
+    out.write(
+        f"export {summary.tenant}: {summary.files} files, {_size(summary.bytes)} -> "
+        f"{summary.key}\n"
+        f"  archive  {_size(summary.archive_size)}, sha256 {summary.sha256}\n"
+        f"  register {summary.register_key}\n"
+    )
+    for skipped in summary.skipped:
+        out.write(f"  skipped  {skipped.source_path!r}: {skipped.reason}\n")
+    if summary.link is not None:
+        out.write(f"  link (valid until {summary.link.expires_at:%Y-%m-%d %H:%M:%S} UTC):\n")
+        out.write(f"  {summary.link.url}\n")
+    elif note:
+        out.write(f"  {note}\n")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Run ``ctfy-vault export`` with parsed ``args``; return the exit code."""
+    if not 1 <= args.link_minutes <= 60:
+        raise ConfigurationError("--link-minutes is 1 to 60 (a link lives at most one hour)")
+    source = target_from_args(args.source, args)
+    dest = target_from_args(args.dest, args)
+    signer = _signer(args, os.environ)
+    link = not args.no_link
+    note = None
+    if link and signer is None and _wants_signer(args.dest):
+        link = False
+        note = (
+            "no link: a local destination needs --link-base-url and "
+            f"{SECRET_ENV} for your download endpoint"
+        )
+    err = sys.stderr
+    summary = export(
+        TargetSource(target=source, prefix=args.prefix),
+        dest,
+        tenant=args.tenant,
+        format=args.format,
+        requested_by=args.requested_by,
+        allow_empty=args.allow_empty,
+        skip_unsafe=args.skip_unsafe,
+        compression="store" if args.store else "deflate",
+        link=link,
+        signer=signer,
+        link_ttl=timedelta(minutes=args.link_minutes),
+        on_progress=_progress(err) if err.isatty() and not args.json else None,
+    )
+    _print(summary, note, args.json, out)
+    return EXIT_OK

@@ -1,0 +1,364 @@
+"""``ctfy-vault`` end to end, in subprocesses: local folders, moto and a real Ceph RGW."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from tests.servers import S3Endpoint, make_bucket
+
+RAW_KEY = "5a" * 32
+OTHER_KEY = "a5" * 32
+TIMEOUT = 120
+
+
+@attrs.frozen
+class TargetSpec:
+    """One ``[[targets]]`` table of a test config, with the environment its credentials need."""
+
+    name: str
+    url: str
+    endpoint: S3Endpoint | None = None
+    endpoint_url: str | None = None
+
+    def toml(self) -> str:
+        lines = ["[[targets]]", f'name = "{self.name}"', f'url = "{self.url}"']
+        if self.endpoint is not None:
+            variable = self.name.upper().replace("-", "_")
+            lines += [
+                f'endpoint_url = "{self.endpoint_url or self.endpoint.endpoint_url}"',
+                f'region = "{self.endpoint.region}"',
+                f'credentials_env = {{ key = "{variable}_KEY", secret = "{variable}_SECRET" }}',
+            ]
+        return "\n".join(lines) + "\n"
+
+    def env(self) -> dict[str, str]:
+        if self.endpoint is None:
+            return {}
+        variable = self.name.upper().replace("-", "_")
+        return {f"{variable}_KEY": self.endpoint.key, f"{variable}_SECRET": self.endpoint.secret}
+
+
+@attrs.define
+class Cli:
+    """Runs ``python -m ctfy_vault`` with a config file and a clean environment."""
+
+    home: Path
+    targets: list[TargetSpec]
+    key: str = RAW_KEY
+    secrets: list[str] = attrs.field(factory=list)
+
+    @property
+    def config(self) -> Path:
+        return self.home / "ctfy-vault.toml"
+
+    def write_config(self, targets: Sequence[TargetSpec] | None = None) -> None:
+        text = '[repository]\nkey = { env = "CTFY_TEST_KEY", type = "raw" }\n\n'
+        text += "\n".join(t.toml() for t in (targets or self.targets))
+        text += f"""
+[lineages.files]
+policy = {{ last = 1 }}
+sources = ["{self.home / "data"}"]
+
+[lineages.db]
+policy = "contractify"
+"""
+        self.config.write_text(text)
+
+    def __call__(
+        self, *argv: str, stdin: bytes | None = None, key: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CTFY_"))}
+        env["CTFY_VAULT_CONFIG"] = str(self.config)
+        env["CTFY_TEST_KEY"] = key or self.key
+        for target in self.targets:
+            env.update(target.env())
+        raw = subprocess.run(
+            [sys.executable, "-m", "ctfy_vault", *argv],
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            env=env,
+            cwd=self.home,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        done = subprocess.CompletedProcess(
+            raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode()
+        )
+        for secret in [self.key, OTHER_KEY, *self.secrets]:
+            assert secret not in done.stdout + done.stderr, "a secret was printed"
+        return done
+
+    def ok(self, *argv: str, stdin: bytes | None = None) -> str:
+        done = self(*argv, stdin=stdin)
+        assert done.returncode == 0, (argv, done.stdout, done.stderr)
+        return done.stdout
+
+    def json(self, *argv: str, stdin: bytes | None = None) -> Any:
+        return json.loads(self.ok(*argv, "--json", stdin=stdin))
+
+
+def sample_tree(root: Path, seed: int = 7) -> Path:
+    """A small tree: a few text files, a random blob that spans chunks, a link, a folder."""
+    rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
+    (root / "contracts").mkdir(parents=True)
+    for n in range(5):
+        (root / "contracts" / f"{n}.txt").write_text(f"contract {n}\n" * (n + 1))
+    (root / "blob.bin").write_bytes(rng.randbytes(3 * 1024 * 1024))
+    (root / "empty").mkdir()
+    (root / "latest.txt").symlink_to("contracts/4.txt")
+    return root
+
+
+def tree(root: Path) -> dict[str, bytes | str]:
+    """Every file's bytes and every link's target under ``root``, by relative path."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        relative = str(path.relative_to(root))
+        if path.is_symlink():
+            found[relative] = "-> " + os.readlink(path)
+        elif path.is_file():
+            found[relative] = path.read_bytes()
+        else:
+            found[relative] = "dir"
+    return found
+
+
+def local_cli(tmp_path: Path, names: Sequence[str] = ("ams", "dub")) -> Cli:
+    """A CLI whose config names local folder targets under ``tmp_path/targets``."""
+    targets = [TargetSpec(name=name, url=str(tmp_path / "targets" / name)) for name in names]
+    cli = Cli(home=tmp_path, targets=targets)
+    cli.write_config()
+    return cli
+
+
+def full_cycle(cli: Cli, *, thorough: bool = True) -> None:
+    """init, two backups (dedup), restore byte-identical, forget, prune, check.
+
+    ``thorough`` adds a stream backup, ``ls``, a refused and an ``--overwrite`` restore and a
+    forget dry run; each subprocess costs an interpreter start, so the S3 run does without.
+    """
+    data = sample_tree(cli.home / "data")
+    assert cli.json("init")["targets"] == [t.name for t in cli.targets]
+    first = cli.json("backup", "files")
+    assert all(t["committed"] and t["chunks_uploaded"] > 0 for t in first["targets"])
+    (data / "contracts" / "0.txt").write_text("contract 0, amended\n")
+    second = cli.json("backup", "files", "--tag", "nightly")
+    assert second["tags"] == ["nightly"]
+    assert second["bytes_read"] < 100  # only the edited file was read again
+    for outcome in second["targets"]:
+        assert outcome["chunks_present"] > 0  # deduplicated: the blob's chunks were there
+        assert outcome["chunks_uploaded"] == 1
+    restored = cli.home / "restored"
+    report = cli.json("restore", "latest:files", str(restored))
+    assert report["files"] == 6
+    assert tree(restored / "data") == tree(data)
+    if thorough:
+        _more_of_the_cycle(cli, second["id"], restored)
+    pruned = cli.json("prune", "--grace", "0")
+    assert pruned["forgotten"] == [first["id"]]
+    assert len(pruned["records"]) == 1
+    assert [row["keep"] for row in pruned["plan"] if row["lineage"] == "files"] == [True, False]
+    check = cli.json("check", "--read-data=50%")
+    assert check["ok"], check["problems"]
+    assert check["chunks_read"] > 0
+    assert check["snapshots"] == (3 if thorough else 2)  # snapshots left and one prune record
+
+
+def _more_of_the_cycle(cli: Cli, second: str, restored: Path) -> None:
+    dump = "INSERT INTO contracts VALUES (1, 'café');\n".encode() * 1000 + bytes(range(256))
+    stream = cli.json("backup", "db", "--stdin", "--name", "db.sql", stdin=dump)
+    assert stream["files"] == 1
+    listed = cli.json("snapshots")
+    assert [s["lineage"] for s in listed] == ["db", "files", "files"]
+    entries = cli.ok("ls", second[:8], "data")
+    assert "data/contracts/0.txt" in entries
+    assert "data/latest.txt -> contracts/4.txt" in entries
+    refused = cli("restore", "latest:files", str(restored))
+    assert refused.returncode == 1
+    assert "--overwrite" in refused.stderr
+    cli.ok("restore", "latest:files", str(restored), "--overwrite")
+    (cli.home / "db").mkdir()
+    cli.ok("restore", "latest:db", str(cli.home / "db"))
+    assert (cli.home / "db" / "db.sql").read_bytes() == dump
+
+    plan = cli.ok("forget", "--dry-run")
+    assert "forget" in plan
+    assert "dry run: nothing was changed" in plan
+
+
+def test_full_cycle_on_local_folders(tmp_path: Path) -> None:
+    """The whole cycle works on two local folder targets and nothing leaks the key."""
+    cli = local_cli(tmp_path)
+    full_cycle(cli)
+    assert "not locked" in cli.ok("lock", "show")
+    slots = cli.json("key", "list")
+    assert len(slots) == 1
+
+
+def test_a_folder_target_down_gives_exit_3_then_heal(tmp_path: Path) -> None:
+    """Backup with one target down commits elsewhere and exits 3; heal makes check clean."""
+    cli = local_cli(tmp_path)
+    sample_tree(tmp_path / "data")
+    cli.ok("init")
+    cli.ok("backup", "files")
+    dub = tmp_path / "targets" / "dub"
+    dub.rename(tmp_path / "dub-away")
+    dub.write_text("not a folder")
+    (tmp_path / "data" / "new.txt").write_text("written while Ireland was down\n")
+    partial = cli("backup", "files")
+    assert partial.returncode == 3, partial.stderr
+    assert "dub: FAILED" in partial.stderr
+    assert "ams: ok" in partial.stderr
+    assert len(cli.json("snapshots")) == 2  # still listed from the healthy target
+    dub.unlink()
+    (tmp_path / "dub-away").rename(dub)
+    unhealthy = cli("check")
+    assert unhealthy.returncode == 1
+    assert "lacking" in unhealthy.stdout
+    healed = cli.json("heal")
+    assert healed["dub"]
+    assert healed["ams"] == []
+    assert cli.json("check")["ok"]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def s3_cli(tmp_path: Path, moto_s3: S3Endpoint, rgw_s3: S3Endpoint) -> Cli:
+    """Two providers: a moto bucket and a Ceph RGW bucket, each with its own credentials."""
+    suffix = uuid.uuid4().hex[:12]
+    targets = [
+        TargetSpec(
+            name="moto",
+            url=f"s3://{make_bucket(moto_s3, f'cli-{suffix}')}/repo",
+            endpoint=moto_s3,
+        ),
+        TargetSpec(
+            name="rgw",
+            url=f"s3://{make_bucket(rgw_s3, f'cli-{suffix}')}/repo",
+            endpoint=rgw_s3,
+        ),
+    ]
+    cli = Cli(home=tmp_path, targets=targets, secrets=[moto_s3.secret, rgw_s3.secret])
+    cli.write_config()
+    return cli
+
+
+@pytest.mark.rgw
+def test_moto_and_rgw_cycle_then_one_unreachable(s3_cli: Cli) -> None:
+    """One target on moto, one on a real Ceph RGW: the cycle; then moto unreachable: exit 3.
+
+    Back online, ``heal`` copies what moto missed and ``check --read-data`` is clean.
+    """
+    cli = s3_cli
+    full_cycle(cli, thorough=False)
+    moto, rgw = cli.targets
+    cli.write_config([attrs.evolve(moto, endpoint_url=f"http://127.0.0.1:{free_port()}"), rgw])
+    (cli.home / "data" / "new.txt").write_text("written while moto was unreachable\n")
+    partial = cli("backup", "files")
+    assert partial.returncode == 3, partial.stderr
+    assert "rgw: ok" in partial.stderr
+    assert "moto: FAILED" in partial.stderr
+    cli.write_config()
+    assert cli.json("heal")["moto"]
+    check = cli.json("check", "--read-data")
+    assert check["ok"], check["problems"]
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+
+def test_missing_config_exits_2(tmp_path: Path) -> None:
+    """No config file: exit 2 naming the file."""
+    cli = local_cli(tmp_path)
+    cli.config.unlink()
+    done = cli("snapshots")
+    assert done.returncode == 2
+    assert "ctfy-vault.toml not found" in done.stderr
+
+
+def test_unknown_lineage_and_bad_usage_exit_2(tmp_path: Path) -> None:
+    """An unconfigured lineage, an unknown command or option: exit 2."""
+    cli = local_cli(tmp_path)
+    done = cli("backup", "nope")
+    assert done.returncode == 2
+    assert "'nope' is not configured" in done.stderr
+    assert cli("frobnicate").returncode == 2
+    assert cli("check", "--read-data=150%").returncode == 2
+    assert cli("prune", "--grace", "soon").returncode == 2
+
+
+def test_wrong_key_is_one_opaque_error(tmp_path: Path) -> None:
+    """A key that opens no slot: exit 1, one message that says nothing about the key."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    done = cli("snapshots", key=OTHER_KEY)
+    assert done.returncode == 1
+    assert "IntegrityError" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_targets_of_different_repositories_are_refused(tmp_path: Path) -> None:
+    """Two targets holding different repositories: exit 2 naming both; init twice refused."""
+    cli = local_cli(tmp_path)
+    ams, dub = cli.targets
+    cli.write_config([ams])
+    cli.ok("init")
+    cli.write_config([dub])
+    cli.ok("init")
+    before = tree(tmp_path / "targets")
+    assert cli("init").returncode == 1  # a second init is refused and changes nothing
+    assert tree(tmp_path / "targets") == before
+    cli.write_config()
+    done = cli("snapshots")
+    assert done.returncode == 2
+    assert "different repositories" in done.stderr
+    assert "ams" in done.stderr
+    assert "dub" in done.stderr
+
+
+def test_help_lists_every_command() -> None:
+    """``--help`` names every command and the exit codes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ctfy_vault", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
+    )
+    for command in (
+        "init",
+        "backup",
+        "snapshots",
+        "ls",
+        "restore",
+        "forget",
+        "prune",
+        "check",
+        "heal",
+        "key",
+        "lock",
+        "probe",
+        "demo",
+        "mirror",
+    ):
+        assert f"    {command}" in done.stdout
+    assert "3 partial" in done.stdout
