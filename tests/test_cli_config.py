@@ -19,7 +19,7 @@ from ctfy_vault.cli._config import (
     load_config,
     parse_config,
 )
-from ctfy_vault.cli._progress import Progress, format_bytes, format_duration
+from ctfy_vault.cli._progress import Progress, format_bytes
 from ctfy_vault.cli._vault_commands import (
     exit_code_for_partial,
     parse_read_data,
@@ -383,37 +383,30 @@ def test_partial_only_when_some_target_succeeded() -> None:
 
 
 def test_progress_draws_only_when_enabled() -> None:
-    """Off a terminal nothing is drawn; on one, a line with bytes, files, rate and ETA."""
+    """Off a terminal nothing is drawn; on one, a bar with the label, share, bytes and files."""
     quiet = io.StringIO()
     with Progress("backup db", total_bytes=100, stream=quiet) as bar:
         bar(50, 1)
     assert quiet.getvalue() == ""
     assert (bar.bytes, bar.files) == (50, 1)
-    ticks = iter([0.0, 1.0, 1.0])
     shown = io.StringIO()
     with Progress(
-        "backup db",
-        total_bytes=4096,
-        total_files=4,
-        stream=shown,
-        enabled=True,
-        clock=lambda: next(ticks),
+        "backup db", total_bytes=4096, total_files=4, stream=shown, enabled=True, min_interval=0
     ) as drawn:
         drawn(1024, 1)
+        drawn.set(2048, 2)
     text = shown.getvalue()
     assert "backup db" in text
-    assert "25%" in text
-    assert "1.0 KiB/4.0 KiB" in text
-    assert "1/4 files" in text
-    assert "ETA 0:03" in text
+    assert "50%" in text
+    assert "2/4 files" in text
+    assert (drawn.bytes, drawn.files) == (2048, 2)
 
 
 def test_formats() -> None:
-    """Byte counts use binary units; durations M:SS or H:MM:SS."""
+    """Byte counts in summaries use binary units."""
     assert format_bytes(512) == "512 B"
     assert format_bytes(1536) == "1.5 KiB"
-    assert format_duration(75) == "1:15"
-    assert format_duration(3725) == "1:02:05"
+    assert format_bytes(3 * 1024**3) == "3.0 GiB"
 
 
 def test_backup_and_restore_report_progress(tmp_path: Path) -> None:

@@ -7,15 +7,16 @@ import binascii
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TextIO
 
 from ctfy_vault.cli._options import add_target_options, target_from_args
+from ctfy_vault.cli._progress import Progress
 from ctfy_vault.exceptions import ConfigurationError
 from ctfy_vault.export import ExportProgress, ExportSummary, TargetSource, export
 from ctfy_vault.links import LinkSigner
+from ctfy_vault.storage import Target
 
 EXIT_OK = 0
 #: The link secret for local destinations: at least 32 bytes as hex digits.
@@ -89,25 +90,13 @@ def _wants_signer(url: str) -> bool:
     return scheme in ("file", "memory")
 
 
-def _progress(err: TextIO) -> Callable[[ExportProgress], None]:
-    last = 0.0
+def _progress(err: TextIO) -> tuple[Progress, Callable[[ExportProgress], None]]:
+    bar = Progress("export", stream=err)
 
     def show(progress: ExportProgress) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if progress.path is not None and now - last < 0.2:
-            return
-        last = now
-        share = progress.bytes_done / progress.bytes_total if progress.bytes_total else 1.0
-        err.write(
-            f"\rexport: {progress.files_done}/{progress.files_total} files, "
-            f"{_size(progress.bytes_done)} of {_size(progress.bytes_total)} ({share:.0%})   "
-        )
-        if progress.path is None:
-            err.write("\n")
-        err.flush()
+        bar.set(progress.bytes_done, progress.files_done)
 
-    return show
+    return bar, show
 
 
 def _size(count: int) -> str:
@@ -155,8 +144,24 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             "no link: a local destination needs --link-base-url and "
             f"{SECRET_ENV} for your download endpoint"
         )
-    err = sys.stderr
-    summary = export(
+    bar, show = _progress(sys.stderr)
+    with bar:
+        on_progress = show if bar.enabled and not args.json else None
+        summary = _run_export(args, source, dest, link=link, signer=signer, on_progress=on_progress)
+    _print(summary, note, args.json, out)
+    return EXIT_OK
+
+
+def _run_export(
+    args: argparse.Namespace,
+    source: Target,
+    dest: Target,
+    *,
+    link: bool,
+    signer: LinkSigner | None,
+    on_progress: Callable[[ExportProgress], None] | None,
+) -> ExportSummary:
+    return export(
         TargetSource(target=source, prefix=args.prefix),
         dest,
         tenant=args.tenant,
@@ -168,7 +173,5 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         link=link,
         signer=signer,
         link_ttl=timedelta(minutes=args.link_minutes),
-        on_progress=_progress(err) if err.isatty() and not args.json else None,
+        on_progress=on_progress,
     )
-    _print(summary, note, args.json, out)
-    return EXIT_OK
