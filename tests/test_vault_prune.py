@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -17,13 +18,20 @@ from ctfy_vault.exceptions import (
     IntegrityError,
     LockError,
     ObjectNotFoundError,
+    TargetsFailedError,
 )
 from ctfy_vault.manifest import PruneRecord, verify_chain
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import LOCK_KEY, LockInfo, Vault
 from ctfy_vault.vault._prune import SWEEP_PREFIX
-from ctfy_vault.writer import OBJECTS_PREFIX, SNAPSHOTS_PREFIX, StreamSource, index_chunks
+from ctfy_vault.writer import (
+    OBJECTS_PREFIX,
+    SNAPSHOTS_PREFIX,
+    StreamSource,
+    chunk_key,
+    index_chunks,
+)
 from tests.writer_strategies import FAST_RETRY, NOW, SMALL, memory_target
 
 KEY = RawKey(bytes(range(32)))
@@ -281,3 +289,53 @@ class TestKeys:
         with pytest.raises(ObjectNotFoundError):
             vault.remove_key("0123456789abcdef")
         assert repr(second).count("horse") == 0
+
+
+class _DeletingStream(io.RawIOBase):
+    """A stream that, once half read, deletes chunks as a concurrent prune would."""
+
+    def __init__(self, data: bytes, on_half: Callable[[], None]) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+        self._half = len(data) // 2
+        self._on_half: Callable[[], None] | None = on_half
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._on_half is not None and self._data.tell() >= self._half:
+            self._on_half()
+            self._on_half = None
+        return self._data.readinto(buffer)
+
+
+class TestConcurrentSweep:
+    def test_backup_reusing_a_chunk_deleted_meanwhile_does_not_commit(self) -> None:
+        """A prune deleting marked chunks while a backup reuses them fails that backup loudly.
+
+        No manifest naming a missing chunk is committed; a re-run stores the chunks again.
+        """
+        vault = new_vault()
+        old = payload(0, "db")
+        backup(vault, "db", 0, old)
+        backup(vault, "db", 1, payload(1, "db"))
+        start = NOW + timedelta(days=2)
+        assert vault.prune(Policy(last=1), now=start, grace=HOUR).chunks_pending > 0
+        marked = index_chunks(vault.targets[0]) - {
+            c for e in vault.manifest(vault.snapshots()[0]).files for c in e.chunks
+        }
+
+        def concurrent_prune() -> None:
+            for target in vault.targets:
+                for chunk in marked:
+                    target.delete(chunk_key(chunk))
+
+        source = StreamSource(name="db.dump", stream=_DeletingStream(old, concurrent_prune))
+        with pytest.raises(TargetsFailedError, match="deleted by a prune"):
+            vault.backup(source, lineage="db", host="h", now=start + HOUR)
+        assert len(vault.snapshots()) == 1
+        assert vault.verify().ok
+        again = backup(vault, "db", 3, old)
+        assert vault.open_file(again, "db.dump").read() == old
+        assert vault.verify(read_data=True).ok

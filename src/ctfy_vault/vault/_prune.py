@@ -43,7 +43,14 @@ from ctfy_vault.vault._model import SnapshotInfo
 from ctfy_vault.vault._read import Reader, snapshot_names
 from ctfy_vault.writer import SNAPSHOTS_PREFIX, chunk_key, index_chunks
 
-__all__ = ["DEFAULT_GRACE", "DEFAULT_LOCK_TTL", "SWEEP_PREFIX", "PruneReport", "prune_targets"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_LOCK_TTL",
+    "SWEEP_PREFIX",
+    "PruneReport",
+    "marked_chunks",
+    "prune_targets",
+]
 
 log = logging.getLogger("ctfy_vault.vault")
 
@@ -364,6 +371,30 @@ def _read_marks(run: _Run) -> tuple[dict[bytes, tuple[datetime, str]], set[str]]
                 if chunk not in marks or created < marks[chunk][0]:
                     marks[chunk] = (created, key)
     return marks, seen
+
+
+def marked_chunks(targets: Sequence[Target]) -> frozenset[bytes]:
+    """Every chunk id some sweep mark names, on any target (unreadable marks are skipped).
+
+    A backup reusing one of these must check it still exists right before it commits (see
+    `ctfy_vault.writer.Writer.backup`'s ``recheck``).
+    """
+    found: set[bytes] = set()
+    seen: set[str] = set()
+    for target in targets:
+        try:
+            keys = sorted(target.list(SWEEP_PREFIX))
+        except StorageError:
+            continue
+        for key in keys:
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                found.update(_parse_mark(target.read(key))[1])
+            except (StorageError, ValueError) as err:
+                log.warning("sweep mark %s on %s ignored: %s", key, target.name, err)
+    return frozenset(found)
 
 
 def _parse_mark(data: bytes) -> tuple[datetime, list[bytes]]:

@@ -41,7 +41,13 @@ from ctfy_vault.storage import Target
 from ctfy_vault.vault._config import CONFIG_KEY, RepoConfig
 from ctfy_vault.vault._lock import LOCK_KEY, LockInfo, read_lock
 from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo, VerifyReport
-from ctfy_vault.vault._prune import DEFAULT_GRACE, DEFAULT_LOCK_TTL, PruneReport, prune_targets
+from ctfy_vault.vault._prune import (
+    DEFAULT_GRACE,
+    DEFAULT_LOCK_TTL,
+    PruneReport,
+    marked_chunks,
+    prune_targets,
+)
 from ctfy_vault.vault._read import ChunkStream, Reader
 from ctfy_vault.vault._restore import restore_manifest
 from ctfy_vault.vault._verify import ReadData, verify_targets
@@ -311,6 +317,7 @@ class Vault:
             labels=dict(labels or {}),
             progress=progress,
             retain_until=retain_until,
+            recheck=marked_chunks(self._targets),
         )
         return BackupInfo.of_result(result)
 
@@ -736,14 +743,27 @@ class Vault:
         """
         return verify_targets(self._targets, self._sealer, read_data=read_data, rng=rng)
 
-    def heal(self) -> HealReport:
+    def heal(self, *, repair: bool = False) -> HealReport:
         """Copy to each target what it lacks from another, verified and create-only.
 
+        Without ``repair`` nothing is deleted or overwritten. With ``repair``, every copy of every
+        object is read as well (like ``verify(read_data=True)``): a copy that fails its check (a
+        chunk or manifest that does not authenticate; a config or key slot that does not parse or
+        differs from the copy most targets hold) is deleted and written again, create-only, from
+        a copy that passes (see `ctfy_vault.writer.heal`).
+
+        Args:
+            repair: also replace damaged copies from good ones (the only deleting heal).
+
+        Returns:
+            What was copied to, and repaired on, each target.
+
         Raises:
-            TargetsFailedError: a target could not be completed (after copying what could be).
+            TargetsFailedError: a target could not be completed (after copying what could be),
+                or, with ``repair``, a damaged object has no good copy on any target.
             ConfigurationError: the vault has a single target (nothing to heal from).
         """
-        return heal(self._targets, sealer=self._sealer)
+        return heal(self._targets, sealer=self._sealer, repair=repair)
 
 
 def _order(opened: OpenedEntry) -> tuple[datetime, str]:

@@ -122,6 +122,8 @@ class _Run:
     seal_pool: ThreadPoolExecutor | None = None
     io_pool: ThreadPoolExecutor | None = None
     progress: Progress | None = None
+    recheck: frozenset[bytes] = frozenset()
+    written: dict[str, set[bytes]] = attrs.field(factory=dict)
 
     def pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
         if self.seal_pool is None or self.io_pool is None:  # pragma: no cover - set in backup
@@ -154,6 +156,7 @@ class _Run:
                 return
             self.known[name].add(chunk_id)
             if new:
+                self.written.setdefault(name, set()).add(chunk_id)
                 self.uploaded[name] = self.uploaded.get(name, 0) + 1
                 self.bytes_up[name] = self.bytes_up.get(name, 0) + size
             else:
@@ -258,6 +261,7 @@ class Writer:
         labels: dict[str, str] | None = None,
         retain_until: datetime | None = None,
         progress: Progress | None = None,
+        recheck: frozenset[bytes] = frozenset(),
     ) -> BackupResult:
         """Back up paths and streams as one snapshot on every target.
 
@@ -283,6 +287,11 @@ class Writer:
                 other targets are written as usual. A failure to set it fails that target.
             progress: told ``(bytes, files)`` as sources are read (unchanged files taken from
                 the parent count too), from the calling thread; ``None`` for no reports.
+            recheck: chunk ids that may vanish while this run goes on (those a prune has marked
+                for deletion). Right before a target's manifest is written, each of them the
+                manifest names and this run did not store on that target is checked to still be
+                there; if one is gone that target fails instead of committing a manifest that
+                names a missing chunk.
 
         Returns:
             The manifest written and one outcome per target.
@@ -299,6 +308,7 @@ class Writer:
         warnings: list[SourceWarning] = []
         run = self._start()
         run.progress = progress
+        run.recheck = recheck
         if retain_until is not None:
             run.retain_until = retain_until
             run.locked = frozenset(t.name for t in run.live() if _has_object_lock(run, t))
@@ -555,14 +565,35 @@ class Writer:
         for target in run.live():
             with run.lock:
                 lacking = len(needed - run.known[target.name])
+                suspects = (needed & run.recheck) - run.written.get(target.name, set())
             if lacking:
                 run.fail(target, _incomplete_error(target, lacking))
+            elif self._vanished(run, target, suspects):
+                continue
             else:
                 ready.append(target)
         writes = {
             target.name: io_pool.submit(self._put, run, target, key, blob, None) for target in ready
         }
         return [name for name, future in writes.items() if future.result()]
+
+    def _vanished(self, run: _Run, target: Target, suspects: set[bytes]) -> bool:
+        """Check that chunks a prune marked are still on ``target``; fail it if one is gone."""
+        try:
+            gone = sum(1 for chunk in suspects if not target.exists(chunk_key(chunk)))
+        except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+            run.fail(target, err)
+            return True
+        if gone:
+            run.fail(
+                target,
+                StorageError(
+                    f"{gone} chunks this backup reuses were deleted by a prune meanwhile; "
+                    "nothing was committed here, run the backup again",
+                    target=target.name,
+                ),
+            )
+        return bool(gone)
 
     def _outcomes(self, run: _Run, committed: list[str]) -> tuple[TargetOutcome, ...]:
         return tuple(
