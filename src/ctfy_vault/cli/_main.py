@@ -70,10 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run a complete cycle on local folders with no configuration",
         description=(
-            "Create an encrypted repository on two local folder targets, back up sample data twice "
-            "(the second run uploads only what changed), show that an overwrite is refused, print "
-            "the retention dry run of the product's schedule, verify the chain and that both "
-            "targets agree, and hand out a signed link that a tampered copy cannot use."
+            "Create an encrypted repository on three local folder targets, stream in back-dated "
+            "database dumps, back up sample data twice (the second run uploads only what "
+            "changed), list snapshots, show that an overwrite is refused, print the retention dry "
+            "run with reasons, verify every chunk on every target, restore and byte-compare, and "
+            "hand out a signed link that a tampered copy cannot use. Exits 1 if a promise fails."
         ),
     )
     demo.add_argument("--dir", type=Path, help="folder to work in (default: a new temporary one)")
@@ -146,6 +147,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except VaultError as err:
         sys.stderr.write(f"ctfy-vault: {type(err).__name__}: {err}\n")
         return EXIT_FAILED
+    except BrokenPipeError:
+        raise  # the reader went away: `run` ends quietly
     except OSError as err:  # a local file or folder (a source, the restore destination)
         sys.stderr.write(f"ctfy-vault: {type(err).__name__}: {err}\n")
         return EXIT_FAILED
