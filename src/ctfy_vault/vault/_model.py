@@ -139,7 +139,9 @@ class Problem:
         kind: ``unreachable`` (a target could not be listed), ``manifest`` (a snapshot object
             does not open), ``missing-chunk`` (a manifest names a chunk its target lacks),
             ``corrupt-chunk`` (a chunk fails authentication when re-read), ``lacking`` (another
-            target holds an object this one lacks), or ``chain`` (a gap, fork or rollback).
+            target holds an object this one lacks), ``key-slot`` (a key slot's copy does not
+            parse or differs from the bytes most targets hold), or ``chain`` (a gap, fork or
+            rollback).
         target: the target concerned, or ``None`` for repository-wide problems (the chain).
         key: the object key concerned, or ``None``.
         detail: what was seen, in words (never a secret).

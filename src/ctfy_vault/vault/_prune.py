@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_LOCK_TTL",
     "SWEEP_PREFIX",
     "PruneReport",
+    "lineage_head",
     "marked_chunks",
     "prune_targets",
 ]
@@ -265,11 +266,23 @@ def _forget(
     return tuple(records), tuple(forgotten)
 
 
-def _head(catalog: Mapping[str, OpenedEntry], lineage: str) -> bytes | None:
-    mine = [o for o in catalog.values() if o.entry.lineage == lineage]
+def lineage_head(entries: Iterable[OpenedEntry], lineage: str) -> OpenedEntry | None:
+    """The lineage's head: the newest entry no other entry names as its predecessor.
+
+    Preferring an unnamed entry keeps the chain linear when two entries share a creation time (a
+    retried backup with the same ``now``): the one already followed is never picked again.
+    """
+    mine = [o for o in entries if o.entry.lineage == lineage]
     if not mine:
         return None
-    return max(mine, key=lambda o: (o.entry.created, o.name)).hash
+    named = {o.entry.previous for o in mine}
+    tips = [o for o in mine if o.hash not in named] or mine
+    return max(tips, key=lambda o: (o.entry.created, o.name))
+
+
+def _head(catalog: Mapping[str, OpenedEntry], lineage: str) -> bytes | None:
+    head = lineage_head(catalog.values(), lineage)
+    return None if head is None else head.hash
 
 
 def _write_everywhere(run: _Run, key: str, data: bytes) -> list[Target]:

@@ -27,6 +27,7 @@ from ctfy_vault.crypto import (
 )
 from ctfy_vault.exceptions import (
     ConfigurationError,
+    FormatError,
     IntegrityError,
     LockError,
     ObjectExistsError,
@@ -45,6 +46,7 @@ from ctfy_vault.vault._prune import (
     DEFAULT_GRACE,
     DEFAULT_LOCK_TTL,
     PruneReport,
+    lineage_head,
     marked_chunks,
     prune_targets,
 )
@@ -86,7 +88,8 @@ def _read_configs(
 
     Raises:
         TargetsFailedError: no target gave a config.
-        FormatError: a target's config is not a repository config of a known format.
+        FormatError: no target holds a valid config and one holds a damaged or unknown one (a
+            damaged config beside valid ones only makes that target degraded).
     """
     configs: dict[str, RepoConfig] = {}
     missing: dict[str, BaseException] = {}
@@ -96,8 +99,14 @@ def _read_configs(
         except StorageError as err:
             missing[target.name] = err
             continue
-        configs[target.name] = RepoConfig.from_json(data)
+        try:
+            configs[target.name] = RepoConfig.from_json(data)
+        except FormatError as err:
+            missing[target.name] = err
     if not configs:
+        damaged = [err for err in missing.values() if isinstance(err, FormatError)]
+        if damaged:
+            raise damaged[0]
         errors: dict[str, BaseException | None] = dict(missing)
         raise TargetsFailedError(
             f"no repository config on any target ({', '.join(missing)})", errors
@@ -224,7 +233,7 @@ class Vault:
             try:
                 keys = unlock(target, repo_id=config.repo_id, credential=key)
                 break
-            except (IntegrityError, StorageError):
+            except (IntegrityError, FormatError, StorageError):
                 continue
         if keys is None:
             raise IntegrityError("no key slot opens with this key")
@@ -322,12 +331,19 @@ class Vault:
         return BackupInfo.of_result(result)
 
     def _lineage_head(self, lineage: str) -> tuple[bytes | None, Manifest | None]:
-        """Return the lineage's newest entry hash and its newest snapshot (the parent)."""
-        ordered = sorted(self._reader.catalog().values(), key=_order, reverse=True)
-        mine = [opened for opened in ordered if opened.entry.lineage == lineage]
-        previous = mine[0].hash if mine else None
-        parent = next((o.entry for o in mine if isinstance(o.entry, Manifest)), None)
-        return previous, parent
+        """Return the lineage's head hash and its newest snapshot (the parent)."""
+        catalog = self._reader.catalog().values()
+        head = lineage_head(catalog, lineage)
+        ordered = sorted(catalog, key=_order, reverse=True)
+        parent = next(
+            (
+                o.entry
+                for o in ordered
+                if o.entry.lineage == lineage and isinstance(o.entry, Manifest)
+            ),
+            None,
+        )
+        return (None if head is None else head.hash), parent
 
     # -- reading -----------------------------------------------------------------------------
 

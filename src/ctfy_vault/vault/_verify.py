@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Sequence
 
-from ctfy_vault.crypto import Sealer
+from ctfy_vault.crypto import KEYS_PREFIX, Sealer
 from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
 from ctfy_vault.manifest import Manifest, OpenedEntry, open_entry, verify_chain
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._model import Problem, VerifyReport
 from ctfy_vault.writer import OBJECTS_PREFIX, SNAPSHOTS_PREFIX, chunk_key
+from ctfy_vault.writer._heal import judge_copies, well_formed
 
 __all__ = ["verify_targets"]
 
@@ -61,6 +63,7 @@ def verify_targets(
         if keys is None:
             continue
         problems.extend(_structure(target, sealer, keys, entries))
+    problems.extend(_key_slots(targets, listings))
     every = set().union(*listings.values()) if listings else set()
     for name, keys in sorted(listings.items()):
         problems.extend(
@@ -124,6 +127,34 @@ def _structure(
         Problem(kind="missing-chunk", target=target.name, key=key, detail=detail)
         for key, detail in sorted(missing.items())
     )
+    return problems
+
+
+def _key_slots(targets: Sequence[Target], listings: dict[str, set[str]]) -> list[Problem]:
+    """Compare every key slot's copies across the targets (see `judge_copies`).
+
+    A slot is opened by its user's passphrase or key, which verify does not hold, so a copy is
+    judged by parsing it and by comparing it with the other targets' copies: a copy that does not
+    parse, or differs from the copy a majority holds, is reported as ``key-slot``.
+    """
+    problems: list[Problem] = []
+    slots = sorted({k for keys in listings.values() for k in keys if k.startswith(KEYS_PREFIX)})
+    for key in slots:
+        copies: dict[str, bytes] = {}
+        for target in targets:
+            if key not in listings.get(target.name, set()):
+                continue
+            try:
+                copies[target.name] = target.read(key)
+            except StorageError as err:
+                problems.append(
+                    Problem(kind="key-slot", target=target.name, key=key, detail=str(err))
+                )
+        _good, damaged = judge_copies(copies, functools.partial(well_formed, key))
+        problems.extend(
+            Problem(kind="key-slot", target=name, key=key, detail=reason)
+            for name, reason in sorted(damaged.items())
+        )
     return problems
 
 

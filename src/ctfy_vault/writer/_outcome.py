@@ -80,11 +80,13 @@ class HealOutcome:
     Attributes:
         target: the target's display name.
         copied: object keys copied to it, sorted.
+        repaired: object keys whose damaged copy was replaced there (``heal(repair=True)``), sorted.
         error: the first failure that left it incomplete, or ``None``.
     """
 
     target: str
     copied: tuple[str, ...] = ()
+    repaired: tuple[str, ...] = ()
     error: BaseException | None = attrs.field(default=None, eq=False)
 
 
@@ -102,3 +104,8 @@ class HealReport:
     def copied(self) -> int:
         """Objects copied over all targets."""
         return sum(len(outcome.copied) for outcome in self.outcomes)
+
+    @property
+    def repaired(self) -> int:
+        """Damaged copies replaced over all targets (``heal(repair=True)`` only)."""
+        return sum(len(outcome.repaired) for outcome in self.outcomes)
