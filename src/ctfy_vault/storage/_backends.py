@@ -32,6 +32,12 @@ _NO_HARD_LINKS = frozenset(
 )
 
 
+def _raise_unless_gone(err: OSError) -> None:
+    """Let a walk skip a folder removed meanwhile, and fail on any other listing error."""
+    if not isinstance(err, FileNotFoundError):
+        raise err
+
+
 class Reader(Protocol):
     """Anything with a ``read(n)`` that returns at most ``n`` bytes and ``b""`` at the end."""
 
@@ -130,13 +136,35 @@ class FsspecBackend:
         return int(info["size"])
 
     def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
-        """Walk folder by folder (each folder listed once, lazily across folders)."""
-        if not self.fs.isdir(path):
+        """Walk folder by folder (each folder listed once, lazily across folders).
+
+        Each folder's listing is retried on its own, and one that still fails fails the walk:
+        fsspec's ``isdir`` and ``walk`` would treat a failed request as an empty folder, and an
+        empty ``snapshots/`` listing makes every chunk look unreferenced to prune.
+        """
+        try:
+            info = retrying("list", lambda: self.fs.info(path))
+        except FileNotFoundError:
             return
-        for folder, _dirs, files in self.fs.walk(path, detail=False):
-            base = folder.rstrip("/")
-            for name in files:
-                yield f"{base}/{name}"
+        if info.get("type") != "directory":
+            return
+        pending = [path.rstrip("/")]
+        while pending:
+            folder = pending.pop()
+            try:
+                entries = retrying(
+                    "list",
+                    lambda folder=folder: self.fs.ls(folder, detail=True),  # type: ignore[misc]
+                )
+            except FileNotFoundError:
+                continue  # removed since its parent was listed
+            for entry in entries:
+                name = entry["name"].rstrip("/")
+                if entry.get("type") == "directory":
+                    if name != folder:
+                        pending.append(name)
+                else:
+                    yield name
 
     def delete(self, path: str) -> None:
         """Remove with ``rm_file``; already gone is fine."""
@@ -248,7 +276,7 @@ class LocalBackend(FsspecBackend):
     def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
         """Walk with ``os.walk`` (lazy), skipping the library's own top-level folders."""
         top = path.rstrip("/")
-        for folder, dirs, files in os.walk(top):
+        for folder, dirs, files in os.walk(top, onerror=_raise_unless_gone):
             if folder == self.root:
                 dirs[:] = [d for d in dirs if d not in RESERVED_PREFIXES]
             for name in files:

@@ -90,5 +90,5 @@ class RepoConfig:
             )
         except FormatError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
             raise FormatError("the repository config is not a valid config document") from err
