@@ -128,7 +128,7 @@ def _read_key_file(path: Path) -> str:
                 f"key file {path} is accessible by group or others; chmod 600 it"
             )
         text = path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path, or not UTF-8
         raise ConfigurationError(f"key file {path} cannot be read ({type(err).__name__})") from None
     if not text:
         raise ConfigurationError(f"key file {path} is empty")
@@ -273,6 +273,8 @@ def parse_config(text: str, *, path: Path) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigurationError(f"{path}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise ConfigurationError(f"{path}: not valid TOML: nested too deeply") from None
     check = _Checker(path)
     check.keys(raw, _TOP, "")
     repository = check.table(raw.get("repository"), "repository", required=True)
@@ -342,7 +344,10 @@ def _key_source(check: _Checker, value: object) -> KeySource:
         raise check.error(where, "give exactly one of env or file")
     if "env" in table:
         return KeySource(type=kind, env=check.text(table["env"], f"{where}.env"))
-    file = Path(check.text(table["file"], f"{where}.file")).expanduser()
+    try:
+        file = Path(check.text(table["file"], f"{where}.file")).expanduser()
+    except RuntimeError:  # ~user of an unknown user
+        raise check.error(where, "file names a home folder that does not exist") from None
     if not file.is_absolute():
         file = check.path.parent / file
     return KeySource(type=kind, file=file)

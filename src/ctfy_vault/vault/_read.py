@@ -104,12 +104,25 @@ class Reader:
         return found
 
     def _open(self, name: str, targets: Sequence[Target]) -> OpenedEntry | None:
+        """Open a snapshot object from the first target giving it intact (each tried twice)."""
+        errors: dict[str, BaseException | None] = {}
         for target in targets:
-            try:
-                return open_entry(self._sealer, name, target.read(f"{SNAPSHOTS_PREFIX}/{name}"))
-            except (StorageError, IntegrityError, FormatError) as err:
-                log.warning("snapshot %s on %s cannot be opened: %s", name, target.name, err)
-                self._broken[name] = err
+            for _attempt in range(2):  # a second read gets past a flip in transit
+                try:
+                    blob = target.read(f"{SNAPSHOTS_PREFIX}/{name}")
+                    return open_entry(self._sealer, name, blob)
+                except (StorageError, IntegrityError, FormatError) as err:
+                    log.warning("snapshot %s on %s cannot be opened: %s", name, target.name, err)
+                    errors[target.name] = err
+        found = list(errors.values())
+        if found and all(isinstance(err, FormatError) for err in found):
+            # It authenticates (so it is the repository's own object) but its content is invalid:
+            # the same on every target, and that is the error to give.
+            self._broken[name] = found[0]  # type: ignore[assignment]
+        else:
+            self._broken[name] = TargetsFailedError(
+                f"snapshot {name} cannot be read intact from any target", errors
+            )
         return None
 
     def chunk(self, chunk_id: bytes, on_fallback: OnFallback | None = None) -> bytes:

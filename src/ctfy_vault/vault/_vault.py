@@ -331,9 +331,26 @@ class Vault:
         return BackupInfo.of_result(result)
 
     def _lineage_head(self, lineage: str) -> tuple[bytes | None, Manifest | None]:
-        """Return the lineage's head hash and its newest snapshot (the parent)."""
+        """Return the lineage's head hash and its newest snapshot (the parent).
+
+        Raises:
+            TargetsFailedError: a snapshot object newer than the head reads intact nowhere: it
+                may be this lineage's head, and chaining past it would fork the chain.
+        """
         catalog = self._reader.catalog().values()
         head = lineage_head(catalog, lineage)
+        unreadable = sorted(
+            name for name in self._reader.broken_names() if head is None or name > head.name
+        )
+        if unreadable:
+            err = self._reader.broken(unreadable[-1])
+            outcomes = err.outcomes if isinstance(err, TargetsFailedError) else {}
+            raise TargetsFailedError(
+                f"snapshot {unreadable[-1]} reads intact from no target and may be the head of "
+                f"lineage {lineage}; backing up now would fork its chain (run check, then heal "
+                "with repair)",
+                outcomes,
+            )
         ordered = sorted(catalog, key=_order, reverse=True)
         parent = next(
             (
@@ -779,7 +796,16 @@ class Vault:
                 or, with ``repair``, a damaged object has no good copy on any target.
             ConfigurationError: the vault has a single target (nothing to heal from).
         """
-        return heal(self._targets, sealer=self._sealer, repair=repair)
+        return heal(
+            self._targets, sealer=self._sealer, repair=repair, config_check=self._is_my_config
+        )
+
+    def _is_my_config(self, data: bytes) -> bool:
+        """Whether a copy of ``config`` is this repository's config (for heal)."""
+        try:
+            return RepoConfig.from_json(data) == self._config
+        except FormatError:
+            return False
 
 
 def _order(opened: OpenedEntry) -> tuple[datetime, str]:

@@ -146,9 +146,15 @@ def judge_copies(
 class _Healer:
     """The state of one heal run: every target's listing, what was copied, what failed."""
 
-    def __init__(self, targets: Sequence[Target], sealer: Sealer) -> None:
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        sealer: Sealer,
+        config_check: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self.targets = list(targets)
         self.sealer = sealer
+        self.config_check = config_check
         self.held: dict[str, set[str]] = {t.name: set() for t in self.targets}
         self.copied: dict[str, list[str]] = {t.name: [] for t in self.targets}
         self.repaired: dict[str, list[str]] = {t.name: [] for t in self.targets}
@@ -193,16 +199,40 @@ class _Healer:
         if not lacking:
             return
         for donor in donors:
-            try:
-                blob = donor.read(key)
-                manifest = _verify(self.sealer, key, blob)
-            except (StorageError, _UnverifiableError):
+            found = self._read_verified(donor, key)
+            if found is None:
                 continue
+            blob, manifest = found
             for target in lacking:
                 self._write(target, key, blob, manifest)
             return
         for target in lacking:
             self.note(target, IntegrityError(f"no target holds a verifiable copy of {key}"))
+
+    def _read_verified(self, donor: Target, key: str) -> tuple[bytes, Manifest | None] | None:
+        """Read a donor's copy that passes its check, or ``None``.
+
+        A sealed object (chunk, manifest) is read again once when a read fails authentication (a
+        flip in transit). The config and key slots cannot be authenticated here, so their copy is
+        taken only when two reads of it agree (up to four reads): a copy damaged in transit is
+        never planted create-only on another target, where it could not be replaced.
+        """
+        plaintext = key == CONFIG_KEY or key.startswith(f"{KEYS}/")
+        reads: list[bytes] = []
+        for _attempt in range(4 if plaintext else 2):
+            try:
+                blob = donor.read(key)
+                manifest = _verify(self.sealer, key, blob)
+            except (StorageError, _UnverifiableError):
+                continue
+            if key == CONFIG_KEY and self.config_check is not None and not self.config_check(blob):
+                continue
+            if not plaintext:
+                return blob, manifest
+            if blob in reads:
+                return blob, manifest
+            reads.append(blob)
+        return None
 
     def repair(self, key: str) -> None:
         """Replace every copy of one object that fails its check with a copy that passes.
@@ -307,7 +337,12 @@ class _Healer:
 
 
 def heal(
-    targets: Sequence[Target], *, sealer: Sealer, workers: int = 8, repair: bool = False
+    targets: Sequence[Target],
+    *,
+    sealer: Sealer,
+    workers: int = 8,
+    repair: bool = False,
+    config_check: Callable[[bytes], bool] | None = None,
 ) -> HealReport:
     """Copy to each target the config, key slots, chunks and manifests it lacks from another.
 
@@ -331,6 +366,8 @@ def heal(
         sealer: the repository's sealer, to verify what is copied.
         workers: objects copied concurrently.
         repair: also replace damaged copies (reads every object on every target).
+        config_check: whether a copy of ``config`` is the repository's (the config is plaintext
+            and cannot be authenticated; `Vault.heal` compares it with the config it opened).
 
     Returns:
         What was copied to (and, with ``repair``, repaired on) each target.
@@ -344,7 +381,7 @@ def heal(
     names = [target.name for target in targets]
     if len(names) < 2 or len(set(names)) != len(names):
         raise ConfigurationError("heal needs two or more targets with unique names")
-    healer = _Healer(targets, sealer)
+    healer = _Healer(targets, sealer, config_check)
     for stage in _STAGES:
         healer.list_stage(stage)
         keys = sorted({k for t in healer.targets for k in healer.held[t.name] if _in(k, stage)})
