@@ -63,6 +63,11 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks; results are ratios to baselines measured in the same run."""
+    """Run the benchmarks; results are ratios to baselines measured in the same run.
+
+    ``nox -s bench -- suite`` runs only the issue-10 suite beside restic and rclone (Debian's
+    packages, installed here if missing); ``BENCH_SCALE=0.0625`` makes it a smoke run.
+    """
     session.install(".[azure]", *_groups("bench"))
+    session.run("bash", "scripts/bench_peers.sh", external=True)
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,4 +1,9 @@
-"""Run every ``benchmarks/bench_*.py`` in its own process and collect their JSON results."""
+"""Run every ``benchmarks/bench_*.py`` and the issue-10 ``suite.py``, each in its own process.
+
+``python benchmarks/run.py [NAME...]`` runs the scripts whose name contains one of the NAMEs (all
+by default; ``suite`` alone runs the side-by-side suite with restic and rclone), then collects every
+JSON result into ``results/summary.json``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ HERE = Path(__file__).parent
 
 def main(selected: list[str]) -> int:
     """Run the named benchmarks (default: all) and write ``results/summary.json``."""
-    scripts = sorted(HERE.glob("bench_*.py"))
+    scripts = [*sorted(HERE.glob("bench_*.py")), HERE / "suite.py"]
     if selected:
         scripts = [s for s in scripts if any(name in s.stem for name in selected)]
     failed = 0

@@ -286,12 +286,14 @@ class _Source:
     """The source object, read at most once into memory (or streamed when large).
 
     A streamed object's digest is computed while it streams, so verifying a copy does not read the
-    source again.
+    source again. The MD5 is computed only when some replica is on S3 (its ETags are MD5s); other
+    replicas are verified by SHA-256 alone, which saves an MD5 pass over both copies.
     """
 
-    def __init__(self, target: Target, entry: Entry) -> None:
+    def __init__(self, target: Target, entry: Entry, *, md5: bool = True) -> None:
         self.target = target
         self.entry = entry
+        self.md5 = md5
         self._data: bytes | None = None
         self._digest: tuple[int, str, str] | None = None
 
@@ -305,37 +307,48 @@ class _Source:
                 self._data = read_object(self.target, self.entry.key)
             yield self._data
             return
-        md5 = hashlib.md5(usedforsecurity=False)
+        md5 = hashlib.md5(usedforsecurity=False) if self.md5 else None
         sha = hashlib.sha256()
         size = 0
         for block in self.target.read_stream(self.entry.key):
-            md5.update(block)
+            if md5 is not None:
+                md5.update(block)
             sha.update(block)
             size += len(block)
             yield block
-        self._digest = (size, md5.hexdigest(), sha.hexdigest())
+        self._digest = (size, md5.hexdigest() if md5 is not None else "", sha.hexdigest())
 
     def digest(self) -> tuple[int, str, str]:
+        """Return (size, MD5 hex or ``""`` when not wanted, SHA-256 hex) of the source bytes."""
         if self._digest is None:
-            self._digest = _digest(self.blocks())
+            self._digest = _digest(self.blocks(), md5=self.md5)
         return self._digest
 
 
-def _digest(blocks: Iterable[bytes]) -> tuple[int, str, str]:
-    md5 = hashlib.md5(usedforsecurity=False)
+def _digest(blocks: Iterable[bytes], *, md5: bool = True) -> tuple[int, str, str]:
+    """Return (size, MD5 hex, SHA-256 hex) of ``blocks``; the MD5 is ``""`` if not ``md5``."""
+    md5_hash = hashlib.md5(usedforsecurity=False) if md5 else None
     sha = hashlib.sha256()
     size = 0
     for block in blocks:
-        md5.update(block)
+        if md5_hash is not None:
+            md5_hash.update(block)
         sha.update(block)
         size += len(block)
-    return size, md5.hexdigest(), sha.hexdigest()
+    return size, md5_hash.hexdigest() if md5_hash is not None else "", sha.hexdigest()
+
+
+def _sha_only(blocks: Iterable[bytes]) -> tuple[int, str]:
+    size, _, sha = _digest(blocks, md5=False)
+    return size, sha
 
 
 def _process(
     source: Target, sides: Sequence[_Replica], job: _Job, now: Callable[[], datetime]
 ) -> list[tuple[int, ObjectOutcome | None]]:
-    src = _Source(source, job.entry)
+    # MD5 only serves to compare with S3 ETags; local and Azure replicas are checked by SHA-256.
+    md5 = any(backend_kind(sides[index].target) == "s3" for index, _kind in job.work)
+    src = _Source(source, job.entry, md5=md5)
     results: list[tuple[int, ObjectOutcome | None]] = []
     for index, kind in job.work:
         side = sides[index]
@@ -387,7 +400,7 @@ def _create(replica: Target, key: str, src: _Source) -> None:
             replica.write_stream(key, src.blocks())
     except ObjectExistsError:
         # Appeared since the listing (another mirror run): fine only if it is these bytes.
-        if _digest(replica.read_stream(key)) != src.digest():
+        if _sha_only(replica.read_stream(key)) != _size_and_sha(src):
             raise
 
 
@@ -404,13 +417,18 @@ def _same_content(src: _Source, side: _Replica) -> bool:
         and _MD5.match(there.etag)
     ):
         return src.entry.etag == there.etag
-    return _digest(side.target.read_stream(src.entry.key)) == src.digest()
+    return _sha_only(side.target.read_stream(src.entry.key)) == _size_and_sha(src)
+
+
+def _size_and_sha(src: _Source) -> tuple[int, str]:
+    size, _, sha = src.digest()
+    return size, sha
 
 
 def _keep_previous(replica: Target, key: str, now: Callable[[], datetime]) -> str:
     old = replica.read(key) if replica.size(key) <= IN_MEMORY_LIMIT else None
     blocks: Iterable[bytes] = [old] if old is not None else replica.read_stream(key)
-    size, _, sha = _digest(blocks)
+    size, sha = _sha_only(blocks)
     stamp = now().astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     version_key = f"{VERSIONS_PREFIX}/{key}/{stamp}-{sha[:16]}"
     try:
@@ -420,7 +438,7 @@ def _keep_previous(replica: Target, key: str, now: Callable[[], datetime]) -> st
             replica.write_stream(version_key, replica.read_stream(key))
     except ObjectExistsError:
         pass  # the same instant and hash: these very bytes are kept already
-    if _digest(replica.read_stream(version_key))[2] != sha or replica.size(version_key) != size:
+    if _sha_only(replica.read_stream(version_key))[1] != sha or replica.size(version_key) != size:
         raise IntegrityError("the kept previous version does not match; nothing was replaced")
     return version_key
 
@@ -438,7 +456,7 @@ def _verify(src: _Source, replica: Target) -> None:
         else:
             ok = there.etag == src.digest()[1]
     else:
-        ok = _digest(replica.read_stream(src.entry.key))[2] == src.digest()[2]
+        ok = _sha_only(replica.read_stream(src.entry.key))[1] == src.digest()[2]
     if not ok:
         raise IntegrityError("copy verification failed: checksum differs from the source")
 
