@@ -123,13 +123,12 @@ class KeySource:
 def _read_key_file(path: Path) -> str:
     try:
         info = path.stat()
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigurationError(
-                f"key file {path} is accessible by group or others; chmod 600 it"
-            )
-        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+        private = not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+        text = path.read_text(encoding="utf-8").rstrip("\r\n") if private else ""
     except (OSError, ValueError) as err:  # ValueError: a NUL in the path, or not UTF-8
         raise ConfigurationError(f"key file {path} cannot be read ({type(err).__name__})") from None
+    if not private:
+        raise ConfigurationError(f"key file {path} is accessible by group or others; chmod 600 it")
     if not text:
         raise ConfigurationError(f"key file {path} is empty")
     return text

@@ -6,7 +6,9 @@ import fnmatch
 import logging
 import os
 import posixpath
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ctfy_vault.exceptions import FormatError, ObjectExistsError
@@ -19,6 +21,8 @@ __all__ = ["restore_manifest", "safe_join", "select"]
 log = logging.getLogger("ctfy_vault.vault")
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: Files restored at once: fetching, opening and decompressing overlap across files.
+_RESTORE_WORKERS = 4
 
 #: Told ``(bytes, files)`` written since the last call.
 Progress = Callable[[int, int], None]
@@ -121,6 +125,46 @@ def _write_file(
     return written
 
 
+def _write_files(
+    reader: Reader,
+    jobs: list[tuple[FileEntry, Path]],
+    fallbacks: list[tuple[str, str]],
+    progress: Progress | None,
+) -> int:
+    """Write the regular files, several at once (each fetches, opens and checks its own chunks).
+
+    Their folders exist already and no link has been restored yet. The first failure stops the
+    rest and is raised.
+    """
+    lock = threading.Lock()
+
+    def report(nbytes: int, nfiles: int) -> None:
+        if progress is not None:
+            with lock:
+                progress(nbytes, nfiles)
+
+    def one(job: tuple[FileEntry, Path]) -> int:
+        entry, local = job
+        size = _write_file(reader, entry, local, fallbacks, report)
+        os.chmod(local, entry.mode)
+        os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns))
+        report(0, 1)
+        return size
+
+    if len(jobs) <= 1:
+        return sum(one(job) for job in jobs)
+    with ThreadPoolExecutor(
+        max_workers=_RESTORE_WORKERS, thread_name_prefix="ctfy-restore"
+    ) as pool:
+        futures = [pool.submit(one, job) for job in jobs]
+        try:
+            return sum(future.result() for future in futures)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
 def _restore_links(
     targets: list[tuple[FileEntry, Path]], root: Path, refused: list[tuple[str, str]]
 ) -> int:
@@ -188,7 +232,8 @@ def restore_manifest(
     root = dest.resolve()
     fallbacks: list[tuple[str, str]] = []
     refused: list[tuple[str, str]] = []
-    files = dirs = written = 0
+    dirs = 0
+    jobs: list[tuple[FileEntry, Path]] = []
     for entry, local in targets:
         if entry.type is FileType.SYMLINK:
             continue  # links last, so that nothing is ever written through a restored link
@@ -202,12 +247,9 @@ def restore_manifest(
             local.mkdir(exist_ok=True)
             dirs += 1
             continue
-        written += _write_file(reader, entry, local, fallbacks, progress)
-        os.chmod(local, entry.mode)
-        os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns))
-        files += 1
-        if progress is not None:
-            progress(0, 1)
+        jobs.append((entry, local))
+    written = _write_files(reader, jobs, fallbacks, progress)
+    files = len(jobs)
     links = _restore_links(targets, root, refused)
     # Folders last and deepest first: writing their contents changed their times.
     for entry, local in reversed(targets):
