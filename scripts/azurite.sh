@@ -99,6 +99,8 @@ cmd_install() {
 
 # shellcheck source=scripts/lib/ports.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/ports.sh"
+# shellcheck source=scripts/lib/proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
 
 # The pid of the Azurite started from this $DIR, checked against /proc so that a recycled pid of an
 # unrelated process is never signalled.
@@ -112,23 +114,11 @@ our_pid() {
   fi
 }
 
-stop_server() {
-  local pid
-  pid="$(our_pid)"
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    [ -n "$(our_pid)" ] || return 0
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-}
+stop_server() { terminate_our_pid; }
 
 cmd_stop() {
   stop_server
-  local name
-  for name in "${OWNED[@]}"; do rm -rf "${DIR:?}/$name"; done
-  rmdir "$DIR" 2>/dev/null || true
+  remove_owned
 }
 
 # Any HTTP answer (Azurite says 403 to an unsigned request) means the server is serving.

@@ -98,6 +98,8 @@ cmd_install() {
 
 # shellcheck source=scripts/lib/ports.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/ports.sh"
+# shellcheck source=scripts/lib/proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
 
 # The postmaster of $DATA, checked against /proc so that a recycled pid is never signalled.
 our_pid() {
@@ -119,20 +121,12 @@ stop_server() {
   if [ -n "$bin" ]; then
     as_server "$bin/pg_ctl" -D "$DATA" -m immediate -w -t 20 stop >/dev/null 2>&1 || true
   fi
-  [ -n "$(our_pid)" ] || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    [ -n "$(our_pid)" ] || return 0
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
+  terminate_our_pid
 }
 
 cmd_stop() {
   stop_server
-  local name
-  for name in "${OWNED[@]}"; do rm -rf "${DIR:?}/$name"; done
-  rmdir "$DIR" 2>/dev/null || true
+  remove_owned
 }
 
 answers() {

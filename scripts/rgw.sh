@@ -112,9 +112,7 @@ stop_daemons() {
 
 cmd_stop() {
   stop_daemons
-  local name
-  for name in "${OWNED[@]}"; do rm -rf "${DIR:?}/$name"; done
-  rmdir "$DIR" 2>/dev/null || true
+  remove_owned
 }
 
 have_all() {
@@ -137,6 +135,8 @@ cmd_install() {
 
 # shellcheck source=scripts/lib/ports.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/ports.sh"
+# shellcheck source=scripts/lib/proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
 
 # Resolve "auto"/0 to a free port; refuse a fixed port that something already listens on.
 pick_port() {

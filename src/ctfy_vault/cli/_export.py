@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, TextIO
 
 from ctfy_vault.cli._options import add_target_options, target_from_args
-from ctfy_vault.cli._progress import Progress
+from ctfy_vault.cli._progress import Progress, format_bytes
 from ctfy_vault.exceptions import ConfigurationError
 from ctfy_vault.export import ExportProgress, ExportSummary, TargetSource, export
 from ctfy_vault.links import LinkSigner
@@ -99,15 +99,6 @@ def _progress(err: TextIO) -> tuple[Progress, Callable[[ExportProgress], None]]:
     return bar, show
 
 
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"  # pragma: no cover - the loop always returns
-
-
 def _print(summary: ExportSummary, note: str | None, as_json: bool, out: TextIO) -> None:
     if as_json:
         document = summary.to_dict()
@@ -115,9 +106,9 @@ def _print(summary: ExportSummary, note: str | None, as_json: bool, out: TextIO)
         out.write(json.dumps(document, ensure_ascii=False, sort_keys=True) + "\n")
         return
     out.write(
-        f"export {summary.tenant}: {summary.files} files, {_size(summary.bytes)} -> "
+        f"export {summary.tenant}: {summary.files} files, {format_bytes(summary.bytes)} -> "
         f"{summary.key}\n"
-        f"  archive  {_size(summary.archive_size)}, sha256 {summary.sha256}\n"
+        f"  archive  {format_bytes(summary.archive_size)}, sha256 {summary.sha256}\n"
         f"  register {summary.register_key}\n"
     )
     for skipped in summary.skipped:

@@ -4,7 +4,7 @@ The only package that imports fsspec, s3fs, boto3/botocore or adlfs. Backend qui
 writes, checksum settings, addressing styles, error shapes) are handled here and nowhere else.
 """
 
-from ctfy_vault.storage._backends import DEFAULT_PART_SIZE
+from ctfy_vault.storage._backends import DEFAULT_PART_SIZE, read_full
 from ctfy_vault.storage._errors import RetryPolicy
 from ctfy_vault.storage._keys import MAX_KEY_BYTES, validate_key
 from ctfy_vault.storage._probe import Capabilities
@@ -18,6 +18,7 @@ __all__ = [
     "LockMode",
     "RetryPolicy",
     "Target",
+    "read_full",
     "set_retain_until",
     "validate_key",
 ]

@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -120,6 +120,7 @@ class _Run:
     lock: LockInfo | None
     host: str
     dry_run: bool
+    listed: dict[str, set[str]]  # each target's snapshot names, kept current as records land
     errors: dict[str, BaseException] = attrs.field(factory=dict)
 
     def fail(self, target: Target, err: BaseException) -> None:
@@ -151,7 +152,8 @@ def prune_targets(
     if grace < timedelta(0):
         raise ValueError("grace must not be negative")
     clock = _Clock(now.astimezone(UTC))
-    reachable, errors = _reachable(targets)
+    listed, errors = _list_snapshots(targets)
+    reachable = tuple(target for target in targets if target.name in listed)
     if not reachable:
         raise StorageError("no target of the repository could be listed", target="repository")
     lock = None if dry_run else new_lock(clock.now(), lock_ttl)
@@ -166,6 +168,7 @@ def prune_targets(
         lock=lock,
         host=host,
         dry_run=dry_run,
+        listed=listed,
         errors=errors,
     )
     try:
@@ -190,17 +193,18 @@ def prune_targets(
     )
 
 
-def _reachable(targets: Sequence[Target]) -> tuple[tuple[Target, ...], dict[str, BaseException]]:
-    found: list[Target] = []
+def _list_snapshots(
+    targets: Sequence[Target],
+) -> tuple[dict[str, set[str]], dict[str, BaseException]]:
+    """List ``snapshots/`` once per target: the names, by target; and the targets that failed."""
+    listed: dict[str, set[str]] = {}
     errors: dict[str, BaseException] = {}
     for target in targets:
         try:
-            snapshot_names(target)
+            listed[target.name] = snapshot_names(target)
         except StorageError as err:
             errors[target.name] = err
-            continue
-        found.append(target)
-    return tuple(found), errors
+    return listed, errors
 
 
 def _check_can_delete(targets: Sequence[Target]) -> None:
@@ -257,6 +261,8 @@ def _forget(
         written = _write_everywhere(run, f"{SNAPSHOTS_PREFIX}/{sealed.name}", bytes(sealed.blob))
         if not written:
             continue
+        for target in written:
+            run.listed[target.name].add(sealed.name)
         records.append(sealed.name)
         for info in infos:
             doomed.setdefault(info.name, set()).add(sealed.name)
@@ -303,11 +309,7 @@ def _delete_manifests(run: _Run, doomed: Mapping[str, set[str]]) -> None:
         return
     run.check_lock()
     for target in run.targets:
-        try:
-            present = snapshot_names(target)
-        except StorageError as err:
-            run.fail(target, err)
-            continue
+        present = run.listed[target.name]
         for name, by_records in sorted(doomed.items()):
             if name in present and present & by_records:
                 try:
@@ -361,15 +363,19 @@ def _sweep(run: _Run, grace: timedelta, degraded: bool) -> tuple[int, int, int, 
     return deleted, size, len(pending), None
 
 
-def _read_marks(run: _Run) -> tuple[dict[bytes, tuple[datetime, str]], set[str]]:
-    """Every marked chunk with the earliest time it was marked and that mark's name; all marks."""
-    marks: dict[bytes, tuple[datetime, str]] = {}
+def _iter_marks(
+    targets: Sequence[Target], on_list_error: Callable[[Target, StorageError], None]
+) -> Iterator[tuple[str, datetime, list[bytes]]]:
+    """Yield each sweep mark once (the first target listing it gives it): key, time, chunk ids.
+
+    An unreadable or malformed mark is skipped with a warning.
+    """
     seen: set[str] = set()
-    for target in run.targets:
+    for target in targets:
         try:
             keys = sorted(target.list(SWEEP_PREFIX))
         except StorageError as err:
-            run.fail(target, err)
+            on_list_error(target, err)
             continue
         for key in keys:
             if key in seen:
@@ -380,10 +386,19 @@ def _read_marks(run: _Run) -> tuple[dict[bytes, tuple[datetime, str]], set[str]]
             except (StorageError, ValueError) as err:
                 log.warning("sweep mark %s on %s ignored: %s", key, target.name, err)
                 continue
-            for chunk in chunks:
-                if chunk not in marks or created < marks[chunk][0]:
-                    marks[chunk] = (created, key)
-    return marks, seen
+            yield key, created, chunks
+
+
+def _read_marks(run: _Run) -> tuple[dict[bytes, tuple[datetime, str]], set[str]]:
+    """Every marked chunk with the earliest time it was marked and that mark's name; all marks."""
+    marks: dict[bytes, tuple[datetime, str]] = {}
+    keys: set[str] = set()
+    for key, created, chunks in _iter_marks(run.targets, run.fail):
+        keys.add(key)
+        for chunk in chunks:
+            if chunk not in marks or created < marks[chunk][0]:
+                marks[chunk] = (created, key)
+    return marks, keys
 
 
 def marked_chunks(targets: Sequence[Target]) -> frozenset[bytes]:
@@ -392,22 +407,13 @@ def marked_chunks(targets: Sequence[Target]) -> frozenset[bytes]:
     A backup reusing one of these must check it still exists right before it commits (see
     `ctfy_vault.writer.Writer.backup`'s ``recheck``).
     """
-    found: set[bytes] = set()
-    seen: set[str] = set()
-    for target in targets:
-        try:
-            keys = sorted(target.list(SWEEP_PREFIX))
-        except StorageError:
-            continue
-        for key in keys:
-            if key in seen:
-                continue
-            seen.add(key)
-            try:
-                found.update(_parse_mark(target.read(key))[1])
-            except (StorageError, ValueError) as err:
-                log.warning("sweep mark %s on %s ignored: %s", key, target.name, err)
-    return frozenset(found)
+    return frozenset(
+        chunk for _key, _created, chunks in _iter_marks(targets, _ignore) for chunk in chunks
+    )
+
+
+def _ignore(_target: Target, _err: StorageError) -> None:
+    """A backup goes on without the marks of a target it cannot list."""
 
 
 def _parse_mark(data: bytes) -> tuple[datetime, list[bytes]]:

@@ -641,32 +641,27 @@ class Vault:
         Raises:
             LockError: there is no lock, or it is not stale (and ``force`` is off).
         """
-        held: LockInfo | None = None
+        found: dict[str, LockInfo] = {}
         unreadable: list[Target] = []
         for target in self._targets:
             try:
-                held = read_lock(target)
+                lock = read_lock(target)
             except LockError:
                 unreadable.append(target)
                 continue
             except StorageError:
                 continue
-            if held is not None:
-                break
+            if lock is not None:
+                found[target.name] = lock
+        held = next(iter(found.values()), None)
         if held is None and not (force and unreadable):
             raise LockError("the repository is not locked")
         if held is not None and not force and not held.stale(now):
             raise LockError(f"the lock is not stale: held by {held.describe()}")
         for target in self._targets:
-            try:
-                found = read_lock(target)
-            except LockError:
-                found = None
-                if not force:
-                    continue
-            except StorageError:
-                continue
-            if force or (found is not None and held is not None and found.lock_id == held.lock_id):
+            lock = found.get(target.name)
+            ours = lock is not None and held is not None and lock.lock_id == held.lock_id
+            if ours or (force and (lock is not None or target in unreadable)):
                 target.delete(LOCK_KEY)
         if held is None:
             return LockInfo(lock_id="unreadable", host="?", pid=0, created=now, expires=now)

@@ -9,6 +9,7 @@ import attrs
 from pyfastcdc import FastCDC
 
 from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.storage import read_full
 
 __all__ = ["DEFAULT_CHUNKER", "ChunkerParams", "Readable", "iter_chunks"]
 
@@ -85,7 +86,7 @@ def iter_chunks(source: Readable, params: ChunkerParams = DEFAULT_CHUNKER) -> It
         yields nothing.
     """
     cdc = FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size)
-    head = _read_up_to(source, params.max_size + 1)
+    head = read_full(source, params.max_size + 1)
     if len(head) <= params.max_size:
         for chunk in cdc.cut_buf(head):
             yield bytes(chunk.data)
@@ -93,19 +94,6 @@ def iter_chunks(source: Readable, params: ChunkerParams = DEFAULT_CHUNKER) -> It
     for chunk in cdc.cut_stream(_Prefixed(head, source)):
         # The chunker reuses its buffer for the next chunk, and ours are processed concurrently.
         yield bytes(chunk.data)
-
-
-def _read_up_to(source: Readable, size: int) -> bytes:
-    """Read ``size`` bytes, or fewer only at the end of the stream (pipes return short reads)."""
-    parts: list[bytes] = []
-    left = size
-    while left > 0:
-        block = source.read(left)
-        if not block:
-            break
-        parts.append(block)
-        left -= len(block)
-    return b"".join(parts)
 
 
 @attrs.define
