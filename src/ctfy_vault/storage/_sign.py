@@ -48,22 +48,23 @@ def _s3_client(target: Target) -> Any:
         client = _clients.get(fs)
         if client is not None:
             return client
-        import boto3  # noqa: PLC0415 - keeps ``import ctfy_vault`` light
+        # botocore, not boto3: s3fs's aiobotocore pins botocore exactly, so botocore is always
+        # installed and matches; boto3 would be one more pin to keep in step with it.
+        import botocore.session  # noqa: PLC0415 - keeps ``import ctfy_vault`` light
         from botocore.config import Config  # noqa: PLC0415
 
         settings = target._s3  # noqa: SLF001 - the settings the target was built with
         style = settings.addressing_style if settings else "auto"
         region = (settings.region if settings else None) or _fs_region(fs) or "us-east-1"
-        session = boto3.session.Session(
+        session = botocore.session.get_session()
+        # SigV4 always: SigV2 is deprecated, and its links cannot carry a region-bound signature.
+        client = session.create_client(
+            "s3",
+            region_name=region,
+            endpoint_url=settings.endpoint_url if settings else None,
             aws_access_key_id=getattr(fs, "key", None),
             aws_secret_access_key=getattr(fs, "secret", None),
             aws_session_token=getattr(fs, "token", None),
-            region_name=region,
-        )
-        # SigV4 always: SigV2 is deprecated, and its links cannot carry a region-bound signature.
-        client = session.client(
-            "s3",
-            endpoint_url=settings.endpoint_url if settings else None,
             config=Config(signature_version="s3v4", s3={"addressing_style": style}),
         )
         _clients[fs] = client
