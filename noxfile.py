@@ -1,4 +1,7 @@
-"""Development tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``build``, ``docs``, ``bench``."""
+"""Development tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``build``, ``docs``, ``bench``.
+
+``clean_install`` checks the built wheel in an environment without test dependencies.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +54,28 @@ def build(session: nox.Session) -> None:
     session.install(*_groups("build"))
     session.run("python", "-m", "build", "--outdir", "dist")
     session.run("twine", "check", "--strict", *map(str, (ROOT / "dist").glob("*")))
+
+
+@nox.session
+def clean_install(session: nox.Session) -> None:
+    """Install the wheel alone (no test dependencies) and run the S3 and Azure paths through it.
+
+    The S3 server is moto, started with the ``tests`` session's interpreter because moto is a test
+    dependency; ``-- --azurite-env FILE`` adds the Azure checks against a running Azurite.
+    """
+    server_python = ROOT / ".nox" / "tests" / "bin" / "python"
+    if not server_python.exists():
+        session.error("run `nox -s tests` first: moto is started from its environment")
+    wheels = ROOT / "dist" / "clean-install"
+    shutil.rmtree(wheels, ignore_errors=True)
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), ".")
+    (wheel,) = wheels.glob("*.whl")
+    session.run("python", "-m", "pip", "install", str(wheel))
+    check = ["python", "scripts/clean_install_check.py", "--server-python", str(server_python)]
+    session.run(*check)
+    if session.posargs:
+        session.run("python", "-m", "pip", "install", f"{wheel}[azure]")
+        session.run(*check, *session.posargs)
 
 
 @nox.session
