@@ -23,6 +23,7 @@ from ctfy_vault.vault import RestoreReport, SnapshotInfo, Vault, VerifyReport
 from ctfy_vault.writer import (
     BackupResult,
     ChunkerParams,
+    CommandSource,
     HealReport,
     StreamSource,
     TargetOutcome,
@@ -35,6 +36,7 @@ __all__ = [
     "Capabilities",
     "ChunkerParams",
     "Cipher",
+    "CommandSource",
     "Duration",
     "FileEntry",
     "HealReport",

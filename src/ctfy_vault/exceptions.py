@@ -15,6 +15,7 @@ caller already catches, so ``except FileExistsError`` or ``except ValueError`` k
     │   ├── AccessDeniedError (PermissionError)  the credentials may not do this
     │   └── TransientStorageError                retried and still failing (5xx, SlowDown, resets)
     │       └── TargetUnreachableError (ConnectionError)  no connection to the endpoint at all
+    ├── SourceFailedError (OSError)              a backup source's producer failed: nothing committed
     ├── IntegrityError                           authentication failed: wrong key or altered bytes
     ├── FormatError (ValueError)                 data in a format or version this release cannot read
     ├── LockError                                the repository is locked by someone else
@@ -38,6 +39,7 @@ __all__ = [
     "ObjectExistsError",
     "ObjectNotFoundError",
     "PolicyError",
+    "SourceFailedError",
     "StorageError",
     "TargetUnreachableError",
     "TargetsFailedError",
@@ -118,6 +120,28 @@ class TransientStorageError(StorageError):
 
 class TargetUnreachableError(TransientStorageError, ConnectionError):
     """No connection could be made to the target's endpoint."""
+
+
+class SourceFailedError(VaultError, OSError):
+    """A backup source did not complete, so the backup committed nothing on any target.
+
+    The program producing a stream exited non-zero, was killed by a signal or could not be started,
+    or a stream's completion check refused it. The text names the program (its ``argv[0]``) and
+    its exit status or signal, never its other arguments or its environment, which may hold a
+    password (a ``pg_dump`` connection URI).
+
+    Attributes:
+        program: the program's ``argv[0]``, or ``None`` for a stream's completion check.
+        returncode: the exit status; negative for a signal (``-9`` is ``SIGKILL``); ``None`` when
+            the program could not be started or for a completion check.
+    """
+
+    def __init__(
+        self, message: str, *, program: str | None = None, returncode: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.program = program
+        self.returncode = returncode
 
 
 class IntegrityError(VaultError):

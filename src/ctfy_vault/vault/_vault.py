@@ -56,6 +56,7 @@ from ctfy_vault.vault._verify import ReadData, verify_targets
 from ctfy_vault.writer import (
     DEFAULT_CHUNKER,
     ChunkerParams,
+    CommandSource,
     HealReport,
     Require,
     StreamSource,
@@ -67,7 +68,7 @@ __all__ = ["Source", "Vault"]
 
 log = logging.getLogger("ctfy_vault.vault")
 
-Source = str | os.PathLike[str] | StreamSource
+Source = str | os.PathLike[str] | StreamSource | CommandSource
 SnapshotRef = SnapshotInfo | str
 
 
@@ -281,15 +282,18 @@ class Vault:
         progress: Callable[[int, int], None] | None = None,
         retain_until: datetime | None = None,
     ) -> BackupInfo:
-        """Back up paths and streams as one new snapshot of ``lineage`` on every target.
+        """Back up paths, streams and programs' output as one new snapshot of ``lineage``.
 
         The lineage's newest entry is found first: its hash becomes the new snapshot's
         ``previous`` (the hash chain), and its newest snapshot is the parent, so files whose size,
         mtime and mode are unchanged are not read again. Per target the manifest is written only
-        after every chunk it names is there (see `ctfy_vault.writer.Writer.backup`).
+        after every chunk it names is there (see `ctfy_vault.writer.Writer.backup`). A database
+        dump belongs in a `CommandSource` (``CommandSource(name="app.sql", argv=["pg_dump",
+        "app"])``): the snapshot is committed only if ``pg_dump`` exits 0, never with a
+        truncated dump.
 
         Args:
-            sources: one path or stream, or several.
+            sources: one path, stream (`StreamSource`) or command (`CommandSource`), or several.
             lineage: the chain this snapshot belongs to (``db``, ``server-files``...).
             now: the snapshot's creation time (aware).
             host: the machine the data comes from; this machine's name by default.
@@ -308,10 +312,14 @@ class Vault:
             TargetsFailedError: fewer targets committed than required (after committing where
                 possible); repair with `heal`.
             ConfigurationError: a source does not exist, two share a name, or bad metadata.
+            SourceFailedError: a command exited non-zero, was killed or could not be started, or
+                a stream's completion check returned ``False`` (nothing is committed).
             OSError: a stream source failed (nothing is committed).
         """
         given: list[Source] = (
-            [sources] if isinstance(sources, (str, os.PathLike, StreamSource)) else list(sources)
+            [sources]
+            if isinstance(sources, (str, os.PathLike, StreamSource, CommandSource))
+            else list(sources)
         )
         previous, parent = self._lineage_head(lineage)
         writer = Writer(self._targets, self._sealer, chunker=self._config.chunker, require=require)

@@ -3,7 +3,9 @@
 A `Writer` cuts each source with FastCDC, names every chunk with the repository's keyed hash,
 compresses and seals it once, and writes the same bytes to every target concurrently with
 create-only writes. An object already there is a deduplication hit, never an overwrite; the
-manifest is each target's commit point. `heal` copies what one target lacks from another. Nothing
+manifest is each target's commit point. A stream or a program's output (`CommandSource`) is
+committed only once it is complete: a program that exits non-zero or is killed commits nothing.
+`heal` copies what one target lacks from another. Nothing
 in this package deletes. ``docs/writer.md`` explains the guarantees.
 
     >>> from datetime import datetime, timezone
@@ -22,6 +24,7 @@ in this package deletes. ``docs/writer.md`` explains the guarantees.
 """
 
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
+from ctfy_vault.writer._command import CommandSource
 from ctfy_vault.writer._heal import heal
 from ctfy_vault.writer._outcome import (
     BackupResult,
@@ -30,7 +33,7 @@ from ctfy_vault.writer._outcome import (
     SourceWarning,
     TargetOutcome,
 )
-from ctfy_vault.writer._sources import StreamSource
+from ctfy_vault.writer._sources import Source, StreamSource
 from ctfy_vault.writer._writer import (
     OBJECTS_PREFIX,
     SNAPSHOTS_PREFIX,
@@ -46,10 +49,12 @@ __all__ = [
     "SNAPSHOTS_PREFIX",
     "BackupResult",
     "ChunkerParams",
+    "CommandSource",
     "HealOutcome",
     "HealReport",
     "Readable",
     "Require",
+    "Source",
     "SourceWarning",
     "StreamSource",
     "TargetOutcome",

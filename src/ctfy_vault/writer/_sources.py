@@ -1,4 +1,4 @@
-"""Turning sources (paths, trees, streams) into manifest entries and files to read, safely.
+"""Turning sources (paths, trees, streams, commands) into manifest entries and files to read, safely.
 
 Nothing here follows a symbolic link: links are recorded as links, so a link loop is never walked.
 Special files (FIFOs, sockets, devices) are skipped with a warning and never opened; a FIFO would
@@ -11,20 +11,23 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Final
 
 import attrs
 
-from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.exceptions import ConfigurationError, SourceFailedError
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.writer._chunker import Readable
+from ctfy_vault.writer._command import CommandSource
 from ctfy_vault.writer._outcome import SourceWarning
 
 __all__ = [
     "FileItem",
     "Item",
+    "Source",
     "StreamSource",
+    "check_complete",
     "check_unchanged",
     "display",
     "open_regular",
@@ -43,17 +46,27 @@ _SPECIAL: Final = {
 class StreamSource:
     """A stream of unknown length backed up as one file, e.g. ``pg_dump`` output on a pipe.
 
+    The end of a stream looks the same whether its producer finished or died half way. Give
+    ``check`` to tell them apart (e.g. wait for the producer and compare its exit status): it is
+    called once the stream has reached its end and before anything is committed, and a check that
+    raises or returns ``False`` makes the backup fail with nothing committed on any target. For a
+    program's output, `CommandSource` does this itself.
+
     Attributes:
         name: the path recorded in the manifest (relative POSIX path, e.g. ``db/app.sql``).
         stream: the binary stream; read once, to its end, and not closed.
         mode: the permission bits recorded.
         mtime_ns: the modification time recorded; ``None`` records the backup's ``now``.
+        check: the completion check, or ``None`` to take the end of the stream as its completion.
+            Its exception propagates from the backup as raised; ``False`` raises
+            `ctfy_vault.exceptions.SourceFailedError`. Any other return value accepts the stream.
     """
 
     name: str
     stream: Readable = attrs.field(repr=False, eq=False)
     mode: int = 0o600
     mtime_ns: int | None = None
+    check: Callable[[], object] | None = attrs.field(default=None, repr=False, eq=False)
 
 
 @attrs.frozen
@@ -71,7 +84,21 @@ class FileItem:
     before: os.stat_result = attrs.field(eq=False)
 
 
-Item = FileEntry | FileItem | StreamSource
+Item = FileEntry | FileItem | StreamSource | CommandSource
+Source = str | os.PathLike[str] | StreamSource | CommandSource
+
+
+def check_complete(source: StreamSource) -> None:
+    """Run a stream's completion check after its end was read.
+
+    Raises:
+        SourceFailedError: the check returned ``False``.
+        Exception: whatever the check raised.
+    """
+    if source.check is not None and source.check() is False:
+        raise SourceFailedError(
+            f"stream {source.name}: its completion check failed; nothing was committed"
+        )
 
 
 def display(path: str) -> str:
@@ -94,17 +121,15 @@ def _top_name(source: str) -> str:
     return name
 
 
-def walk(
-    sources: Iterable[str | os.PathLike[str] | StreamSource], warnings: list[SourceWarning]
-) -> Iterator[Item]:
+def walk(sources: Iterable[Source], warnings: list[SourceWarning]) -> Iterator[Item]:
     """Yield what to record for each source, depth first, in name order, never following links.
 
     Args:
-        sources: paths (files, links or directory trees) and streams.
+        sources: paths (files, links or directory trees), streams and commands.
         warnings: receives one entry per skipped or unreadable entry.
 
     Yields:
-        Finished entries (directories, links), regular files to read, and streams.
+        Finished entries (directories, links), regular files to read, streams and commands.
 
     Raises:
         ConfigurationError: a source path does not exist, or two sources share a top-level name.
@@ -112,14 +137,19 @@ def walk(
     given = list(sources)
     seen: set[str] = set()
     for source in given:
-        top = source.name if isinstance(source, StreamSource) else _top_name(os.fspath(source))
+        path: str | None = None
+        if isinstance(source, (StreamSource, CommandSource)):
+            top = source.name
+        else:
+            path = os.fspath(source)
+            top = _top_name(path)
         if top in seen:
             raise ConfigurationError(f"two sources would both be stored as {display(top)!r}")
         seen.add(top)
-        if not isinstance(source, StreamSource) and not os.path.lexists(source):
-            raise ConfigurationError(f"source does not exist: {display(os.fspath(source))}")
+        if path is not None and not os.path.lexists(path):
+            raise ConfigurationError(f"source does not exist: {display(path)}")
     for source in given:
-        if isinstance(source, StreamSource):
+        if isinstance(source, (StreamSource, CommandSource)):
             yield source
             continue
         fs_path = os.path.abspath(os.fspath(source))

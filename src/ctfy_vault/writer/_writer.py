@@ -27,10 +27,13 @@ from ctfy_vault.exceptions import (
 from ctfy_vault.manifest import FileEntry, FileType, Manifest, seal_entry
 from ctfy_vault.storage import LockMode, Target, set_retain_until
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
+from ctfy_vault.writer._command import CommandSource, running
 from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
 from ctfy_vault.writer._sources import (
     FileItem,
+    Source,
     StreamSource,
+    check_complete,
     check_unchanged,
     display,
     open_regular,
@@ -249,7 +252,7 @@ class Writer:
 
     def backup(
         self,
-        sources: Iterable[str | os.PathLike[str] | StreamSource],
+        sources: Iterable[Source],
         *,
         lineage: str,
         host: str,
@@ -263,16 +266,19 @@ class Writer:
         progress: Progress | None = None,
         recheck: frozenset[bytes] = frozenset(),
     ) -> BackupResult:
-        """Back up paths and streams as one snapshot on every target.
+        """Back up paths, streams and commands' output as one snapshot on every target.
 
         Commit guarantee, per target: the manifest ``snapshots/<name>`` is written only after every
         chunk it names is stored on that target, so a crash or failure at any point leaves at most
         unreferenced chunks, never a manifest naming missing data. Re-running after an
-        interruption stores only what is missing (the targets are listed first).
+        interruption stores only what is missing (the targets are listed first). A stream or
+        command that fails (a read error, a completion check refusing it, a program exiting
+        non-zero or killed) raises before any manifest is written: no target commits.
 
         Args:
-            sources: paths (files, links, directory trees; stored under their base names) and
-                streams; each is read once.
+            sources: paths (files, links, directory trees; stored under their base names),
+                streams (`StreamSource`) and commands (`CommandSource`, run in turn when reached);
+                each is read once.
             lineage: the snapshot's lineage (``db``, ``server-files``...).
             host: the machine the data comes from.
             now: the snapshot's creation time (aware).
@@ -300,6 +306,8 @@ class Writer:
             TargetsFailedError: fewer targets committed than required; raised after committing on
                 every target that could, and holding every target's outcome (``None`` = committed).
             ConfigurationError: a source does not exist, two sources share a name, bad metadata.
+            SourceFailedError: a command exited non-zero, was killed or could not be started, or
+                a stream's completion check returned ``False`` (nothing is committed).
             OSError: a stream source failed while being read (nothing is committed).
         """
         if retain_until is not None and retain_until.utcoffset() is None:
@@ -413,17 +421,28 @@ class Writer:
 
     def _read_item(
         self,
-        item: FileItem | StreamSource,
+        item: FileItem | StreamSource | CommandSource,
         now: datetime,
         run: _Run,
         warnings: list[SourceWarning],
     ) -> _Pending | None:
-        """Chunk one file or stream and hand each chunk to the pipeline (bounded by ``depth``)."""
-        if isinstance(item, StreamSource):
+        """Chunk one file, stream or command's output into the pipeline (bounded by ``depth``).
+
+        A stream or command counts only once it is complete (its check passed, its program
+        exited 0); otherwise this raises, and the backup commits nothing.
+        """
+        if isinstance(item, (StreamSource, CommandSource)):
             mtime_ns = item.mtime_ns
             if mtime_ns is None:
                 mtime_ns = (now - _EPOCH) // timedelta(microseconds=1) * 1000
-            return self._chunk_all(item.stream, item.name, item.mode, mtime_ns, run)
+            if isinstance(item, StreamSource):
+                done = self._chunk_all(item.stream, item.name, item.mode, mtime_ns, run)
+                check_complete(item)
+                return done
+            with running(item) as producer:
+                done = self._chunk_all(producer.stdout, item.name, item.mode, mtime_ns, run)
+                producer.finish()
+            return done
         opened = open_regular(item, warnings)
         if opened is None:
             return None
@@ -644,7 +663,7 @@ def _entry(item: _Pending) -> FileEntry:
     )
 
 
-def _source_name(source: str | os.PathLike[str] | StreamSource) -> str:
-    if isinstance(source, StreamSource):
+def _source_name(source: Source) -> str:
+    if isinstance(source, (StreamSource, CommandSource)):
         return source.name
     return os.fsencode(os.fspath(source)).decode("utf-8", "backslashreplace")
