@@ -149,3 +149,11 @@ def stream_of(data: bytes, block: int = 1000) -> Iterator[bytes]:
     """Yield ``data`` in blocks (a pipe-like source)."""
     for start in range(0, len(data), block):
         yield data[start : start + block]
+
+
+def argvs() -> st.SearchStrategy[list[str]]:
+    """Command lines: a non-empty program, then any arguments (text without NUL characters)."""
+    word = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
+    return st.tuples(word.filter(bool), st.lists(word, max_size=5)).map(
+        lambda parts: [parts[0], *parts[1]]
+    )
