@@ -15,7 +15,10 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ctfy_vault.cli._vault_commands import split_command
 from tests.servers import S3Endpoint, make_bucket
 
 RAW_KEY = "5a" * 32
@@ -77,22 +80,38 @@ policy = "contractify"
         self.config.write_text(text)
 
     def __call__(
-        self, *argv: str, stdin: bytes | None = None, key: str | None = None
+        self,
+        *argv: str,
+        stdin: bytes | None = None,
+        key: str | None = None,
+        stdin_file: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CTFY_"))}
         env["CTFY_VAULT_CONFIG"] = str(self.config)
         env["CTFY_TEST_KEY"] = key or self.key
         for target in self.targets:
             env.update(target.env())
-        raw = subprocess.run(
-            [sys.executable, "-m", "ctfy_vault", *argv],
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            env=env,
-            cwd=self.home,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        if stdin_file is not None:
+            with stdin_file.open("rb") as given:
+                raw = subprocess.run(
+                    [sys.executable, "-m", "ctfy_vault", *argv],
+                    stdin=given,
+                    capture_output=True,
+                    env=env,
+                    cwd=self.home,
+                    timeout=TIMEOUT,
+                    check=False,
+                )
+        else:
+            raw = subprocess.run(
+                [sys.executable, "-m", "ctfy_vault", *argv],
+                input=stdin if stdin is not None else b"",
+                capture_output=True,
+                env=env,
+                cwd=self.home,
+                timeout=TIMEOUT,
+                check=False,
+            )
         done = subprocess.CompletedProcess(
             raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode()
         )
@@ -333,6 +352,146 @@ def test_targets_of_different_repositories_are_refused(tmp_path: Path) -> None:
     assert "different repositories" in done.stderr
     assert "ams" in done.stderr
     assert "dub" in done.stderr
+
+
+# -- backup --stdin-from-command (issue 14, point 3) -----------------------------------------------
+
+
+def _snapshot_objects(tmp_path: Path) -> dict[str, list[str]]:
+    """The snapshot objects each local target holds."""
+    found: dict[str, list[str]] = {}
+    for target in sorted((tmp_path / "targets").iterdir()):
+        folder = target / "snapshots"
+        found[target.name] = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    return found
+
+
+def test_stdin_from_command_commits_the_output_of_a_program_that_succeeds(tmp_path: Path) -> None:
+    """``backup db --stdin-from-command -- CMD``: the output restores byte for byte; -- is kept."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    script = 'head -c 2000000 /dev/zero | tr "\\0" z; printf "%s|" "$@"'
+    command = ("sh", "-c", script, "sh", "a", "--", "--name")
+    done = cli.ok(
+        "backup", "db", "--stdin-from-command", "--json", "--name", "db.sql", "--", *command
+    )
+    info = json.loads(done)
+    assert info["files"] == 1
+    assert all(t["committed"] for t in info["targets"])
+    cli.ok("backup", "db", "--stdin-from-command", "--", "printf", "named after the program")
+    (tmp_path / "out").mkdir()
+    cli.ok("restore", info["id"], str(tmp_path / "out"))
+    assert (tmp_path / "out" / "db.sql").read_bytes() == b"z" * 2_000_000 + b"a|--|--name|"
+    (tmp_path / "latest").mkdir()
+    cli.ok("restore", "latest:db", str(tmp_path / "latest"))
+    assert (tmp_path / "latest" / "printf").read_bytes() == b"named after the program"
+
+
+def test_stdin_from_command_failing_exits_1_and_commits_nothing(tmp_path: Path) -> None:
+    """A producer exiting 3 or killed mid-way: exit 1, one line naming it, no snapshot anywhere."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    cli.ok("backup", "db", "--stdin", "--name", "db.sql", stdin=b"the good dump of yesterday\n")
+    before = _snapshot_objects(tmp_path)
+    secret = "postgresql://app:hunter2-s3cr3t@db/app"
+    cli.secrets.append(secret)
+    cases = {
+        "printf 'COPY 1\\n'; exit 3": "sh exited with status 3; nothing was committed",
+        "head -c 500000 /dev/urandom; kill -KILL $$": "sh was killed by SIGKILL; nothing was committed",
+    }
+    for script, message in cases.items():
+        command = ("sh", "-c", script, "sh", secret)
+        done = cli("backup", "db", "--stdin-from-command", "--name", "db.sql", "--", *command)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.splitlines() == [f"ctfy-vault: backup db: {message}"]
+        assert "Traceback" not in done.stderr
+        assert _snapshot_objects(tmp_path) == before
+    assert len(cli.json("snapshots")) == 1
+    missing = cli("backup", "db", "--stdin-from-command", "--", str(tmp_path / "no-such-pg_dump"))
+    assert missing.returncode == 1
+    assert "no-such-pg_dump could not be started" in missing.stderr
+    assert _snapshot_objects(tmp_path) == before
+    assert cli.json("check")["ok"]
+
+
+def test_stdin_from_command_passes_the_programs_stderr_through(tmp_path: Path) -> None:
+    """The program's own messages reach the user's stderr, before the one failure line."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    done = cli(
+        "backup",
+        "db",
+        "--stdin-from-command",
+        "--",
+        "sh",
+        "-c",
+        "echo 'pg_dump: error: no' >&2; exit 1",
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "pg_dump: error: no",
+        "ctfy-vault: backup db: sh exited with status 1; nothing was committed",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--stdin-from-command",), "needs the command after --"),
+        (("--stdin-from-command", "--"), "needs the command after --"),
+        (("extra", "--stdin-from-command", "--", "true"), "takes no PATHS"),
+        (("--stdin", "--stdin-from-command", "--", "true"), "not both"),
+    ],
+)
+def test_stdin_from_command_usage_errors_exit_2(
+    tmp_path: Path, argv: tuple[str, ...], message: str
+) -> None:
+    """No command, PATHS besides it, or --stdin as well: exit 2 with a message, nothing run."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    done = cli("backup", "db", *argv)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert _snapshot_objects(tmp_path) == {"ams": [], "dub": []}
+
+
+_WORDS = st.lists(st.sampled_from(["backup", "db", "--name", "x", "--", "--stdin-from-command"]))
+
+
+@given(_WORDS)
+def test_split_command_cuts_at_the_first_dashdash_after_the_option(argv: list[str]) -> None:
+    """The command is everything after the first ``--``, when the option comes before it."""
+    words, command = split_command(argv)
+    if "--" in argv and "--stdin-from-command" in argv[: argv.index("--")]:
+        assert command is not None
+        assert [*words, "--", *command] == argv
+        assert "--" not in words
+    else:
+        assert (words, command) == (argv, None)
+
+
+def test_stdin_from_command_needs_a_lineage(tmp_path: Path) -> None:
+    """Without a LINEAGE before it, the command is not taken for one."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    done = cli("backup", "--stdin-from-command", "--", "true")
+    assert done.returncode == 2
+    assert "needs a LINEAGE" in done.stderr
+
+
+def test_stdin_from_a_pipe_warns_that_the_pipe_hides_failures(tmp_path: Path) -> None:
+    """``--stdin`` on a pipe warns about pipefail and names --stdin-from-command; a file does not."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    piped = cli("backup", "db", "--stdin", "--name", "db.sql", stdin=b"dump")
+    assert piped.returncode == 0
+    assert "set -o pipefail" in piped.stderr
+    assert "--stdin-from-command" in piped.stderr
+    dump = tmp_path / "dump.sql"
+    dump.write_bytes(b"dump from a file")
+    redirected = cli("backup", "db", "--stdin", "--name", "db.sql", stdin_file=dump)
+    assert redirected.returncode == 0
+    assert redirected.stderr == ""
 
 
 def test_help_lists_every_command() -> None:

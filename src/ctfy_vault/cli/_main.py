@@ -23,6 +23,7 @@ from ctfy_vault.cli._vault_commands import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     add_parsers,
+    split_command,
 )
 from ctfy_vault.exceptions import ConfigurationError, VaultError
 from ctfy_vault.storage import Target
@@ -136,7 +137,10 @@ def _log_to_stderr() -> None:
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run ``ctfy-vault`` with ``argv`` (default: the process arguments); return the exit code."""
     stream = out or sys.stdout
-    args = _parser().parse_args(argv)
+    words, command = split_command(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(words)
+    if command is not None:
+        args.producer = command  # `backup --stdin-from-command -- CMD ARGS...`
     _log_to_stderr()
     run: Callable[[argparse.Namespace, TextIO], int] = args.run
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,12 +25,13 @@ from ctfy_vault.exceptions import (
     ObjectExistsError,
     ObjectNotFoundError,
     PolicyError,
+    SourceFailedError,
     TargetsFailedError,
 )
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.retention import Duration, Policy, RetentionPlan
 from ctfy_vault.vault import BackupInfo, SnapshotInfo, Vault, VerifyReport
-from ctfy_vault.writer import StreamSource
+from ctfy_vault.writer import CommandSource, StreamSource
 
 __all__ = [
     "EXIT_FAILED",
@@ -40,12 +42,20 @@ __all__ = [
     "exit_code_for_partial",
     "parse_read_data",
     "resolve_snapshot",
+    "split_command",
 ]
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_PARTIAL: Final = 3
+
+FROM_COMMAND: Final = "--stdin-from-command"
+_PIPE_WARNING: Final = (
+    "backing up standard input: a shell pipe hides a failure of the program writing into it "
+    "(without `set -o pipefail` its truncated output looks complete and is committed); use "
+    "`backup LINEAGE --stdin-from-command -- CMD ARGS...`, which commits only when CMD exits 0"
+)
 
 Run = Callable[[argparse.Namespace, TextIO], int]
 
@@ -255,15 +265,65 @@ def _measure(paths: Iterable[str]) -> tuple[int, int]:
     return total, files
 
 
-def _backup(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)  # usage and config errors first, before any target is contacted
-    if args.stdin:
+def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """Split ``backup ... --stdin-from-command ... -- CMD ARGS...`` at its ``--``.
+
+    argparse cannot hand everything after ``--`` to one option (it drops later ``--`` and mixes
+    the words with the positional PATHS), so the command is cut off before parsing.
+
+    Args:
+        argv: the command line after the program name.
+
+    Returns:
+        The words to parse, and the command after the first ``--`` when ``--stdin-from-command``
+        comes before it (``None`` otherwise: nothing is split).
+    """
+    words = list(argv)
+    if "--" not in words:
+        return words, None
+    cut = words.index("--")
+    if FROM_COMMAND not in words[:cut]:
+        return words, None
+    return words[:cut], words[cut + 1 :]
+
+
+def _check_stream_options(args: argparse.Namespace) -> None:
+    """Refuse ``--stdin`` and ``--stdin-from-command`` combinations that cannot be meant."""
+    if args.stdin and args.stdin_from_command:
+        raise ConfigurationError("backup takes --stdin or --stdin-from-command, not both")
+    if args.stdin_from_command:
+        if not args.producer:
+            raise ConfigurationError(
+                "backup --stdin-from-command needs the command after --: "
+                "backup LINEAGE --stdin-from-command [--name NAME] -- CMD ARGS..."
+            )
+        if args.lineage is None:
+            raise ConfigurationError("backup --stdin-from-command needs a LINEAGE")
+        if args.paths:
+            raise ConfigurationError(
+                "backup --stdin-from-command takes no PATHS; give the command after --"
+            )
+    elif args.stdin:
         if args.lineage is None or args.name is None:
             raise ConfigurationError("backup --stdin needs a LINEAGE and --name NAME")
         if args.paths:
             raise ConfigurationError("backup --stdin takes no PATHS")
     elif args.name is not None:
-        raise ConfigurationError("--name only goes with --stdin")
+        raise ConfigurationError("--name only goes with --stdin or --stdin-from-command")
+
+
+def _stdin_is_a_pipe() -> bool:
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _backup(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)  # usage and config errors first, before any target is contacted
+    _check_stream_options(args)
+    streamed = args.stdin or args.stdin_from_command
     if args.lineage is None:
         plan = [(name, list(lin.sources)) for name, lin in config.lineages.items() if lin.sources]
         if not plan:
@@ -271,9 +331,10 @@ def _backup(args: argparse.Namespace, out: TextIO) -> int:
     else:
         lineage = config.lineage(args.lineage)
         sources = list(args.paths) or list(lineage.sources)
-        if not sources and not args.stdin:
+        if not sources and not streamed:
             raise ConfigurationError(
-                f"lineage {args.lineage} has no sources in {config.path}; give PATHS or --stdin"
+                f"lineage {args.lineage} has no sources in {config.path}; give PATHS, --stdin "
+                "or --stdin-from-command"
             )
         plan = [(args.lineage, sources)]
     _config_again, vault = _open(args, config)
@@ -300,13 +361,18 @@ def _backup_one(
     sources: list[str],
     out: TextIO,
 ) -> tuple[int, dict[str, object] | None]:
-    given: list[str | StreamSource] = list(sources)
+    given: list[str | StreamSource | CommandSource] = list(sources)
     total_bytes: int | None = None
     total_files: int | None = None
     if args.stdin:
+        if _stdin_is_a_pipe():
+            _warn(_PIPE_WARNING)
         given = [StreamSource(name=args.name, stream=sys.stdin.buffer)]
+    elif args.stdin_from_command:
+        name = args.name or os.path.basename(args.producer[0])
+        given = [CommandSource(name=name, argv=args.producer)]
     bar = Progress(f"backup {lineage}")
-    if bar.enabled and not args.stdin:
+    if bar.enabled and not (args.stdin or args.stdin_from_command):
         total_bytes, total_files = _measure(sources)
         bar = Progress(f"backup {lineage}", total_bytes=total_bytes, total_files=total_files)
     tags = [*config.lineage(lineage).tags, *args.tag]
@@ -317,6 +383,9 @@ def _backup_one(
             )
     except TargetsFailedError as err:
         return _report_failed_targets(f"backup {lineage}", err), None
+    except SourceFailedError as err:  # the producer failed: one line, nothing was committed
+        sys.stderr.write(f"ctfy-vault: backup {lineage}: {err}\n")
+        return EXIT_FAILED, None
     for warning in info.warnings:
         _warn(f"{warning.path}: {warning.reason}")
     result = _backup_dict(info)
@@ -764,18 +833,36 @@ def add_parsers(commands: Any) -> None:
     backup = add(
         "backup",
         _backup,
-        "back up a lineage's sources (or PATHS, or standard input) as one snapshot",
+        "back up a lineage's sources (or PATHS, or a command's output) as one snapshot",
         "Back up PATHS (default: the lineage's configured sources) as one snapshot on every "
         "target. Without LINEAGE, every lineage with sources is backed up in turn. Unchanged "
-        "files are not read again; chunks already stored are not uploaded again. Exit code 3 "
-        "when some target failed while others committed (repair with heal).",
+        "files are not read again; chunks already stored are not uploaded again. With "
+        "--stdin-from-command -- CMD ARGS..., CMD is run (without a shell) and its standard "
+        "output is stored as one file: the snapshot is committed only if CMD exits 0, so a "
+        "database dump that fails half way is never kept (exit code 1, nothing committed). "
+        "Exit code 3 when some target failed while others committed (repair with heal).",
+    )
+    backup.usage = (
+        "%(prog)s [-h] [--config PATH] [--json] [--tag TAG] [--host HOST] [LINEAGE] [PATHS ...]\n"
+        "       %(prog)s LINEAGE --stdin-from-command [--name NAME] [options] -- CMD [ARGS ...]\n"
+        "       %(prog)s LINEAGE --stdin --name NAME [options]"
     )
     backup.add_argument("lineage", nargs="?", help="a lineage of the config")
     backup.add_argument("paths", nargs="*", help="files and folders (default: the sources)")
     backup.add_argument(
-        "--stdin", action="store_true", help="back up standard input as one file (with --name)"
+        FROM_COMMAND,
+        action="store_true",
+        help="run the command given after -- (no shell) and back up its standard output as one "
+        "file (--name, default: the program's name); nothing is committed unless it exits 0",
     )
-    backup.add_argument("--name", help="the file name standard input is stored under")
+    backup.add_argument(
+        "--stdin",
+        action="store_true",
+        help="back up standard input as one file (with --name); a failure of the program "
+        "piping into it goes unnoticed without `set -o pipefail`: prefer --stdin-from-command",
+    )
+    backup.add_argument("--name", help="the file name the stream is stored under")
+    backup.set_defaults(producer=None)
     backup.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     backup.add_argument("--host", help="the host recorded (default: this machine's name)")
 
