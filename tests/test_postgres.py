@@ -1,4 +1,7 @@
-"""A real PostgreSQL database backed up by piping ``pg_dump`` into the vault, restored and compared.
+"""A real PostgreSQL database backed up from ``pg_dump``'s output, restored and compared.
+
+``pg_dump`` runs as a `CommandSource` (``backup --stdin-from-command`` in the CLI) or on a pipe;
+one killed mid-dump or unable to connect commits nothing and fails the backup.
 
 The server is Debian's PostgreSQL, started on 127.0.0.1 by ``scripts/postgres.sh`` (or the one
 ``CTFY_TEST_POSTGRES_ENV`` names: the env file the script writes). A server that cannot start makes
@@ -11,9 +14,12 @@ import hashlib
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,9 +29,11 @@ import attrs
 import pytest
 
 from ctfy_vault.crypto import RawKey
+from ctfy_vault.exceptions import SourceFailedError
+from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
-from ctfy_vault.writer import StreamSource
+from ctfy_vault.writer import ChunkerParams, CommandSource, StreamSource
 from tests.servers import SCRIPTS, ServerStartError, read_env_file
 
 POSTGRES_ENV_VAR = "CTFY_TEST_POSTGRES_ENV"
@@ -121,12 +129,14 @@ class Postgres:
         )
         assert done.returncode == 0, done.stderr
 
+    def dump_argv(self, database: str) -> list[str]:
+        """The ``pg_dump`` command line of ``database`` (plain SQL on standard output)."""
+        return [self.tool("pg_dump"), "--no-owner", "--no-privileges", "-d", database]
+
     def pg_dump(self, database: str) -> subprocess.Popen[bytes]:
         """Start ``pg_dump`` of ``database`` (plain SQL) with its output on a pipe."""
         return subprocess.Popen(
-            [self.tool("pg_dump"), "--no-owner", "--no-privileges", "-d", database],
-            stdout=subprocess.PIPE,
-            env=self.environ(),
+            self.dump_argv(database), stdout=subprocess.PIPE, env=self.environ()
         )
 
     def contents(self, database: str) -> dict[str, bytes]:
@@ -304,6 +314,131 @@ def test_a_changed_database_is_a_second_snapshot_in_the_chain(
         assert postgres.contents(copy) == postgres.contents(expected)
 
 
+def _children(parent: int, name: str) -> list[int]:
+    """The pids of ``parent``'s child processes running the program ``name`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == parent and comm == name:
+            found.append(int(entry.name))
+    return found
+
+
+def _written(pid: int) -> int:
+    """Bytes a process has written so far (``wchar`` of /proc/PID/io)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no wchar for {pid}")
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _snapshot_keys(targets: list[Target]) -> dict[str, list[str]]:
+    return {target.name: sorted(target.list("snapshots")) for target in targets}
+
+
+def test_pg_dump_as_a_command_source_restores_equal_tables(
+    postgres: Postgres, source_db: str, tmp_path: Path
+) -> None:
+    """``CommandSource(argv=[pg_dump ...])``: committed after pg_dump exits 0; tables restore equal."""
+    targets = [Target.from_url(str(tmp_path / name), name=name) for name in ("ams", "dub")]
+    vault = Vault.init(targets, key=RawKey(os.urandom(32)), now=NOW)
+    dump = CommandSource(name="db.sql", argv=postgres.dump_argv(source_db), env=postgres.environ())
+    info = vault.backup(dump, lineage="db", host="db-1", now=NOW)
+    assert all(outcome.committed for outcome in info.outcomes)
+    vault.restore(info, tmp_path / "restore")
+    copy = postgres.createdb("command")
+    postgres.load(copy, tmp_path / "restore" / "db.sql")
+    assert postgres.contents(copy) == postgres.contents(source_db)
+
+
+def test_pg_dump_killed_mid_dump_commits_nothing_and_prune_keeps_the_good_dump(
+    postgres: Postgres, source_db: str, tmp_path: Path
+) -> None:
+    """SIGKILL to pg_dump after 128 KiB of its output: nothing committed; the day's good dump stays.
+
+    The issue's scenario: the fragment would be the day's newest snapshot, kept as its daily, and
+    the complete dump of the same morning forgotten by the next prune.
+    """
+    targets = [Target.from_url(str(tmp_path / name), name=name) for name in ("ams", "dub")]
+    small = ChunkerParams(min_size=16 * 1024, avg_size=32 * 1024, max_size=64 * 1024)
+    key = RawKey(os.urandom(32))
+    vault = Vault.init(targets, key=key, now=NOW, chunker=small)
+    argv = postgres.dump_argv(source_db)
+    good = vault.backup(
+        CommandSource(name="db.sql", argv=argv, env=postgres.environ()), lineage="db", now=NOW
+    )
+    before = _snapshot_keys(targets)
+    objects = {target.name: len(list(target.list("objects"))) for target in targets}
+
+    killed: list[int] = []
+    read = 0
+
+    def kill_pg_dump(done: int, _files: int) -> None:
+        # pg_dump can be at most a pipe's worth ahead of this reader: killed here, it is mid-dump.
+        nonlocal read
+        read += done
+        if read > 128 * 1024 and not killed:
+            (pid,) = _children(os.getpid(), "pg_dump")
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    with pytest.raises(SourceFailedError) as caught:
+        vault.backup(
+            CommandSource(name="db.sql", argv=argv, env=postgres.environ()),
+            lineage="db",
+            now=NOW + timedelta(hours=1),
+            progress=kill_pg_dump,
+        )
+    assert killed
+    assert str(caught.value) == f"{argv[0]} was killed by SIGKILL; nothing was committed"
+    assert caught.value.returncode == -signal.SIGKILL
+    assert _snapshot_keys(targets) == before
+    assert all(len(list(t.list("objects"))) > objects[t.name] for t in targets)  # unreferenced
+    assert _children(os.getpid(), "pg_dump") == []
+
+    vault = Vault.open(targets, key=key)
+    report = vault.prune(
+        {"db": Policy.contractify()}, now=NOW + timedelta(hours=2), grace=timedelta(0)
+    )
+    assert report.forgotten == ()
+    assert [s.snapshot_id for s in vault.snapshots("db")] == [good.snapshot_id]
+    assert vault.verify(read_data=True).ok
+    vault.restore(good, tmp_path / "restore")
+    copy = postgres.createdb("survivor")
+    postgres.load(copy, tmp_path / "restore" / "db.sql")
+    assert postgres.contents(copy) == postgres.contents(source_db)
+
+
+def test_pg_dump_that_cannot_connect_commits_nothing(
+    postgres: Postgres, source_db: str, tmp_path: Path
+) -> None:
+    """pg_dump pointed at a port nothing listens on exits 1: SourceFailedError, no snapshot."""
+    targets = [Target.from_url(str(tmp_path / "ams"), name="ams")]
+    vault = Vault.init(targets, key=RawKey(os.urandom(32)), now=NOW)
+    env = {**postgres.environ(), "PGPORT": str(_free_port())}
+    argv = postgres.dump_argv(source_db)
+    with pytest.raises(SourceFailedError) as caught:
+        vault.backup(CommandSource(name="db.sql", argv=argv, env=env), lineage="db", now=NOW)
+    assert str(caught.value) == f"{argv[0]} exited with status 1; nothing was committed"
+    assert vault.snapshots() == []
+    assert _snapshot_keys(targets) == {"ams": []}
+
+
 def _dump_file(postgres: Postgres, database: str, path: Path) -> Path:
     with path.open("wb") as out:
         subprocess.run(
@@ -319,8 +454,10 @@ def _dump_file(postgres: Postgres, database: str, path: Path) -> Path:
 # Through the command line (issue 6's CLI: `init`, `backup --stdin`, `restore latest:<lineage>`).
 
 
-def _cli(*args: str, env: dict[str, str], stdin: int | None = None) -> str:
-    done = subprocess.run(
+def _cli_run(
+    *args: str, env: dict[str, str], stdin: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "ctfy_vault", *args],
         stdin=stdin,
         capture_output=True,
@@ -329,12 +466,16 @@ def _cli(*args: str, env: dict[str, str], stdin: int | None = None) -> str:
         check=False,
         timeout=300,
     )
+
+
+def _cli(*args: str, env: dict[str, str], stdin: int | None = None) -> str:
+    done = _cli_run(*args, env=env, stdin=stdin)
     assert done.returncode == 0, f"ctfy-vault {' '.join(args)}: {done.returncode}\n{done.stderr}"
     return done.stdout
 
 
-def test_pg_dump_piped_into_the_cli(postgres: Postgres, source_db: str, tmp_path: Path) -> None:
-    """CLI: ``pg_dump | ctfy-vault backup db --stdin``, then ``restore latest:db``, compare tables."""
+def _cli_config(postgres: Postgres, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A config with two local folder targets and lineage ``db``, and the environment to run it."""
     config = tmp_path / "ctfy-vault.toml"
     config.write_text(
         "[repository]\n"
@@ -348,6 +489,12 @@ def test_pg_dump_piped_into_the_cli(postgres: Postgres, source_db: str, tmp_path
         "sources = []\n"
     )
     env = {**postgres.environ(), "CTFY_VAULT_PASSPHRASE": "correct horse battery staple"}
+    return config, env
+
+
+def test_pg_dump_piped_into_the_cli(postgres: Postgres, source_db: str, tmp_path: Path) -> None:
+    """CLI: ``pg_dump | ctfy-vault backup db --stdin``, then ``restore latest:db``, compare tables."""
+    config, env = _cli_config(postgres, tmp_path)
     _cli("init", "--config", str(config), env=env)
     with postgres.pg_dump(source_db) as dump:
         assert dump.stdout is not None
@@ -372,6 +519,96 @@ def test_pg_dump_piped_into_the_cli(postgres: Postgres, source_db: str, tmp_path
     a = sorted(p.relative_to(tmp_path / "target-a") for p in (tmp_path / "target-a").rglob("*"))
     b = sorted(p.relative_to(tmp_path / "target-b") for p in (tmp_path / "target-b").rglob("*"))
     assert a == b
+
+
+def _restore_and_compare(
+    postgres: Postgres, config: Path, env: dict[str, str], source_db: str, dest: Path
+) -> None:
+    _cli("restore", "latest:db", str(dest), "--config", str(config), env=env)
+    copy = postgres.createdb("cli")
+    postgres.load(copy, dest / "db.sql")
+    assert postgres.contents(copy) == postgres.contents(source_db)
+
+
+def test_pg_dump_from_command_in_the_cli_round_trips_and_shows_no_password(
+    postgres: Postgres, source_db: str, tmp_path: Path
+) -> None:
+    """``backup db --stdin-from-command -- pg_dump URI``: restores equal; the URI's password unseen."""
+    config, env = _cli_config(postgres, tmp_path)
+    password = env.pop("PGPASSWORD")
+    uri = f"postgresql://{env['PGUSER']}:{password}@{env['PGHOST']}:{env['PGPORT']}/{source_db}"
+    _cli("init", "--config", str(config), env=env)
+    argv = [postgres.tool("pg_dump"), "--no-owner", "--no-privileges", "--dbname", uri]
+    backup = ("backup", "db", "--stdin-from-command", "--name", "db.sql", "--config", str(config))
+    done = _cli_run(*backup, "--", *argv, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr
+    listed = _cli("snapshots", "--json", "--config", str(config), env=env)
+    assert all(password not in text for text in (done.stdout, done.stderr, listed))
+    _restore_and_compare(postgres, config, env, source_db, tmp_path / "restore")
+
+
+def test_pg_dump_killed_mid_dump_in_the_cli_exits_1_and_commits_nothing(
+    postgres: Postgres, source_db: str, tmp_path: Path
+) -> None:
+    """pg_dump killed after 16 KiB of its 2 MB dump: exit 1 naming it, no snapshot is added."""
+    config, env = _cli_config(postgres, tmp_path)
+    _cli("init", "--config", str(config), env=env)
+    argv = postgres.dump_argv(source_db)
+    backup = ("backup", "db", "--stdin-from-command", "--name", "db.sql", "--config", str(config))
+    _cli(*backup, "--", *argv, env=env)
+    before = _cli("snapshots", "--json", "--config", str(config), env=env)
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "ctfy_vault", *backup, "--", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as cli:
+        deadline = time.monotonic() + 60
+        while not (found := _children(cli.pid, "pg_dump")):
+            assert cli.poll() is None, "the backup ended before pg_dump started"
+            assert time.monotonic() < deadline, "pg_dump never started"
+            time.sleep(0.001)
+        (pid,) = found
+        # With the reader stopped pg_dump fills the pipe (64 KiB) and blocks: it is mid-dump.
+        os.kill(cli.pid, signal.SIGSTOP)
+        try:
+            while _written(pid) < 16 * 1024:
+                assert time.monotonic() < deadline, "pg_dump wrote nothing"
+                time.sleep(0.01)
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            os.kill(cli.pid, signal.SIGCONT)
+        out, err = cli.communicate(timeout=300)
+    assert cli.returncode == 1, err
+    assert err.splitlines()[-1] == (
+        f"ctfy-vault: backup db: {argv[0]} was killed by SIGKILL; nothing was committed"
+    )
+    assert out == ""
+    assert _cli("snapshots", "--json", "--config", str(config), env=env) == before
+    _restore_and_compare(postgres, config, env, source_db, tmp_path / "restore")
+
+
+def test_pg_dump_that_cannot_connect_fails_the_cli_backup(
+    postgres: Postgres, source_db: str, tmp_path: Path
+) -> None:
+    """pg_dump on a port nothing listens on: its own error, then exit 1 and no snapshot."""
+    config, env = _cli_config(postgres, tmp_path)
+    _cli("init", "--config", str(config), env=env)
+    wrong = {**env, "PGPORT": str(_free_port())}
+    argv = postgres.dump_argv(source_db)
+    done = _cli_run(
+        "backup", "db", "--stdin-from-command", "--config", str(config), "--", *argv, env=wrong
+    )
+    assert done.returncode == 1
+    assert "pg_dump" in done.stderr.splitlines()[0]  # pg_dump's own message comes through
+    assert done.stderr.splitlines()[-1] == (
+        f"ctfy-vault: backup db: {argv[0]} exited with status 1; nothing was committed"
+    )
+    assert env["PGPASSWORD"] not in done.stdout + done.stderr
+    assert _cli("snapshots", "--json", "--config", str(config), env=env).strip() == "[]"
 
 
 # --------------------------------------------------------------------------------------------------
