@@ -2,9 +2,11 @@
 
 Meant for cron. Each run:
 
-1. backs up the database by piping ``pg_dump`` (plain SQL, which deduplicates night after night)
-   straight into the vault as one file, lineage ``db``; a ``pg_dump`` that fails makes that backup
-   fail too, so a truncated dump is never committed;
+1. backs up the database: the vault runs ``pg_dump`` (plain SQL, which deduplicates night after
+   night) as a `CommandSource` and stores its output as one file, lineage ``db``. The snapshot is
+   committed only when ``pg_dump`` exits 0, so a dump that fails or is killed half way is never
+   kept (and never pushes a good one out of the retention schedule); ``pg_dump``'s own messages
+   go to standard error;
 2. backs up the uploaded-files folder(s), lineage ``server-files``;
 3. on the weekly day (Sunday by default, or with ``--full-server``) backs up the server's folders,
    lineage ``full-server``;
@@ -39,18 +41,16 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 
 from ctfy_vault.crypto import Credential, Passphrase, RawKey
 from ctfy_vault.exceptions import ConfigurationError, TargetsFailedError, VaultError
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import BackupInfo, Vault
-from ctfy_vault.writer import StreamSource
+from ctfy_vault.writer import CommandSource
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -69,61 +69,6 @@ FULL_SERVER_PATHS = ("/etc", "/home", "/opt", "/root", "/srv", "/usr/local", "/v
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 log = logging.getLogger("nightly_backup")
-
-
-class PipeFailedError(OSError):
-    """The program feeding a stream exited with an error (its output is incomplete)."""
-
-
-class ProcessStream:
-    """A program's standard output as a stream that fails at its end if the program failed.
-
-    ``Vault.backup`` commits a stream only after reading it to the end; raising there (rather
-    than returning the last empty read) makes a failed ``pg_dump`` fail the backup, instead of
-    committing the truncated dump as a snapshot.
-    """
-
-    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
-        self.argv = list(argv)
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed program with validated arguments
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=None if env is None else dict(env),
-        )
-
-    def read(self, size: int, /) -> bytes:
-        """Return up to ``size`` bytes; at the end, raise if the program failed."""
-        assert self.process.stdout is not None  # noqa: S101 - set by Popen(stdout=PIPE)
-        data = self.process.stdout.read(size)
-        if not data:
-            self._check()
-        return data
-
-    def _check(self) -> None:
-        assert self.process.stderr is not None  # noqa: S101 - set by Popen(stderr=PIPE)
-        errors = self.process.stderr.read().decode(errors="replace").strip()
-        code = self.process.wait()
-        if code != 0:
-            last = errors.splitlines()[-1] if errors else "no message"
-            raise PipeFailedError(f"{self.argv[0]} exited with {code}: {last}")
-
-    def __enter__(self) -> ProcessStream:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for pipe in (self.process.stdout, self.process.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -234,14 +179,14 @@ class Run:
         """Record a step's exit code; a failure outranks a partial success."""
         self.code = EXIT_FAILED if EXIT_FAILED in (code, self.code) else max(code, self.code)
 
-    def backup(self, what: str, sources: StreamSource | list[str], lineage: str) -> None:
+    def backup(self, what: str, sources: CommandSource | list[str], lineage: str) -> None:
         """Back up one lineage; log the outcome and record a failure instead of raising."""
         try:
             info = self.vault.backup(sources, lineage=lineage, host=self.args.host, now=self.now)
         except TargetsFailedError as err:
             log.error("%s: not every target committed: %s", what, err)
             self.fail(EXIT_PARTIAL)
-        except (VaultError, OSError) as err:
+        except (VaultError, OSError) as err:  # SourceFailedError: pg_dump failed, nothing kept
             log.error("%s failed: %s", what, err)
             self.fail(EXIT_FAILED)
         else:
@@ -250,15 +195,14 @@ class Run:
             log.info("%s: %s", what, describe(info))
 
     def database(self, name: str) -> None:
-        """Back up database ``name``: pg_dump's output streamed in as ``<name>.sql``."""
+        """Back up database ``name``: pg_dump's output as ``<name>.sql``, kept only if it exits 0."""
         program = shutil.which(self.args.pg_dump)
         if program is None:
             log.error("database %s: %s not found", name, self.args.pg_dump)
             self.fail(EXIT_FAILED)
             return
         argv = [program, "--no-owner", "--no-privileges", "--format=plain", "--dbname", name]
-        with ProcessStream(argv) as dump:
-            self.backup(f"database {name}", StreamSource(name=f"{name}.sql", stream=dump), "db")
+        self.backup(f"database {name}", CommandSource(name=f"{name}.sql", argv=argv), "db")
 
     def full_server_today(self) -> bool:
         """Whether tonight is the full-server night (or ``--full-server`` was given)."""
