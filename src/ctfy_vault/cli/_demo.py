@@ -113,7 +113,7 @@ def _db_history(vault: Vault, say: Say) -> None:
         vault.backup(dump, lineage="db", host="db-1", now=when, tags=("nightly",))
     say(
         f"  db lineage: {len(DB_HISTORY_DAYS)} back-dated nightly dumps streamed in "
-        f"(as `pg_dump | ctfy-vault backup db --stdin` would)"
+        f"(as `ctfy-vault backup db --stdin-from-command -- pg_dump ...` would)"
     )
 
 
