@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import time
@@ -416,3 +417,13 @@ def test_a_failed_command_never_takes_long_to_report(tmp_path: Path) -> None:
     with pytest.raises(SourceFailedError):
         vault.backup(CommandSource(name="db.sql", argv=_sh("exit 9")), lineage="db", now=LATER)
     assert time.monotonic() - started < 5
+
+
+def test_source_failed_error_keeps_its_fields_through_pickling() -> None:
+    """The program and return code survive pickle (for process pools), with the same text."""
+    err = SourceFailedError(
+        "pg_dump exited with status 1; nothing was committed", program="pg_dump", returncode=1
+    )
+    copy = pickle.loads(pickle.dumps(err))  # noqa: S301 - round-tripping our own object
+    assert type(copy) is SourceFailedError
+    assert (copy.program, copy.returncode, str(copy)) == ("pg_dump", 1, str(err))
