@@ -32,6 +32,13 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
+@nox.session(name="tests-fast")
+def tests_fast(session: nox.Session) -> None:
+    """Run the tests that need no external server (moto runs in-process) and are not slow."""
+    session.install(".[azure]", *_groups("test"))
+    session.run("pytest", "-q", "-m", "not server and not slow", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff."""

@@ -40,6 +40,18 @@ def azurite() -> Iterator[AzureEndpoint]:
         yield endpoint
 
 
+# Fixtures that start or need a server or program outside this process. A test using any of them
+# (directly or through another fixture) is marked ``server``; ``nox -s tests-fast`` leaves those out.
+SERVER_FIXTURES = frozenset({"rgw_s3", "azurite", "postgres", "restic"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs an external server, from the fixtures it uses."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+
+
 # --------------------------------------------------------------------------------------------------
 # Hygiene
 
