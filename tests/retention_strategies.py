@@ -19,6 +19,7 @@ __all__ = [
     "instants",
     "policies",
     "snapshot_histories",
+    "with_ties",
 ]
 
 ZONES = ("UTC", "Europe/Brussels", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata")
@@ -65,9 +66,24 @@ def histories(draw: st.DrawFn, *, max_size: int = 40) -> list[datetime]:
 
 
 @st.composite
+def with_ties(draw: st.DrawFn, times: list[datetime]) -> list[datetime]:
+    """Return ``times`` with some instants repeated, each copy anywhere, in any offset or zone."""
+    result = list(times)
+    if not result or draw(st.booleans()):
+        return result
+    for moment in draw(st.lists(st.sampled_from(times), min_size=1, max_size=6)):
+        copy = moment.astimezone(draw(_OFFSETS))
+        result.insert(draw(st.integers(0, len(result))), copy)
+    return result
+
+
+@st.composite
 def snapshot_histories(draw: st.DrawFn, *, max_size: int = 40) -> list[Snapshot]:
-    """Draw snapshot records with ids, some tagged ``keep`` or ``audit``."""
-    times = draw(histories(max_size=max_size))
+    """Draw snapshot records with ids, some tagged ``keep`` or ``audit``, some sharing a time.
+
+    Identical times are ordered by input position, as restic orders them (a stable sort).
+    """
+    times = draw(with_ties(draw(histories(max_size=max_size))))
     tags = st.frozensets(st.sampled_from(["keep", "audit", "other"]), max_size=2)
     return [Snapshot(id=index, time=moment, tags=draw(tags)) for index, moment in enumerate(times)]
 

@@ -314,6 +314,58 @@ def test_within_daily_keeps_newest_per_day_inside_the_window() -> None:
     ]
 
 
+def test_periodic_window_reaching_the_oldest_keeps_it() -> None:
+    """within_daily=3d over a younger history also keeps the oldest, as 'oldest daily ... 3d'."""
+    times = [at("2026-11-10 20:00"), at("2026-11-09 21:00"), at("2026-11-09 03:00")]
+    result = plan(times, Policy(within_daily="3d"))
+    assert kept(result) == ["2026-11-10 20:00", "2026-11-09 21:00", "2026-11-09 03:00"]
+    assert labels(result)[-1] == ["oldest daily 2026-11-09 within 3d"]
+    oldest = result.reasons[times[-1]][0]
+    assert (oldest.rule, oldest.oldest, oldest.slot) == ("within_daily", True, None)
+    assert oldest.to_dict() == {
+        "rule": "within_daily",
+        "label": "oldest daily 2026-11-09 within 3d",
+        "period": "2026-11-09",
+        "window": "3d",
+        "oldest": True,
+    }
+
+
+def test_periodic_window_keeps_an_oldest_alone_in_its_period_as_usual() -> None:
+    """The oldest snapshot that is the newest of its period gets the plain window reason."""
+    times = [at("2026-11-10 20:00"), at("2026-11-09 21:00")]
+    assert labels(plan(times, Policy(within_daily="3d")))[-1] == ["daily 2026-11-09 within 3d"]
+
+
+def test_young_repository_under_contractify_keeps_its_first_backup() -> None:
+    """Hourly backups for three days under contractify keep the very first one, for each window."""
+    start = at("2026-11-01 00:30")  # a Sunday: 2026-W44; Nov 2 and 3 are in 2026-W45
+    times = [start + timedelta(hours=hour) for hour in range(72)]
+    result = plan(times, Policy.contractify())
+    assert kept(result) == [
+        "2026-11-03 23:30",
+        "2026-11-02 23:30",
+        "2026-11-01 23:30",
+        "2026-11-01 00:30",
+    ]
+    assert labels(result) == [
+        [
+            "daily 2026-11-03 within 14d",
+            "weekly 2026-W45 within 8w",
+            "monthly 2026-11 within 6m",
+            "yearly 2026 within 1y",
+        ],
+        ["daily 2026-11-02 within 14d"],
+        ["daily 2026-11-01 within 14d", "weekly 2026-W44 within 8w"],
+        [
+            "oldest daily 2026-11-01 within 14d",
+            "oldest weekly 2026-W44 within 8w",
+            "oldest monthly 2026-11 within 6m",
+            "oldest yearly 2026 within 1y",
+        ],
+    ]
+
+
 def test_contractify_schedule_over_a_year_with_missed_days() -> None:
     """Daily backups Dec 2024 to Dec 2025 with five missed days keep 22 snapshots."""
     missed = ("2025-12-20", "2025-12-25", "2025-11-30", "2025-10-31", "2025-03-15")
@@ -548,6 +600,29 @@ def test_equal_times_keep_their_input_order() -> None:
     first, second = Snap(at("2026-11-10 03:00")), Snap(at("2026-11-10 03:00"))
     assert plan([first, second], Policy(last=1)).keep == (first,)
     assert plan([second, first], Policy(last=1)).keep == (second,)
+
+
+@pytest.mark.parametrize(
+    "policy", [Policy(daily=5), Policy(within_daily="7d")], ids=["count", "window"]
+)
+def test_identical_times_keep_the_first_given_and_as_oldest_the_last(policy: Policy) -> None:
+    """Of identical times a period keeps the first given; the oldest kept is the last given."""
+
+    @attrs.frozen(eq=False)
+    class Snap:
+        name: str
+        time: datetime
+
+    a1, a2 = Snap("a1", at("2026-11-10 12:00")), Snap("a2", at("2026-11-10 12:00"))
+    b1, b2, b3 = (Snap(name, at("2026-11-09 08:00")) for name in ("b1", "b2", "b3"))
+    result = plan([b1, a1, b2, a2, b3], policy)
+    assert [snap.name for snap in result.keep] == ["a1", "b1", "b3"]
+    assert [snap.name for snap in result.forget] == ["a2", "b2"]
+    assert [reason.oldest for snap in result.keep for reason in result.reasons[snap]] == [
+        False,
+        False,
+        True,
+    ]
 
 
 def test_empty_policy_with_allow_empty_keeps_everything() -> None:

@@ -86,7 +86,9 @@ def model(history: list[Snapshot], policy: Policy, now: datetime | None) -> set[
     """Return the ids a policy keeps, by the plainest reading of the rules.
 
     This walks the history once per rule and compares each snapshot's period with the last
-    one kept, as restic's forget does; the window cutoff comes from the engine's own calendar
+    one kept, as restic's forget does (0.16 and later): a count rule with slots left and a
+    periodic window that reaches the oldest snapshot both keep the oldest snapshot too, the
+    last of the identical oldest times. The window cutoff comes from the engine's own calendar
     arithmetic, which the hand-computed tables check on their own.
     """
     ordered = newest_first(history)
@@ -112,19 +114,29 @@ def model(history: list[Snapshot], policy: Policy, now: datetime | None) -> set[
     settled = [snapshot for snapshot in ordered if snapshot.time <= moment]
     anchor = moment if policy.anchor == "now" else (settled[0].time if settled else None)
     for rule, duration in policy.windows().items():
-        if anchor is None:
-            continue
-        limit = cutoff(anchor, duration, zone)
-        if rule == "within":
-            kept |= {snapshot.id for snapshot in ordered if snapshot.time > limit}
-            continue
-        last = None
-        for snapshot in settled:
-            if snapshot.time > limit and period(rule, snapshot.time, zone) != last:
-                kept.add(snapshot.id)
-                last = period(rule, snapshot.time, zone)
+        if anchor is not None:
+            kept |= model_window(rule, cutoff(anchor, duration, zone), ordered, settled, zone)
     if settled:
         kept.add(settled[0].id)
+    return kept
+
+
+def model_window(
+    rule: str, limit: datetime, ordered: list[Snapshot], settled: list[Snapshot], zone: tzinfo
+) -> set[int]:
+    """Return the ids one window rule keeps, walking newest first as restic does."""
+    if rule == "within":
+        return {snapshot.id for snapshot in ordered if snapshot.time > limit}
+    kept: set[int] = set()
+    last: Hashable = None
+    for index, snapshot in enumerate(settled):
+        if snapshot.time <= limit:
+            break
+        value = period(rule, snapshot.time, zone)
+        # settled is the older end of ordered, so its last snapshot is the oldest of all.
+        if value != last or index == len(settled) - 1:
+            kept.add(snapshot.id)
+            last = value
     return kept
 
 
@@ -284,9 +296,12 @@ def bound(result: RetentionPlan[Snapshot], history: list[Snapshot], policy: Poli
             total += count
     for rule, limit in result.cutoffs.items():
         inside = [s for s in ordered if s.time > limit and (rule == "within" or s.time <= now)]
-        total += (
-            len(inside) if rule == "within" else len({period(rule, s.time, zone) for s in inside})
-        )
+        if rule == "within":
+            total += len(inside)
+            continue
+        total += len({period(rule, s.time, zone) for s in inside})
+        # A periodic window that reaches the oldest snapshot keeps it as well.
+        total += bool(inside) and inside[-1] is ordered[-1]
     return total
 
 
@@ -309,7 +324,8 @@ def test_reasons_name_only_rules_that_apply(
     """Every reason names a rule of the policy that really covers that snapshot."""
     result = plan(history, policy, now=now)
     zone, moment = policy.zone, result.now
-    oldest = min((snapshot.time for snapshot in history), default=None)
+    # The oldest snapshot is the last one newest first: of identical oldest times, the last given.
+    oldest = newest_first(history)[-1] if history else None
     assert len(result.reasons) == len(result.keep)
     for snapshot in result.keep:
         reasons = result.reasons[snapshot]
@@ -334,13 +350,78 @@ def test_reasons_name_only_rules_that_apply(
                 assert reason.slot is not None
                 assert reason.slot >= 1
                 if reason.oldest:
-                    assert snapshot.time == oldest
+                    assert snapshot is oldest
             else:
                 assert reason.rule in WINDOWS
                 assert result.cutoffs[reason.rule] < snapshot.time <= moment
                 assert reason.period == period_label(reason.rule, snapshot.time, zone)
                 assert reason.window == getattr(policy, reason.rule)
+                assert reason.slot is None
+                if reason.oldest:
+                    assert snapshot is oldest
     assert not any(snapshot in result.reasons for snapshot in result.forget)
+
+
+def rules_keeping(result: RetentionPlan[Snapshot], snapshot: Snapshot) -> set[str]:
+    """Return the rules that keep ``snapshot``, or the empty set when it is forgotten."""
+    if not any(kept is snapshot for kept in result.keep):
+        return set()
+    return {reason.rule for reason in result.reasons[snapshot]}
+
+
+@PROPERTY
+@given(history=snapshot_histories(), policy=policies(), now=nows)
+def test_oldest_is_kept_exactly_while_a_rule_has_room(
+    history: list[Snapshot], policy: Policy, now: datetime | None
+) -> None:
+    """Each count rule with a slot left and each periodic window reaching it keeps the oldest."""
+    result = plan(history, policy, now=now)
+    ordered = newest_first(history)
+    if not ordered:
+        return
+    assert result.now is not None
+    zone, oldest = policy.zone, ordered[-1]
+    keeping = rules_keeping(result, oldest)
+    for rule, count in policy.counts().items():
+        if rule == "last":
+            before = len(ordered) - 1
+        else:
+            before = len({period(rule, s.time, zone) for s in ordered[:-1]})
+        assert (rule in keeping) == (count is unlimited or count > before), rule
+    for rule, limit in result.cutoffs.items():
+        if rule != "within":
+            assert (rule in keeping) == (limit < oldest.time <= result.now), rule
+
+
+@PROPERTY
+@given(history=snapshot_histories(), policy=policies(), now=nows)
+def test_period_reasons_go_to_the_first_of_their_period_or_to_the_oldest(
+    history: list[Snapshot], policy: Policy, now: datetime | None
+) -> None:
+    """A period reason names its period's first snapshot newest first, an oldest one the last."""
+    # Of identical times the first given is the newest and the last given the oldest (restic).
+    result = plan(history, policy, now=now)
+    ordered = newest_first(history)
+    zone, moment = policy.zone, result.now
+    for snapshot in result.keep:
+        for reason in result.reasons[snapshot]:
+            if reason.rule in ("last", "within") or reason.period is None:
+                continue
+            assert moment is not None
+            considered = ordered
+            if reason.rule in WINDOWS:
+                limit = result.cutoffs[reason.rule]
+                considered = [s for s in ordered if limit < s.time <= moment]
+            here = next(i for i, s in enumerate(considered) if s is snapshot)
+            own = period(reason.rule, snapshot.time, zone)
+            newer_of_period = [
+                s for s in considered[:here] if period(reason.rule, s.time, zone) == own
+            ]
+            if reason.oldest:
+                assert snapshot is ordered[-1]
+                assert newer_of_period
+            else:
+                assert not newer_of_period
 
 
 @PROPERTY

@@ -233,12 +233,13 @@ def plan(
 ) -> RetentionPlan[Any]:
     """Decide which items a policy keeps and which it forgets, and record why.
 
-    Items are ordered newest first by instant (ties keep their input order). Each count rule
-    keeps the newest item of each of its N most recent periods that hold items, and the oldest
-    item while it still has room; each window rule keeps items newer than its cutoff (all, or
-    the newest per period); tagged items, items after ``now`` and the newest item not after
-    ``now`` are always kept. Periods are
-    taken in the policy's zone. The decisions match restic's ``forget`` (0.16 and later);
+    Items are ordered newest first by instant (ties keep their input order, so of identical
+    times the first given is its period's newest and the last given the oldest item). Each
+    count rule keeps the newest item of each of its N most recent periods that hold items, and
+    the oldest item while it still has room; each window rule keeps items newer than its cutoff
+    (all, or the newest per period and the oldest item while the window reaches it); tagged
+    items, items after ``now`` and the newest item not after ``now`` are always kept. Periods
+    are taken in the policy's zone. The decisions match restic's ``forget`` (0.16 and later);
     ``docs/retention.md`` lists every rule and the few deliberate differences.
 
     Args:

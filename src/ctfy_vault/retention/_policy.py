@@ -174,7 +174,9 @@ class Policy:
 
     Count rules keep the newest snapshot of each of the N most recent periods that contain a
     snapshot; window rules keep snapshots newer than a calendar cutoff (all of them, or the
-    newest of each period); tagged snapshots are always kept. See ``docs/retention.md``.
+    newest of each period); tagged snapshots are always kept. A count rule with slots left and
+    a periodic window reaching back past the oldest snapshot keep the oldest snapshot too, so a
+    young repository keeps its first backup. See ``docs/retention.md``.
 
     Args:
         last: keep the N newest snapshots.

@@ -52,7 +52,8 @@ class Reason:
         window: the duration of a window rule, or ``None``.
         tag: the tag that keeps the snapshot, for ``"tags"``; else ``None``.
         slot: for a count rule, which of its N slots the snapshot fills (1 is the newest).
-        oldest: the snapshot is the oldest one, kept because its count rule still had room.
+        oldest: the snapshot is the oldest one, kept because its count rule still had room
+            or its periodic window reaches it (it is not the newest of its period).
     """
 
     rule: str
@@ -71,8 +72,11 @@ class Reason:
         if self.rule == "within":
             return f"within {self.window}"
         if self.rule.startswith("within_"):
-            return f"{self.rule.removeprefix('within_')} {self.period} within {self.window}"
-        text = f"last #{self.slot}" if self.rule == "last" else f"{self.rule} {self.period}"
+            text = f"{self.rule.removeprefix('within_')} {self.period} within {self.window}"
+        elif self.rule == "last":
+            text = f"last #{self.slot}"
+        else:
+            text = f"{self.rule} {self.period}"
         return f"oldest {text}" if self.oldest else text
 
     def to_dict(self) -> dict[str, str | int | bool]:

@@ -108,16 +108,27 @@ def _apply_count(
 
 
 def _apply_window(
-    rule: str, start: int, stop: int, local: LocalTimes, marks: dict[int, list[Mark]]
+    rule: str, local: LocalTimes, marks: dict[int, list[Mark]], *, start: int, stop: int, total: int
 ) -> None:
-    """Keep the newest item of each period among positions ``start`` to ``stop``."""
+    """Keep the newest item of each period among positions ``start`` to ``stop``, and the oldest.
+
+    The oldest item of all (position ``total - 1``) is kept too when the window reaches it and
+    it is not already the newest of its period, as restic does since 0.16.
+    """
     previous: int | None = None
     seen: set[int] = set()
+    last_marked = -1
     for position, key in enumerate(local.period_keys(PERIOD_OF_RULE[rule], start, stop), start):
         if key != previous and key not in seen:
             seen.add(key)
             previous = key
+            last_marked = position
             _mark(marks, position, (rule, key, None))
+    if start < stop and stop == total and last_marked != total - 1:
+        # The window still has room at the end of the history: keep the oldest snapshot too, so
+        # a young repository keeps its first backup (restic 0.16 and later).
+        oldest_key = key_of(PERIOD_OF_RULE[rule], local.at(total - 1))
+        _mark(marks, total - 1, (rule + OLDEST_SUFFIX, oldest_key, None))
 
 
 def _apply_tags(timeline: Timeline, wanted: frozenset[str], marks: dict[int, list[Mark]]) -> None:
@@ -184,7 +195,7 @@ def decide(policy: Policy, timeline: Timeline, moment: datetime) -> Decision:
         if rule != "within":
             # Items after now are kept anyway; leaving them out of the periods keeps the
             # anchor the newest of its period, so it is never forgotten by its own windows.
-            _apply_window(rule, after_now, reach, local, marks)
+            _apply_window(rule, local, marks, start=after_now, stop=reach, total=total)
     if policy.is_empty:
         decision.spans.append((total, _EMPTY))
     if after_now < total and after_now >= decision.prefix and after_now not in marks:
