@@ -40,9 +40,9 @@ def azurite() -> Iterator[AzureEndpoint]:
         yield endpoint
 
 
-# Fixtures that start or need a server or program outside this process. A test using any of them
+# Fixtures that start or need a server, a program or a download outside this process. A test using any of them
 # (directly or through another fixture) is marked ``server``; ``nox -s tests-fast`` leaves those out.
-SERVER_FIXTURES = frozenset({"rgw_s3", "azurite", "postgres", "restic"})
+SERVER_FIXTURES = frozenset({"rgw_s3", "azurite", "postgres", "restic", "restic_fixtures"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -354,7 +354,7 @@ def test_targets_of_different_repositories_are_refused(tmp_path: Path) -> None:
     assert "dub" in done.stderr
 
 
-# -- backup --stdin-from-command (issue 14, point 3) -----------------------------------------------
+# -- backup --stdin-from-command -------------------------------------------------------------------
 
 
 def _snapshot_objects(tmp_path: Path) -> dict[str, list[str]]:

@@ -52,7 +52,7 @@ Content = tuple[datetime, tuple[str, ...], tuple[str, ...]]
 
 
 @pytest.fixture(scope="session")
-def fixtures() -> Fixtures:
+def restic_fixtures() -> Fixtures:
     """The fixtures of restic's test, fetched by scripts/restic_fixtures.sh (cached) and parsed."""
     try:
         folder = fetch_fixtures()
@@ -145,74 +145,78 @@ def differences(index: int, golden: Golden, result: RetentionPlan[GoSnapshot]) -
     return found
 
 
-def test_plan_matches_every_golden_file_of_restic(fixtures: Fixtures) -> None:
+def test_plan_matches_every_golden_file_of_restic(restic_fixtures: Fixtures) -> None:
     """Every restic policy with rules keeps restic's snapshots, for restic's reasons and counts."""
     found: list[str] = []
     compared = 0
-    for index, (policy, golden) in enumerate(zip(fixtures.policies, fixtures.golden, strict=True)):
+    for index, (policy, golden) in enumerate(
+        zip(restic_fixtures.policies, restic_fixtures.golden, strict=True)
+    ):
         if index in KNOWN_DIFFERENCES:
             continue
         compared += 1
-        result = plan(list(fixtures.snapshots), to_policy(policy))
+        result = plan(list(restic_fixtures.snapshots), to_policy(policy))
         found += differences(index, golden, result)
-    assert compared == len(fixtures.policies) - len(KNOWN_DIFFERENCES)
-    assert not found, f"{fixtures.source}:\n" + "\n".join(found)
+    assert compared == len(restic_fixtures.policies) - len(KNOWN_DIFFERENCES)
+    assert not found, f"{restic_fixtures.source}:\n" + "\n".join(found)
 
 
 def test_known_differences_are_exactly_the_empty_and_tags_only_policies(
-    fixtures: Fixtures,
+    restic_fixtures: Fixtures,
 ) -> None:
     """The policies left out are exactly the empty and tags-only ones, at the listed indexes."""
     kinds = {
         index: policy.kind
-        for index, policy in enumerate(fixtures.policies)
+        for index, policy in enumerate(restic_fixtures.policies)
         if policy.kind != "rules"
     }
     assert kinds == KNOWN_DIFFERENCES
 
 
-def test_empty_policy_still_differs_from_restic(fixtures: Fixtures) -> None:
+def test_empty_policy_still_differs_from_restic(restic_fixtures: Fixtures) -> None:
     """Under an empty policy restic's ApplyPolicy keeps nothing; ours refuses it or keeps all."""
     for index, kind in KNOWN_DIFFERENCES.items():
         if kind != "empty":
             continue
-        assert fixtures.golden[index].keep == ()
+        assert restic_fixtures.golden[index].keep == ()
         with pytest.raises(PolicyError, match="no count or window rule"):
             Policy()
-        everything = plan(list(fixtures.snapshots), Policy(allow_empty=True))
-        assert len(everything.keep) == len(fixtures.snapshots)
+        everything = plan(list(restic_fixtures.snapshots), Policy(allow_empty=True))
+        assert len(everything.keep) == len(restic_fixtures.snapshots)
         assert [snapshot.content for snapshot in everything.keep] != list(
-            fixtures.golden[index].keep
+            restic_fixtures.golden[index].keep
         )
 
 
-def test_tags_only_policies_still_differ_from_restic(fixtures: Fixtures) -> None:
+def test_tags_only_policies_still_differ_from_restic(restic_fixtures: Fixtures) -> None:
     """Under tags alone restic keeps only tagged snapshots, not the newest; ours refuses them."""
-    newest = max(fixtures.snapshots, key=lambda snapshot: snapshot.time)
+    newest = max(restic_fixtures.snapshots, key=lambda snapshot: snapshot.time)
     for index, kind in KNOWN_DIFFERENCES.items():
         if kind != "tags-only":
             continue
-        lists = fixtures.policies[index].tag_lists
+        lists = restic_fixtures.policies[index].tag_lists
         tagged = [
             snapshot.content
-            for snapshot in sorted(fixtures.snapshots, key=lambda s: s.time, reverse=True)
+            for snapshot in sorted(restic_fixtures.snapshots, key=lambda s: s.time, reverse=True)
             if any(set(tags) <= set(snapshot.tags) for tags in lists)
         ]
-        assert list(fixtures.golden[index].keep) == tagged
+        assert list(restic_fixtures.golden[index].keep) == tagged
         assert newest.content not in tagged
         with pytest.raises(PolicyError, match="tags alone"):
             Policy(tags={tag for tags in lists for tag in tags})
 
 
-def test_fixtures_cover_oldest_within_and_identical_times(fixtures: Fixtures) -> None:
-    """The fixtures hold the cases issue 14 is about: oldest within a window, identical times."""
-    matches = {match for golden in fixtures.golden for r in golden.reasons for match in r.matches}
+def test_fixtures_cover_oldest_within_and_identical_times(restic_fixtures: Fixtures) -> None:
+    """The fixtures hold the cases this test is for: oldest within a window, identical times."""
+    matches = {
+        match for golden in restic_fixtures.golden for r in golden.reasons for match in r.matches
+    }
     assert any(m.startswith("oldest ") and " within " in m for m in matches)
     assert any(m.startswith("oldest ") and m.endswith(" snapshot") for m in matches)
-    times = [snapshot.time for snapshot in fixtures.snapshots]
+    times = [snapshot.time for snapshot in restic_fixtures.snapshots]
     assert len(set(times)) < len(times)
-    assert any(snapshot.time.microsecond for snapshot in fixtures.snapshots)
-    assert fixtures.source.startswith("restic ")
+    assert any(snapshot.time.microsecond for snapshot in restic_fixtures.snapshots)
+    assert restic_fixtures.source.startswith("restic ")
 
 
 # --------------------------------------------------------------------------------------------------

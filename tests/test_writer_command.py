@@ -1,4 +1,4 @@
-"""Backing up a program's output: committed only when the program exits 0 (issue 14, point 3).
+"""Backing up a program's output: committed only when the program exits 0.
 
 Real programs (``sh``, ``head``, ``yes``) on local folder targets: a producer that fails, is
 killed, cannot start or is abandoned leaves no manifest on any target and no process behind.
