@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,6 +16,7 @@ import pytest
 from ctfy_vault.crypto import Cipher, Passphrase, RawKey, ScryptParams, list_key_slots
 from ctfy_vault.exceptions import (
     ConfigurationError,
+    DegradedTargetError,
     FormatError,
     IntegrityError,
     ObjectExistsError,
@@ -28,7 +30,7 @@ from ctfy_vault.storage import Target
 from ctfy_vault.vault import CONFIG_KEY, REPOSITORY_FORMAT, RepoConfig, SnapshotInfo, Vault
 from ctfy_vault.writer import StreamSource
 from tests.servers import S3Endpoint, make_bucket
-from tests.writer_strategies import FAST_RETRY, NOW, SMALL, memory_target
+from tests.writer_strategies import FAST_RETRY, NOW, SMALL, contents, memory_target
 
 KEY = RawKey(b"k" * 32)
 CHEAP = ScryptParams(n=2**8, r=8, p=1)  # tests only: real slots use the default cost
@@ -132,6 +134,8 @@ class TestInitOpen:
         for target in empty:
             assert target.name in str(caught.value)
         assert set(caught.value.outcomes) == {t.name for t in empty}
+        assert "init" in str(caught.value)
+        assert "URL" in str(caught.value)
 
     def test_init_refuses_an_existing_repository(self) -> None:
         """Init over a target that already holds a repository refuses and writes nothing."""
@@ -216,6 +220,186 @@ class TestBackup:
         with pytest.raises(ConfigurationError):
             vault.backup([tmp_path / "nope"], lineage="db", host="h", now=NOW)
         assert vault.snapshots() == []
+
+
+def local_target(root: Path, name: str) -> Target:
+    """A local folder target named ``name`` under ``root``."""
+    return Target.from_url(str(root / name), name=name, retry=FAST_RETRY)
+
+
+def stored(target: Target) -> dict[str, bytes]:
+    """The repository objects a target holds (lock files and sweep marks aside)."""
+    return {k: v for k, v in contents(target).items() if not k.startswith("locks/")}
+
+
+class _WipeWhenRead(io.RawIOBase):
+    """A stream that wipes a target's config once the backup has read it to the end."""
+
+    def __init__(self, data: bytes, victim: Target) -> None:
+        self._data = io.BytesIO(data)
+        self._victim = victim
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = self._data.readinto(buffer)
+        if not count and self._victim.exists(CONFIG_KEY):
+            self._victim.delete(CONFIG_KEY)
+        return count
+
+
+class TestDegraded:
+    def test_a_wiped_local_target_gets_nothing_then_heal_restores_it(self, tmp_path: Path) -> None:
+        """A deleted target folder: backup fails there naming heal, writes nothing; heal restores it."""
+        a, b = local_target(tmp_path, "a"), local_target(tmp_path, "b")
+        Vault.init([a, b], key=KEY, now=NOW, chunker=SMALL)
+        first = Vault.open([a, b], key=KEY).backup(stream(b"v1" * 800), lineage="db", now=NOW)
+        shutil.rmtree(tmp_path / "b")
+        vault = Vault.open([a, b], key=KEY)
+        assert set(vault.degraded) == {"b"}
+        with pytest.raises(TargetsFailedError) as caught:
+            vault.backup(stream(b"v2" * 800), lineage="db", now=NOW + timedelta(days=1))
+        outcomes = caught.value.outcomes
+        assert outcomes["a"] is None
+        refused = outcomes["b"]
+        assert isinstance(refused, DegradedTargetError)
+        assert isinstance(refused.__cause__, ObjectNotFoundError)
+        assert "holds no repository config" in str(refused)
+        assert "heal" in str(refused)
+        assert not (tmp_path / "b").exists()  # not one object, not even the folder
+        assert len(vault.snapshots()) == 2  # committed on a
+        vault.heal()
+        assert vault.degraded == {}
+        assert stored(b) == stored(a)
+        third = vault.backup(stream(b"v3" * 800), lineage="db", now=NOW + timedelta(days=2))
+        assert [(o.target, o.committed) for o in third.outcomes] == [("a", True), ("b", True)]
+        alone = Vault.open([b], key=KEY)  # b holds the whole repository again, old snapshots too
+        assert first.name in {s.name for s in alone.snapshots()}
+        assert len(alone.snapshots()) == 3
+        assert alone.verify(read_data=True).ok
+
+    def test_a_degraded_target_never_counts_toward_the_quorum(self) -> None:
+        """With require=2 of three and one empty target, two commit; with require=2 of two, fail."""
+        vault = new_vault(2)
+        empty = memory_target("empty")
+        three = Vault.open([*vault.targets, empty], key=KEY)
+        info = three.backup(stream(b"x" * 3000), lineage="db", now=NOW, require=2)
+        assert [o.committed for o in info.outcomes] == [True, True, False]
+        assert isinstance(info.outcomes[2].error, DegradedTargetError)
+        assert info.outcomes[2].bytes_uploaded == 0
+        assert list(empty.list("")) == []
+        two = Vault.open([vault.targets[0], empty], key=KEY)
+        with pytest.raises(TargetsFailedError) as caught:
+            two.backup(stream(b"y" * 3000), lineage="db", now=NOW, require=2)
+        assert caught.value.outcomes[vault.targets[0].name] is None
+        assert isinstance(caught.value.outcomes[empty.name], DegradedTargetError)
+        assert list(empty.list("")) == []
+        one = two.backup(stream(b"z" * 3000), lineage="db", now=NOW, require=1)
+        assert [o.committed for o in one.outcomes] == [True, False]
+
+    def test_a_target_without_key_slots_is_degraded(self) -> None:
+        """Config present but no key slot on one target: degraded, nothing written; heal fixes it."""
+        vault = new_vault(2)
+        keyless = vault.targets[1]
+        for key in list(keyless.list("keys")):
+            keyless.delete(key)
+        reopened = Vault.open(vault.targets, key=KEY)
+        assert set(reopened.degraded) == {keyless.name}
+        before = stored(keyless)
+        with pytest.raises(TargetsFailedError) as caught:
+            reopened.backup(stream(b"k" * 3000), lineage="db", now=NOW)
+        refused = caught.value.outcomes[keyless.name]
+        assert isinstance(refused, DegradedTargetError)
+        assert "no key slot" in str(refused)
+        assert stored(keyless) == before
+        reopened.heal()
+        assert len(list_key_slots(keyless)) == 1
+        info = reopened.backup(stream(b"k" * 3000), lineage="db", now=NOW + timedelta(hours=1))
+        assert all(o.committed for o in info.outcomes)
+        assert Vault.open([keyless], key=KEY).verify().ok
+
+    def test_a_damaged_config_makes_the_target_degraded_until_repair(self) -> None:
+        """A config that does not parse: degraded, nothing written, the error names repair."""
+        vault = new_vault(2)
+        damaged = vault.targets[1]
+        damaged.delete(CONFIG_KEY)
+        damaged.write(CONFIG_KEY, b"{not json")
+        reopened = Vault.open(vault.targets, key=KEY)
+        with pytest.raises(TargetsFailedError) as caught:
+            reopened.backup(stream(b"d" * 3000), lineage="db", now=NOW)
+        refused = caught.value.outcomes[damaged.name]
+        assert isinstance(refused, DegradedTargetError)
+        assert isinstance(refused.__cause__, FormatError)
+        assert "repair" in str(refused)
+        assert [k for k in damaged.list("") if k.startswith(("objects/", "snapshots/"))] == []
+        reopened.heal(repair=True)
+        info = reopened.backup(stream(b"d" * 3000), lineage="db", now=NOW + timedelta(hours=1))
+        assert all(o.committed for o in info.outcomes)
+
+    def test_a_target_wiped_during_the_backup_does_not_commit(self) -> None:
+        """The config is checked again right before the manifest: wiped meanwhile, no commit there."""
+        vault = new_vault(2)
+        keep, victim = vault.targets
+        source = StreamSource(
+            name="db.sql", stream=io.BufferedReader(_WipeWhenRead(b"w" * 5000, victim))
+        )
+        with pytest.raises(TargetsFailedError) as caught:
+            vault.backup(source, lineage="db", now=NOW)
+        assert caught.value.outcomes[keep.name] is None
+        refused = caught.value.outcomes[victim.name]
+        assert isinstance(refused, DegradedTargetError)
+        assert list(victim.list("snapshots")) == []
+        assert set(vault.degraded) == set()  # the degraded list is refreshed by the next write
+        with pytest.raises(TargetsFailedError):
+            vault.backup(stream(b"again"), lineage="db", now=NOW + timedelta(hours=1))
+        assert set(vault.degraded) == {victim.name}
+
+    def test_every_target_wiped_after_open_refuses_the_backup(self) -> None:
+        """No target holds the repository any more: the backup fails first, writing nothing."""
+        vault = new_vault(2)
+        for target in vault.targets:
+            for key in list(target.list("")):
+                target.delete(key)
+        with pytest.raises(TargetsFailedError) as caught:
+            vault.backup(stream(b"x" * 3000), lineage="db", now=NOW)
+        assert "init" in str(caught.value)
+        assert all(isinstance(e, DegradedTargetError) for e in caught.value.outcomes.values())
+        for target in vault.targets:
+            assert list(target.list("")) == []
+
+    def test_prune_writes_nothing_to_a_degraded_target(self) -> None:
+        """Prune forgets and sweeps on the healthy target; the empty one gets no lock, record or mark."""
+        vault = new_vault(1)
+        for day in range(3):
+            vault.backup(stream(bytes([day]) * 3000), lineage="db", now=NOW + timedelta(days=day))
+        empty = memory_target("empty")
+        both = Vault.open([*vault.targets, empty], key=KEY)
+        report = both.prune(Policy(last=1), now=NOW + timedelta(days=3), grace=timedelta(0))
+        assert len(report.forgotten) == 2
+        assert report.chunks_deleted > 0
+        assert set(report.errors) == {empty.name}
+        assert isinstance(report.errors[empty.name], DegradedTargetError)
+        assert list(empty.list("")) == []
+        assert both.prune(Policy(last=1), now=NOW, dry_run=True).errors == {}
+        both.heal()
+        assert both.prune(Policy(last=1), now=NOW + timedelta(days=4)).ok
+        assert stored(empty) == stored(vault.targets[0])
+
+    def test_key_add_writes_nothing_to_a_degraded_target(self) -> None:
+        """A new key slot goes to the healthy targets; the empty one is reported, heal copies it."""
+        vault = new_vault(1)
+        empty = memory_target("empty")
+        both = Vault.open([*vault.targets, empty], key=KEY)
+        other = RawKey(b"o" * 32)
+        with pytest.raises(TargetsFailedError) as caught:
+            both.add_key(other, now=NOW)
+        assert caught.value.outcomes[vault.targets[0].name] is None
+        assert isinstance(caught.value.outcomes[empty.name], DegradedTargetError)
+        assert list(empty.list("")) == []
+        assert len(both.keys()) == 2  # listed from the healthy target
+        both.heal()
+        assert Vault.open([empty], key=other).repo_id == vault.repo_id
 
 
 class TestReading:
@@ -303,6 +487,40 @@ class TestMoto:
         assert (tmp_path / "out" / "src" / "a.txt").read_bytes() == b"changed"
         report = reopened.verify(read_data=True)
         assert report.ok, report.problems
+
+    def test_a_mistyped_s3_prefix_gets_nothing_then_heal_fills_it(
+        self, moto_s3: S3Endpoint
+    ) -> None:
+        """Target b pointed at an empty prefix: degraded, nothing written under it; heal fills it."""
+        bucket = make_bucket(moto_s3, f"vault-{uuid.uuid4().hex[:12]}")
+
+        def s3(prefix: str, name: str) -> Target:
+            return Target.from_url(
+                f"s3://{bucket}/{prefix}",
+                name=name,
+                endpoint_url=moto_s3.endpoint_url,
+                key=moto_s3.key,
+                secret=moto_s3.secret,
+                region=moto_s3.region,
+                retry=FAST_RETRY,
+            )
+
+        a, b, typo = s3("repo-a", "a"), s3("repo-b", "b"), s3("repo-bb", "b")
+        Vault.init([a, b], key=KEY, now=NOW, chunker=SMALL)
+        Vault.open([a, b], key=KEY).backup(stream(b"1" * 3000), lineage="db", now=NOW)
+        vault = Vault.open([a, typo], key=KEY)
+        with pytest.raises(TargetsFailedError) as caught:
+            vault.backup(stream(b"2" * 3000), lineage="db", now=NOW + timedelta(days=1))
+        assert caught.value.outcomes["a"] is None
+        refused = caught.value.outcomes["b"]
+        assert isinstance(refused, DegradedTargetError)
+        assert "wrong prefix" in str(refused)
+        assert list(typo.list("")) == []
+        vault.heal()
+        assert stored(typo) == stored(a)
+        info = vault.backup(stream(b"3" * 3000), lineage="db", now=NOW + timedelta(days=2))
+        assert all(o.committed for o in info.outcomes)
+        assert len(Vault.open([typo], key=KEY).snapshots()) == 3
 
 
 class TestForget:

@@ -13,6 +13,7 @@ caller already catches, so ``except FileExistsError`` or ``except ValueError`` k
     │   ├── ObjectExistsError (FileExistsError)  create-only write refused: the object is there
     │   ├── ObjectNotFoundError (FileNotFoundError)
     │   ├── AccessDeniedError (PermissionError)  the credentials may not do this
+    │   ├── DegradedTargetError                  holds no repository config or key slot (run heal)
     │   └── TransientStorageError                retried and still failing (5xx, SlowDown, resets)
     │       └── TargetUnreachableError (ConnectionError)  no connection to the endpoint at all
     ├── SourceFailedError (OSError)              a backup source's producer failed: nothing committed
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 __all__ = [
     "AccessDeniedError",
     "ConfigurationError",
+    "DegradedTargetError",
     "FormatError",
     "IntegrityError",
     "InvalidObjectKeyError",
@@ -112,6 +114,15 @@ class ObjectNotFoundError(StorageError, FileNotFoundError):
 
 class AccessDeniedError(StorageError, PermissionError):
     """The target refused the operation for these credentials."""
+
+
+class DegradedTargetError(StorageError):
+    """A target does not hold this repository in full (no readable config, or no key slot).
+
+    Wiped, emptied, a mistyped prefix, or unreachable when checked: writing operations leave it
+    alone (nothing is written there, it never counts toward a quorum) until ``heal`` restores the
+    config and key slots, then the data. The error that showed it is chained as ``__cause__``.
+    """
 
 
 class TransientStorageError(StorageError):

@@ -391,7 +391,13 @@ def _backup_one(
     result = _backup_dict(info)
     if not args.json:
         _print_backup(info, out)
-    return EXIT_OK, result
+    failed = {o.target: o.error for o in info.outcomes if not o.committed}
+    if not failed:
+        return EXIT_OK, result
+    for name, error in failed.items():  # enough targets committed, but not every one
+        reason = "not committed" if error is None else f"{type(error).__name__}: {error}"
+        sys.stderr.write(f"ctfy-vault: backup {lineage}: {name}: FAILED: {reason}\n")
+    return EXIT_PARTIAL, result
 
 
 def _backup_dict(info: BackupInfo) -> dict[str, object]:
@@ -422,6 +428,9 @@ def _print_backup(info: BackupInfo, out: TextIO) -> None:
         f"sealed {info.chunks_sealed} new chunk(s)\n"
     )
     for outcome in info.outcomes:
+        if not outcome.committed:
+            out.write(f"  {outcome.target}: FAILED, nothing committed (see the error below)\n")
+            continue
         out.write(
             f"  {outcome.target}: committed; {outcome.chunks_uploaded} chunk(s) uploaded "
             f"({format_bytes(outcome.bytes_uploaded)}), {outcome.chunks_present} already there\n"

@@ -147,13 +147,22 @@ def prune_targets(
     host: str,
     dry_run: bool,
     lock_ttl: timedelta = DEFAULT_LOCK_TTL,
+    degraded: Mapping[str, BaseException] | None = None,
 ) -> PruneReport:
-    """Apply retention to a repository's targets (see `Vault.prune`)."""
+    """Apply retention to a repository's targets (see `Vault.prune`).
+
+    Targets in ``degraded`` are listed (their snapshots still guard chunks from the sweep) but
+    never written to or deleted from; each is reported in ``errors`` with its error.
+    """
     if grace < timedelta(0):
         raise ValueError("grace must not be negative")
+    degraded = degraded or {}
     clock = _Clock(now.astimezone(UTC))
     listed, errors = _list_snapshots(targets)
-    reachable = tuple(target for target in targets if target.name in listed)
+    unlisted = bool(errors)
+    reachable = tuple(t for t in targets if t.name in listed and t.name not in degraded)
+    for name, err in degraded.items():
+        errors.setdefault(name, err)
     if not reachable:
         raise StorageError("no target of the repository could be listed", target="repository")
     lock = None if dry_run else new_lock(clock.now(), lock_ttl)
@@ -175,7 +184,7 @@ def prune_targets(
         plans = plan_all()
         catalog = reader.catalog()
         records, forgotten = _forget(run, plans, catalog)
-        deleted, size, pending, skipped = _sweep(run, grace, bool(errors))
+        deleted, size, pending, skipped = _sweep(run, grace, unlisted)
     finally:
         if lock is not None:
             for name, err in release(reachable, lock).items():

@@ -8,6 +8,7 @@ import os
 import random
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ctfy_vault.crypto import (
 )
 from ctfy_vault.exceptions import (
     ConfigurationError,
+    DegradedTargetError,
     FormatError,
     IntegrityError,
     LockError,
@@ -110,9 +112,72 @@ def _read_configs(
             raise damaged[0]
         errors: dict[str, BaseException | None] = dict(missing)
         raise TargetsFailedError(
-            f"no repository config on any target ({', '.join(missing)})", errors
+            f"no repository config on any target ({', '.join(missing)}): check the target "
+            "URLs and prefixes, or create the repository with init",
+            errors,
         )
     return configs, missing
+
+
+def _keyless(targets: Iterable[Target]) -> dict[str, BaseException]:
+    """The targets whose ``keys/`` holds no slot at all, or cannot be listed, with the error."""
+    found: dict[str, BaseException] = {}
+    for target in targets:
+        try:
+            if not any(True for _ in target.list(KEYS_PREFIX.rstrip("/"))):
+                found[target.name] = ObjectNotFoundError(
+                    _NO_KEY_SLOT, target=target.name, key=KEYS_PREFIX
+                )
+        except StorageError as err:
+            found[target.name] = err
+    return found
+
+
+_NO_KEY_SLOT = "holds the repository config but no key slot"
+
+
+def _standing(target: Target, config: RepoConfig) -> BaseException | None:
+    """Why ``target`` does not hold this repository (its config and a key slot), or ``None``."""
+    try:
+        data = target.read(CONFIG_KEY)
+    except StorageError as err:
+        return err
+    try:
+        found = RepoConfig.from_json(data)
+    except FormatError as err:
+        return err
+    if found != config:
+        return ConfigurationError(
+            f"holds the config of another repository ({found.repo_id.hex()[:12]}...) or a "
+            "differing one"
+        )
+    return _keyless([target]).get(target.name)
+
+
+def _refusal(name: str, cause: BaseException) -> DegradedTargetError:
+    """The error a writing operation reports for a degraded target (``cause`` chained)."""
+    if isinstance(cause, ObjectNotFoundError) and cause.key == KEYS_PREFIX:
+        why = f"{_NO_KEY_SLOT}; nothing is written here until you run `ctfy-vault heal`"
+    elif isinstance(cause, ObjectNotFoundError):
+        why = (
+            "holds no repository config (wiped, or a wrong prefix?); nothing is written here "
+            "until you run `ctfy-vault heal`"
+        )
+    elif isinstance(cause, FormatError):
+        why = (
+            "holds a damaged or unknown repository config; nothing is written here until heal "
+            "with repair (`Vault.heal(repair=True)`) replaces it"
+        )
+    elif isinstance(cause, ConfigurationError):
+        why = f"{cause}; nothing is written here (check the target URL)"
+    else:
+        why = (
+            f"could not be checked for the repository config ({type(cause).__name__}: {cause}); "
+            "nothing is written here, run `ctfy-vault heal` once it is back"
+        )
+    err = DegradedTargetError(why, target=name)
+    err.__cause__ = cause
+    return err
 
 
 def _same_repository(configs: Mapping[str, RepoConfig]) -> RepoConfig:
@@ -140,8 +205,11 @@ class Vault:
     """One repository of encrypted, append-only snapshots, mirrored on several targets.
 
     Build it with `Vault.init` (a new repository) or `Vault.open` (an existing one). Every
-    write goes to every target (create-only, see `ctfy_vault.writer.Writer`); reads take each
-    object from the first target that gives it intact and fall back to the next.
+    write goes to every target that holds the repository (create-only, see
+    `ctfy_vault.writer.Writer`); a *degraded* target, one without the repository's config or
+    without any key slot (wiped, emptied, a mistyped prefix, unreachable), gets nothing but what
+    `Vault.heal` copies to it (see `Vault.degraded`). Reads take each object from the first
+    target that gives it intact and fall back to the next.
 
     Several processes may back up into one repository at once; no lock is taken.
     """
@@ -218,8 +286,10 @@ class Vault:
             The open vault.
 
         Raises:
-            TargetsFailedError: no target holds a readable config; holds each target's error.
-                Targets without one while others have it are listed in `Vault.degraded`.
+            TargetsFailedError: no target holds a readable config; holds each target's error
+                (check the target URLs, or create the repository with `Vault.init`). Targets
+                without one, or without any key slot, while others have them are listed in
+                `Vault.degraded`.
             ConfigurationError: the targets hold different repositories (the message names which
                 target holds which), or one repository with differing configs.
             IntegrityError: the key opens no slot (one opaque error, whatever the cause).
@@ -227,8 +297,9 @@ class Vault:
         targets = _targets(targets)
         configs, missing = _read_configs(targets)
         config = _same_repository(configs)
+        missing |= _keyless(target for target in targets if target.name in configs)
         for name, err in missing.items():
-            log.warning("target %s holds no readable repository config: %s", name, err)
+            log.warning("target %s is degraded: %s", name, _refusal(name, err))
         keys: MasterKeys | None = None
         for target in targets:
             try:
@@ -250,10 +321,18 @@ class Vault:
 
     @property
     def degraded(self) -> dict[str, BaseException]:
-        """Targets that gave no repository config at open (unreachable or empty), with the error.
+        """Targets that do not hold this repository in full, with the error that showed it.
 
-        They stay in the vault: backups still try them (and report them failed), and `heal`
-        copies the repository into one that is reachable but empty.
+        A target is degraded when its ``config`` cannot be read (wiped, a mistyped prefix,
+        unreachable), is damaged, or is not this repository's, or when it holds no key slot at
+        all. The check is made at open and again at the start of every writing operation
+        (backup, prune, key add) and by heal; this is the latest result.
+
+        Degraded targets stay in the vault and are still read from, but writing operations leave
+        them alone: a backup writes nothing there (a mistyped prefix is never turned into a
+        partial repository) and reports each as failed with a `DegradedTargetError`, so it never
+        counts toward ``require``. `Vault.heal` is the one way back: it copies the config and key
+        slots first, then the chunks and manifests.
         """
         return dict(self._degraded)
 
@@ -305,12 +384,17 @@ class Vault:
                 stores is retained until then (the horizon of the lineage's policy, e.g.
                 ``now + policy.horizon()``); ignored elsewhere.
 
+        Degraded targets (see `Vault.degraded`, checked again now, and once more per target
+        right before its manifest is written) get nothing: each outcome reports a
+        `DegradedTargetError` naming heal, and they never count toward ``require``.
+
         Returns:
             The snapshot written, with each target's outcome.
 
         Raises:
             TargetsFailedError: fewer targets committed than required (after committing where
-                possible); repair with `heal`.
+                possible; a degraded target counts as failed); repair with `heal`. Also raised,
+                before anything is written, when no target holds the repository any more.
             ConfigurationError: a source does not exist, two share a name, or bad metadata.
             SourceFailedError: a command exited non-zero, was killed or could not be started, or
                 a stream's completion check returned ``False`` (nothing is committed).
@@ -321,6 +405,7 @@ class Vault:
             if isinstance(sources, (str, os.PathLike, StreamSource, CommandSource))
             else list(sources)
         )
+        refused = self._writable("backup")
         previous, parent = self._lineage_head(lineage)
         writer = Writer(self._targets, self._sealer, chunker=self._config.chunker, require=require)
         result = writer.backup(
@@ -335,8 +420,47 @@ class Vault:
             progress=progress,
             retain_until=retain_until,
             recheck=marked_chunks(self._targets),
+            degraded=refused,
+            guard=self._refuses,
         )
         return BackupInfo.of_result(result)
+
+    # -- which targets take writes -------------------------------------------------------------
+
+    def _refresh(self) -> dict[str, DegradedTargetError]:
+        """Check every target for this repository's config and a key slot again (concurrently).
+
+        Returns:
+            The degraded targets' errors, by name (also kept for `Vault.degraded`).
+        """
+        with ThreadPoolExecutor(max_workers=len(self._targets)) as pool:
+            found = list(pool.map(lambda t: _standing(t, self._config), self._targets))
+        self._degraded = {
+            target.name: cause
+            for target, cause in zip(self._targets, found, strict=True)
+            if cause is not None
+        }
+        return {name: _refusal(name, cause) for name, cause in self._degraded.items()}
+
+    def _writable(self, what: str) -> dict[str, DegradedTargetError]:
+        """Refresh the degraded targets before a write; refuse when every target is degraded.
+
+        Raises:
+            TargetsFailedError: no target holds the repository any more (nothing was written).
+        """
+        refused = self._refresh()
+        if len(refused) == len(self._targets):
+            raise TargetsFailedError(
+                f"{what}: no target holds this repository's config and key slots any more; "
+                "check the target URLs, or create a repository with init",
+                dict(refused),
+            )
+        return refused
+
+    def _refuses(self, target: Target) -> DegradedTargetError | None:
+        """Whether ``target`` may no longer commit (the re-check right before a manifest)."""
+        cause = _standing(target, self._config)
+        return None if cause is None else _refusal(target.name, cause)
 
     def _lineage_head(self, lineage: str) -> tuple[bytes | None, Manifest | None]:
         """Return the lineage's head hash and its newest snapshot (the parent).
@@ -583,6 +707,10 @@ class Vault:
         A crash at any point leaves a repository that verifies (at worst with unreferenced
         chunks, which the next prune sweeps); running prune again finishes the work.
 
+        Degraded targets (see `Vault.degraded`, checked again first) are left alone: no lock,
+        record, mark or delete there; each is listed in ``errors`` with a
+        `DegradedTargetError`. Their snapshot listings still count when chunks are swept.
+
         Args:
             policy: one policy for every lineage, or a policy per lineage (lineages without one
                 are left alone).
@@ -602,8 +730,10 @@ class Vault:
                 lock expired before it finished.
             ConfigurationError: ``lineage`` has no policy in the mapping given.
             StorageError: no target could be listed.
+            TargetsFailedError: every target is degraded (nothing was changed).
             ValueError: a negative ``grace``.
         """
+        refused = {} if dry_run else self._writable("prune")
         return prune_targets(
             self._targets,
             self._sealer,
@@ -614,6 +744,7 @@ class Vault:
             host=socket.gethostname() if host is None else host,
             dry_run=dry_run,
             lock_ttl=lock_ttl,
+            degraded=refused,
         )
 
     def lock_info(self) -> LockInfo | None:
@@ -678,9 +809,13 @@ class Vault:
     # -- keys --------------------------------------------------------------------------------
 
     def keys(self) -> list[KeySlot]:
-        """List the key slots (public parts only), from the first target that lists them."""
+        """List the key slots (public parts only), from the first target that lists them.
+
+        Degraded targets (see `Vault.degraded`) are asked last: a wiped one lists no slot.
+        """
         errors: dict[str, BaseException | None] = {}
-        for target in self._targets:
+        ordered = sorted(self._targets, key=lambda target: target.name in self._degraded)
+        for target in ordered:
             try:
                 return list_key_slots(target)
             except StorageError as err:
@@ -692,15 +827,20 @@ class Vault:
 
         The slot is written to the first reachable target, then copied to the others (verified,
         create-only). The open vault's keys are wrapped; no existing credential is needed.
+        Degraded targets (see `Vault.degraded`, checked again first) get nothing; `heal`
+        copies the slot there later.
 
         Raises:
-            TargetsFailedError: a target could not receive the slot (the others hold it).
+            TargetsFailedError: a target could not receive the slot, or is degraded (the others
+                hold it).
         """
         keys = self._sealer.keys
         if keys is None:
             raise UnsupportedError("a plaintext repository has no keys")
-        errors: dict[str, BaseException | None] = {}
-        for target in self._targets:
+        refused = self._writable("key add")
+        healthy = [target for target in self._targets if target.name not in refused]
+        errors: dict[str, BaseException | None] = dict(refused)
+        for target in healthy:
             try:
                 slot = create_key_slot(
                     target, repo_id=self.repo_id, keys=keys, credential=credential, now=now
@@ -708,12 +848,15 @@ class Vault:
             except StorageError as err:
                 errors[target.name] = err
                 continue
-            self._copy_everywhere(slot.object_key)
+            self._copy_everywhere(slot.object_key, healthy, refused)
             return slot
         raise TargetsFailedError("no target could store the key slot", errors)
 
     def remove_key(self, key_id: str) -> None:
         """Remove a key slot from every target; never the last slot.
+
+        Degraded targets are included: a removed slot left on one would be copied back by
+        `heal`, and deleting never turns a mistyped prefix into a partial repository.
 
         Raises:
             ObjectNotFoundError: no such slot.
@@ -735,10 +878,13 @@ class Vault:
         if any(err is not None for err in errors.values()):
             raise TargetsFailedError("the key slot could not be removed everywhere", errors)
 
-    def _copy_everywhere(self, key: str) -> None:
+    def _copy_everywhere(
+        self, key: str, targets: Sequence[Target], refused: Mapping[str, BaseException]
+    ) -> None:
+        """Copy ``key`` from the first of ``targets`` to the rest; ``refused`` ones failed."""
         data: bytes | None = None
-        errors: dict[str, BaseException | None] = {}
-        for target in self._targets:
+        errors: dict[str, BaseException | None] = dict(refused)
+        for target in targets:
             try:
                 if data is None:
                     data = target.read(key)
@@ -791,6 +937,10 @@ class Vault:
         Args:
             repair: also replace damaged copies from good ones (the only deleting heal).
 
+        Heal is the one writer to degraded targets (see `Vault.degraded`): a wiped target gets
+        the config and key slots first, then the chunks, then the manifests. Afterwards the
+        degraded targets are checked again.
+
         Returns:
             What was copied to, and repaired on, each target.
 
@@ -799,9 +949,12 @@ class Vault:
                 or, with ``repair``, a damaged object has no good copy on any target.
             ConfigurationError: the vault has a single target (nothing to heal from).
         """
-        return heal(
-            self._targets, sealer=self._sealer, repair=repair, config_check=self._is_my_config
-        )
+        try:
+            return heal(
+                self._targets, sealer=self._sealer, repair=repair, config_check=self._is_my_config
+            )
+        finally:
+            self._refresh()
 
     def _is_my_config(self, data: bytes) -> bool:
         """Whether a copy of ``config`` is this repository's config (for heal)."""

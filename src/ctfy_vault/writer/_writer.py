@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
@@ -265,6 +265,8 @@ class Writer:
         retain_until: datetime | None = None,
         progress: Progress | None = None,
         recheck: frozenset[bytes] = frozenset(),
+        degraded: Mapping[str, BaseException] | None = None,
+        guard: Callable[[Target], BaseException | None] | None = None,
     ) -> BackupResult:
         """Back up paths, streams and commands' output as one snapshot on every target.
 
@@ -298,6 +300,13 @@ class Writer:
                 manifest names and this run did not store on that target is checked to still be
                 there; if one is gone that target fails instead of committing a manifest that
                 names a missing chunk.
+            degraded: targets to leave alone, by name, each with the error to report: nothing
+                is listed, read or written there, and each fails with that error (so it never
+                counts toward ``require``). `ctfy_vault.Vault` names the targets that do not
+                hold the repository's config here.
+            guard: asked about each target right before its manifest is written; an error
+                returned (or raised) fails that target instead of committing there (the chunks
+                already stored stay, unreferenced).
 
         Returns:
             The manifest written and one outcome per target.
@@ -314,7 +323,7 @@ class Writer:
             raise ConfigurationError("retain_until must be an aware datetime")
         given = list(sources)
         warnings: list[SourceWarning] = []
-        run = self._start()
+        run = self._start(degraded or {})
         run.progress = progress
         run.recheck = recheck
         if retain_until is not None:
@@ -361,7 +370,7 @@ class Writer:
             )
             sealed = seal_entry(self._sealer, manifest)
             key = f"{SNAPSHOTS_PREFIX}/{sealed.name}"
-            committed = self._commit(run, manifest, key, bytes(sealed.blob), io_pool)
+            committed = self._commit(run, manifest, key, bytes(sealed.blob), io_pool, guard=guard)
         finally:
             seal_pool.shutdown(wait=True, cancel_futures=True)
             io_pool.shutdown(wait=True, cancel_futures=True)
@@ -387,12 +396,19 @@ class Writer:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _start(self) -> _Run:
-        """List every target's chunks concurrently; a target that cannot be listed has failed."""
+    def _start(self, degraded: Mapping[str, BaseException]) -> _Run:
+        """List every target's chunks concurrently; a target that cannot be listed has failed.
+
+        A target in ``degraded`` has failed from the start with its error and is not listed.
+        """
         run = _Run(targets=self._targets, known={t.name: set() for t in self._targets})
+        listed = [target for target in self._targets if target.name not in degraded]
         with ThreadPoolExecutor(max_workers=len(self._targets)) as pool:
-            listings = {target.name: pool.submit(index_chunks, target) for target in self._targets}
+            listings = {target.name: pool.submit(index_chunks, target) for target in listed}
         for target in self._targets:
+            if target.name in degraded:
+                run.fail(target, degraded[target.name])
+                continue
             try:
                 run.known[target.name] = listings[target.name].result()
             except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
@@ -576,9 +592,19 @@ class Writer:
         return True
 
     def _commit(
-        self, run: _Run, manifest: Manifest, key: str, blob: bytes, io_pool: ThreadPoolExecutor
+        self,
+        run: _Run,
+        manifest: Manifest,
+        key: str,
+        blob: bytes,
+        io_pool: ThreadPoolExecutor,
+        *,
+        guard: Callable[[Target], BaseException | None] | None,
     ) -> list[str]:
-        """Write the manifest to each target that holds every chunk it names (the commit point)."""
+        """Write the manifest to each target that holds every chunk it names (the commit point).
+
+        ``guard`` is asked first, per target, concurrently; a target it refuses fails.
+        """
         needed = {chunk for entry in manifest.files for chunk in entry.chunks}
         ready: list[Target] = []
         for target in run.live():
@@ -592,9 +618,29 @@ class Writer:
             else:
                 ready.append(target)
         writes = {
-            target.name: io_pool.submit(self._put, run, target, key, blob, None) for target in ready
+            target.name: io_pool.submit(self._guarded_put, run, target, key, blob, guard)
+            for target in ready
         }
         return [name for name, future in writes.items() if future.result()]
+
+    def _guarded_put(
+        self,
+        run: _Run,
+        target: Target,
+        key: str,
+        blob: bytes,
+        guard: Callable[[Target], BaseException | None] | None,
+    ) -> bool:
+        """Write a manifest once ``guard`` (if any) lets the target commit. Never raises."""
+        if guard is not None:
+            try:
+                refused = guard(target)
+            except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+                refused = err
+            if refused is not None:
+                run.fail(target, refused)
+                return False
+        return self._put(run, target, key, blob, None)
 
     def _vanished(self, run: _Run, target: Target, suspects: set[bytes]) -> bool:
         """Check that chunks a prune marked are still on ``target``; fail it if one is gone."""
