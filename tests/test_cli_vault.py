@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ctfy_vault.cli._vault_commands import split_command
-from tests.servers import S3Endpoint, make_bucket
+from tests.servers import S3Endpoint, make_bucket, s3_client
 
 RAW_KEY = "5a" * 32
 OTHER_KEY = "a5" * 32
@@ -250,6 +251,86 @@ def test_a_folder_target_down_gives_exit_3_then_heal(tmp_path: Path) -> None:
     assert healed["dub"]
     assert healed["ams"] == []
     assert cli.json("check")["ok"]
+
+
+def test_a_wiped_folder_target_exits_3_naming_heal_and_gets_nothing(tmp_path: Path) -> None:
+    """Target folder deleted: backup commits on the other, exits 3 naming heal, writes nothing there.
+
+    ``heal`` brings the whole repository back and the next backup commits on both.
+    """
+    cli = local_cli(tmp_path)
+    sample_tree(tmp_path / "data")
+    cli.ok("init")
+    cli.ok("backup", "files")
+    dub = tmp_path / "targets" / "dub"
+    shutil.rmtree(dub)
+    partial = cli("backup", "files")
+    assert partial.returncode == 3, partial.stderr
+    assert "ams: ok" in partial.stderr
+    assert "dub: FAILED: DegradedTargetError" in partial.stderr
+    assert "holds no repository config (wiped, or a wrong prefix?)" in partial.stderr
+    assert "ctfy-vault heal" in partial.stderr
+    assert not dub.exists()  # nothing at all was written there
+    healed = cli.json("heal")
+    assert "config" in healed["dub"]
+    assert any(key.startswith("keys/") for key in healed["dub"])
+    assert len([key for key in healed["dub"] if key.startswith("snapshots/")]) == 2
+    again = cli.json("backup", "files")
+    assert [(t["target"], t["committed"]) for t in again["targets"]] == [
+        ("ams", True),
+        ("dub", True),
+    ]
+    assert cli.json("check")["ok"]
+
+
+def test_a_mistyped_folder_prefix_exits_3_and_all_mistyped_exits_1(tmp_path: Path) -> None:
+    """A typo in one target's folder: exit 3, the typo is not created; every target wrong: exit 1."""
+    cli = local_cli(tmp_path)
+    sample_tree(tmp_path / "data")
+    cli.ok("init")
+    ams, dub = cli.targets
+    typo = attrs.evolve(dub, url=str(tmp_path / "targets" / "dbu"))
+    cli.write_config([ams, typo])
+    partial = cli("backup", "files")
+    assert partial.returncode == 3, partial.stderr
+    assert "dub: FAILED" in partial.stderr
+    assert "wrong prefix" in partial.stderr
+    assert "ctfy-vault heal" in partial.stderr
+    assert not (tmp_path / "targets" / "dbu").exists()
+    cli.write_config([attrs.evolve(ams, url=str(tmp_path / "targets" / "asm")), typo])
+    lost = cli("backup", "files")
+    assert lost.returncode == 1, lost.stderr
+    assert "no repository config on any target" in lost.stderr
+    assert "init" in lost.stderr
+    assert "Traceback" not in lost.stderr
+    assert sorted(p.name for p in (tmp_path / "targets").iterdir()) == ["ams", "dub"]
+
+
+def test_a_mistyped_s3_prefix_exits_3_then_heal(tmp_path: Path, moto_s3: S3Endpoint) -> None:
+    """On moto, a target pointed at an empty prefix by a typo: exit 3, nothing under it; heal fills it."""
+    bucket = make_bucket(moto_s3, f"cli-{uuid.uuid4().hex[:12]}")
+    targets = [
+        TargetSpec(name="one", url=f"s3://{bucket}/repo-one", endpoint=moto_s3),
+        TargetSpec(name="two", url=f"s3://{bucket}/repo-two", endpoint=moto_s3),
+    ]
+    cli = Cli(home=tmp_path, targets=targets, secrets=[moto_s3.secret])
+    cli.write_config()
+    sample_tree(tmp_path / "data")
+    cli.ok("init")
+    cli.ok("backup", "files")
+    typo = attrs.evolve(targets[1], url=f"s3://{bucket}/repo-tow")
+    cli.write_config([targets[0], typo])
+    partial = cli("backup", "files")
+    assert partial.returncode == 3, partial.stderr
+    assert "one: ok" in partial.stderr
+    assert "two: FAILED: DegradedTargetError" in partial.stderr
+    assert "ctfy-vault heal" in partial.stderr
+    listed = s3_client(moto_s3).list_objects_v2(Bucket=bucket, Prefix="repo-tow/")
+    assert listed.get("KeyCount", 0) == 0
+    assert "config" in cli.json("heal")["two"]
+    again = cli.json("backup", "files")
+    assert all(t["committed"] for t in again["targets"])
+    assert len(cli.json("snapshots")) == 3
 
 
 def free_port() -> int:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctfy_vault.crypto import OVERHEAD, MasterKeys, Sealer
 from ctfy_vault.exceptions import (
@@ -552,3 +554,58 @@ def test_retention_lock_needs_an_s3_target(tmp_path: Path) -> None:
         set_retain_until(target, "k", NOW)
     with pytest.raises(ConfigurationError):
         set_retain_until(target, "k", NOW.replace(tzinfo=None))
+
+
+# -- degraded targets and the commit guard ---------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(count=st.integers(1, 4), data=st.data())
+def test_degraded_targets_get_nothing_and_never_count(count: int, data: st.DataObject) -> None:
+    """Any degraded set, any require: the rest commit, the degraded hold nothing, no false quorum."""
+    targets = [memory_target(f"t{n}") for n in range(count)]
+    chosen = data.draw(st.sets(st.integers(0, count - 1)), label="degraded")
+    require = data.draw(st.integers(1, count), label="require")
+    degraded: dict[str, BaseException] = {
+        targets[n].name: StorageError("degraded", target=targets[n].name) for n in chosen
+    }
+    writer = Writer(targets, sealer(), chunker=SMALL, require=require)
+    source = _stream("db.sql", _data(5000))
+    try:
+        result = writer.backup([source], lineage="db", host="h", now=NOW, degraded=degraded)
+        outcomes = {o.target: o.error for o in result.outcomes}
+        assert [o.committed for o in result.outcomes] == [t.name not in degraded for t in targets]
+    except TargetsFailedError as err:
+        outcomes = dict(err.outcomes)
+        assert count - len(chosen) < require
+    else:
+        assert count - len(chosen) >= require
+    for target in targets:
+        if target.name in degraded:
+            assert outcomes[target.name] is degraded[target.name]
+            assert list(target.list("")) == []
+        else:
+            assert outcomes[target.name] is None
+            assert len(manifests(target, sealer())) == 1
+
+
+def test_a_guard_refusing_a_target_keeps_its_manifest_out() -> None:
+    """A target the guard refuses (or whose guard raises) fails with that error and holds no manifest."""
+    ok, refused, broken = memory_target("ok"), memory_target("refused"), memory_target("broken")
+    reason = StorageError("gone meanwhile", target=refused.name)
+
+    def guard(target: Target) -> BaseException | None:
+        if target is broken:
+            raise StorageError("cannot check", target=target.name)
+        return reason if target is refused else None
+
+    writer = Writer([ok, refused, broken], sealer(), chunker=SMALL, require=1)
+    result = writer.backup(
+        [_stream("db.sql", _data(5000))], lineage="db", host="h", now=NOW, guard=guard
+    )
+    assert [o.committed for o in result.outcomes] == [True, False, False]
+    assert result.outcomes[1].error is reason
+    assert "cannot check" in str(result.outcomes[2].error)
+    assert len(manifests(ok, sealer())) == 1
+    assert manifests(refused, sealer()) == []
+    assert manifests(broken, sealer()) == []

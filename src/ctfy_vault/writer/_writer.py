@@ -406,8 +406,8 @@ class Writer:
         with ThreadPoolExecutor(max_workers=len(self._targets)) as pool:
             listings = {target.name: pool.submit(index_chunks, target) for target in listed}
         for target in self._targets:
-            if target.name in degraded:
-                run.fail(target, degraded[target.name])
+            if target.name in degraded:  # the caller has said why; no second warning
+                run.failed[target.name] = degraded[target.name]
                 continue
             try:
                 run.known[target.name] = listings[target.name].result()
