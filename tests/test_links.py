@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,22 +23,47 @@ from ctfy_vault.exceptions import (
     UnsupportedError,
 )
 from ctfy_vault.links import (
+    CLOCK_SKEW,
     MAX_TTL,
     LinkPolicy,
     LinkSigner,
     SignedLink,
+    VerifiedLink,
     check_not_public,
     content_disposition,
     presign,
     verify_link,
 )
 from ctfy_vault.storage import Target
+from ctfy_vault.storage._sign import MAX_EXPIRES_IN, presign_s3
+from tests.link_strategies import (
+    EPOCH,
+    SECOND,
+    DurationArg,
+    FullLie,
+    SecondsLie,
+    TimeArg,
+    check_window,
+    durations,
+    floor_seconds,
+    hmac_expiry,
+    hmac_expiry_seconds,
+    lying_duration,
+    must_accept,
+    sigv4_window,
+    times,
+)
 from tests.strategies import object_keys
 
 SECRET = b"k" * 32
 BASE = "https://app.example/download"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SIGNER = LinkSigner(SECRET, BASE)
+
+
+def _current() -> datetime:
+    """The current time in whole seconds, as a caller passes ``now`` to `presign`."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _s3_offline() -> Target:
@@ -64,16 +93,17 @@ class TestTTLCap:
     @settings(max_examples=200, deadline=None)
     def test_local_link_lives_between_one_second_and_one_hour(self, ttl: timedelta) -> None:
         """Any TTL either is refused or yields a link that expires within (0, 1 h] of signing."""
+        now = _current()
         target = Target.from_url("memory://links/prop")
         try:
-            link = presign(target, "a.pdf", ttl=ttl, signer=SIGNER, now=NOW)
+            link = presign(target, "a.pdf", ttl=ttl, signer=SIGNER, now=now)
         except ConfigurationError:
             assert ttl > MAX_TTL or ttl < timedelta(seconds=1)
             return
-        life = link.expires_at - NOW
+        life = link.expires_at - now
         assert timedelta(seconds=1) <= life <= MAX_TTL
         assert life <= ttl
-        assert verify_link(link.url, SIGNER, now=NOW).expires_at == link.expires_at
+        assert verify_link(link.url, SIGNER, now=now).expires_at == link.expires_at
 
     @given(ttl=ttls)
     @settings(max_examples=100, deadline=None)
@@ -92,14 +122,15 @@ class TestTTLCap:
     @settings(max_examples=100, deadline=None)
     def test_policy_may_lower_the_cap(self, cap: timedelta, ttl: timedelta) -> None:
         """A policy's lower cap is enforced; a link never outlives the policy."""
+        now = _current()
         policy = LinkPolicy(max_ttl=cap)
         target = Target.from_url("memory://links/policy")
         try:
-            link = presign(target, "a", ttl=ttl, policy=policy, signer=SIGNER, now=NOW)
+            link = presign(target, "a", ttl=ttl, policy=policy, signer=SIGNER, now=now)
         except ConfigurationError:
             assert ttl > cap or ttl < timedelta(seconds=1)
             return
-        assert link.expires_at - NOW <= cap
+        assert link.expires_at - now <= cap
 
     @given(cap=st.timedeltas(min_value=MAX_TTL + timedelta(microseconds=1)))
     def test_policy_cannot_raise_the_cap(self, cap: timedelta) -> None:
@@ -172,8 +203,9 @@ class TestS3Signing:
 
     def test_now_is_refused_for_s3(self) -> None:
         """S3 signatures use the system clock, so an injected time would lie about expiry."""
+        now = _current()
         with pytest.raises(ConfigurationError, match="system clock"):
-            presign(_s3_offline(), "a.pdf", now=NOW)
+            presign(_s3_offline(), "a.pdf", now=now)
 
     @pytest.mark.parametrize("method", ["PUT", "DELETE", "POST", "get"])
     def test_only_read_methods(self, method: str) -> None:
@@ -220,6 +252,7 @@ class TestContentDisposition:
 class TestLocalLinks:
     def test_roundtrip(self, local: Target) -> None:
         """A fresh local link verifies and grants exactly its key, name and type."""
+        now = _current()
         link = presign(
             local,
             "contracts/4711.pdf",
@@ -227,51 +260,55 @@ class TestLocalLinks:
             filename="Vertrag ü.pdf",
             content_type="application/pdf",
             signer=SIGNER,
-            now=NOW,
+            now=now,
             check_exists=True,
         )
-        granted = verify_link(link.url, SIGNER, now=NOW + timedelta(minutes=4))
+        granted = verify_link(link.url, SIGNER, now=now + timedelta(minutes=4))
         assert granted.key == "contracts/4711.pdf"
         assert granted.filename == "Vertrag ü.pdf"
         assert granted.content_type == "application/pdf"
-        assert granted.expires_at == NOW + timedelta(minutes=5)
+        assert granted.expires_at == now + timedelta(minutes=5)
         assert local.read(granted.key) == b"%PDF contract"
 
     def test_expired_link_is_refused(self, local: Target) -> None:
         """At and after its expiry time the link is refused."""
+        now = _current()
         link = presign(
-            local, "contracts/4711.pdf", ttl=timedelta(seconds=2), signer=SIGNER, now=NOW
+            local, "contracts/4711.pdf", ttl=timedelta(seconds=2), signer=SIGNER, now=now
         )
-        verify_link(link.url, SIGNER, now=NOW + timedelta(seconds=1))
+        verify_link(link.url, SIGNER, now=now + timedelta(seconds=1))
         for later in (timedelta(seconds=2), timedelta(hours=5)):
             with pytest.raises(IntegrityError):
-                verify_link(link.url, SIGNER, now=NOW + later)
+                verify_link(link.url, SIGNER, now=now + later)
 
     def test_other_secret_or_endpoint_is_refused(self, local: Target) -> None:
         """A link signed with one secret is worthless to an endpoint with another."""
-        link = presign(local, "contracts/4711.pdf", signer=SIGNER, now=NOW)
+        now = _current()
+        link = presign(local, "contracts/4711.pdf", signer=SIGNER, now=now)
         with pytest.raises(IntegrityError):
-            verify_link(link.url, LinkSigner(b"x" * 32, BASE), now=NOW)
+            verify_link(link.url, LinkSigner(b"x" * 32, BASE), now=now)
         with pytest.raises(IntegrityError):
-            verify_link(link.url, LinkSigner(SECRET, "https://evil.example/download"), now=NOW)
+            verify_link(link.url, LinkSigner(SECRET, "https://evil.example/download"), now=now)
 
     def test_bound_ip(self, local: Target) -> None:
         """A link bound to an address works only from that address."""
-        link = presign(local, "contracts/4711.pdf", client_ip="192.0.2.7", signer=SIGNER, now=NOW)
-        assert verify_link(link.url, SIGNER, now=NOW, client_ip="192.0.2.7").key
+        now = _current()
+        link = presign(local, "contracts/4711.pdf", client_ip="192.0.2.7", signer=SIGNER, now=now)
+        assert verify_link(link.url, SIGNER, now=now, client_ip="192.0.2.7").key
         for other in ("192.0.2.8", None, "not-an-ip"):
             with pytest.raises(IntegrityError):
-                verify_link(link.url, SIGNER, now=NOW, client_ip=other)
+                verify_link(link.url, SIGNER, now=now, client_ip=other)
 
     def test_method_is_bound(self, local: Target) -> None:
         """A HEAD link does not serve a GET, and a GET link does not serve a HEAD."""
-        head = presign(local, "contracts/4711.pdf", method="HEAD", signer=SIGNER, now=NOW)
-        get = presign(local, "contracts/4711.pdf", signer=SIGNER, now=NOW)
-        verify_link(head.url, SIGNER, now=NOW, method="HEAD")
+        now = _current()
+        head = presign(local, "contracts/4711.pdf", method="HEAD", signer=SIGNER, now=now)
+        get = presign(local, "contracts/4711.pdf", signer=SIGNER, now=now)
+        verify_link(head.url, SIGNER, now=now, method="HEAD")
         with pytest.raises(IntegrityError):
-            verify_link(head.url, SIGNER, now=NOW, method="GET")
+            verify_link(head.url, SIGNER, now=now, method="GET")
         with pytest.raises(IntegrityError):
-            verify_link(get.url, SIGNER, now=NOW, method="HEAD")
+            verify_link(get.url, SIGNER, now=now, method="HEAD")
 
     @given(data=st.data(), key=object_keys())
     @settings(max_examples=300, deadline=None)
@@ -350,9 +387,10 @@ class TestSecrecy:
 
     def test_links_are_not_logged(self, local: Target, caplog: pytest.LogCaptureFixture) -> None:
         """Signing and verifying log nothing that contains the URL or signature."""
+        now = _current()
         caplog.set_level(logging.DEBUG)
-        link = presign(local, "contracts/4711.pdf", signer=SIGNER, now=NOW)
-        verify_link(link.url, SIGNER, now=NOW)
+        link = presign(local, "contracts/4711.pdf", signer=SIGNER, now=now)
+        verify_link(link.url, SIGNER, now=now)
         s3_link = presign(_s3_offline(), "a.pdf")
         for record in caplog.records:
             message = record.getMessage()
@@ -362,9 +400,10 @@ class TestSecrecy:
 
     def test_refusal_texts_do_not_echo_the_link(self, local: Target) -> None:
         """A refused link's error text holds neither the URL nor its signature."""
-        link = presign(local, "contracts/4711.pdf", signer=SIGNER, now=NOW)
+        now = _current()
+        link = presign(local, "contracts/4711.pdf", signer=SIGNER, now=now)
         with pytest.raises(IntegrityError) as info:
-            verify_link(link.url, SIGNER, now=NOW + timedelta(hours=2))
+            verify_link(link.url, SIGNER, now=now + timedelta(hours=2))
         assert str(info.value) == "signed link refused"
         assert link.url.rsplit("=", 1)[1] not in repr(info.value)
 
@@ -390,3 +429,235 @@ def test_unreachable_endpoint_is_an_error_not_a_pass() -> None:
     with pytest.raises(TargetUnreachableError) as info:
         check_not_public(_s3_offline(), "a.pdf")
     assert "X-Amz" not in str(info.value)
+
+
+def _mint(expiry: int, key: str = "a.pdf") -> str:
+    """A local link with a valid MAC for any expiry, as another signer (or an older one) makes."""
+    signed_part = f"{BASE}?k={key}&e={expiry}"
+    mac = hmac.new(SECRET, b"ctfy-vault link v1\n" + signed_part.encode(), hashlib.sha256)
+    return f"{signed_part}&s={mac.hexdigest()}"
+
+
+def _unix(moment: datetime) -> int:
+    return floor_seconds(moment - EPOCH)
+
+
+def _check_refusal(err: Exception) -> None:
+    """A refusal is a ConfigurationError naming the problem, with no secret or URL in it."""
+    assert isinstance(err, ConfigurationError)
+    assert isinstance(err, ValueError)
+    text = str(err)
+    assert text
+    assert BASE not in text
+    assert SECRET.decode() not in text
+
+
+class TestNoLinkOutlivesTheCap:
+    """Whatever the arguments, no accepted call yields a link valid past one hour from now."""
+
+    @given(ttl=durations(), when=times(optional=True))
+    @settings(max_examples=500, deadline=None)
+    def test_local_presign(self, ttl: DurationArg, when: TimeArg) -> None:
+        """Any ttl and now: a clear error, or an HMAC link from now to now+ttl within the cap."""
+        target = Target.from_url("memory://links/cap")
+        before = datetime.now(UTC)
+        now, instant = when.build(before)
+        try:
+            link = presign(target, "a.pdf", ttl=ttl.value, now=now, signer=SIGNER)  # type: ignore[arg-type]
+        except ConfigurationError as err:
+            _check_refusal(err)
+            assert must_accept(ttl, when, instant, before, datetime.now(UTC)) is not True
+            return
+        after = datetime.now(UTC)
+        assert must_accept(ttl, when, instant, before, after) is not False
+        assert ttl.stored is not None
+        expiry = hmac_expiry(link.url)
+        assert expiry == link.expires_at
+        start = expiry - timedelta(seconds=floor_seconds(ttl.stored))
+        check_window(start, expiry, ttl=ttl, instant=instant, before=before, after=after)
+        if expiry > after:
+            assert verify_link(link.url, SIGNER, now=after).expires_at == expiry
+        else:
+            with pytest.raises(IntegrityError):
+                verify_link(link.url, SIGNER, now=after)
+
+    @given(ttl=durations(), when=times(optional=True))
+    @settings(max_examples=300, deadline=None)
+    def test_s3_presign(self, ttl: DurationArg, when: TimeArg) -> None:
+        """Any ttl: a clear error, or X-Amz-Date on the real clock and X-Amz-Expires = ttl <= 1 h."""
+        before = datetime.now(UTC)
+        now, instant = when.build(before)
+        try:
+            link = presign(_s3_offline(), "a.pdf", ttl=ttl.value, now=now)  # type: ignore[arg-type]
+        except ConfigurationError as err:
+            _check_refusal(err)
+            assert when.kind != "none" or must_accept(ttl, when, None, before, before) is False
+            return
+        after = datetime.now(UTC)
+        assert when.kind == "none"
+        assert must_accept(ttl, when, instant, before, after) is True
+        start, end = sigv4_window(link.url)
+        check_window(start, end, ttl=ttl, instant=None, before=before, after=after)
+        assert end <= link.expires_at <= after + MAX_TTL
+
+    @given(expires_at=times(optional=False))
+    @settings(max_examples=400, deadline=None)
+    def test_signer_sign(self, expires_at: TimeArg) -> None:
+        """LinkSigner.sign signs the stored expiry, and only one at most an hour from the clock."""
+        before = datetime.now(UTC)
+        value, instant = expires_at.build(before)
+        try:
+            url = SIGNER.sign("a.pdf", expires_at=value)  # type: ignore[arg-type]
+        except ConfigurationError as err:
+            _check_refusal(err)
+            assert instant is None or instant > before + MAX_TTL
+            return
+        after = datetime.now(UTC)
+        assert instant is not None
+        assert instant <= after + MAX_TTL
+        expiry = hmac_expiry_seconds(url)  # may lie before year 1: a link dead long ago
+        assert expiry == _unix(instant)
+        assert expiry <= _unix(after + MAX_TTL)
+        if expiry > _unix(after):
+            granted = verify_link(url, SIGNER, now=after)
+            assert granted.expires_at == EPOCH + timedelta(seconds=expiry)
+        else:
+            with pytest.raises(IntegrityError):
+                verify_link(url, SIGNER, now=after)
+
+    @given(
+        offset=st.one_of(
+            st.integers(min_value=-(10**11), max_value=10**11),
+            st.integers(min_value=-10, max_value=3700),
+            st.sampled_from([0, 1, 3600, 3600 + 30, 3600 + 31, 10**9]),
+        )
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_verifiers_refuse_links_expiring_past_the_cap(self, offset: int) -> None:
+        """A correctly signed link expiring over 1 h + CLOCK_SKEW after the verifier's clock is refused."""
+        now = _current()
+        url = _mint(_unix(now) + offset)
+        live = 0 < offset <= floor_seconds(MAX_TTL + CLOCK_SKEW)
+        verifiers: list[Callable[[], VerifiedLink]] = [
+            partial(verify_link, url, SIGNER, now=now),
+            partial(SIGNER.verify, url, now=now),
+        ]
+        for verify in verifiers:
+            if live:
+                assert verify().expires_at == now + timedelta(seconds=offset)
+            else:
+                with pytest.raises(IntegrityError, match=r"^signed link refused$"):
+                    verify()
+
+    @given(cap=durations(), ttl=durations())
+    @settings(max_examples=300, deadline=None)
+    def test_policy_cap_is_read_from_its_stored_value(
+        self, cap: DurationArg, ttl: DurationArg
+    ) -> None:
+        """A policy's cap is the duration it stores, 1 s to 1 h; a link never outlives it."""
+        try:
+            policy = LinkPolicy(max_ttl=cap.value)
+        except ConfigurationError as err:
+            _check_refusal(err)
+            assert cap.stored is None or not SECOND <= cap.stored <= MAX_TTL
+            return
+        assert cap.stored is not None
+        assert SECOND <= cap.stored <= MAX_TTL
+        assert type(policy.max_ttl) is timedelta
+        assert policy.max_ttl == cap.stored
+        before = datetime.now(UTC)
+        target = Target.from_url("memory://links/policy-cap")
+        try:
+            link = presign(target, "a", ttl=ttl.value, policy=policy, signer=SIGNER)  # type: ignore[arg-type]
+        except ConfigurationError as err:
+            _check_refusal(err)
+            assert ttl.stored is None or not SECOND <= ttl.stored <= cap.stored
+            return
+        after = datetime.now(UTC)
+        assert ttl.stored is not None
+        assert SECOND <= ttl.stored <= cap.stored
+        expiry = hmac_expiry(link.url)
+        assert (
+            before.replace(microsecond=0) + timedelta(seconds=floor_seconds(ttl.stored)) <= expiry
+        )
+        assert expiry <= after + cap.stored
+
+    def test_future_now_is_refused(self) -> None:
+        """A now ahead of the system clock (a link valid until a future date) is refused."""
+        target = Target.from_url("memory://links/future")
+        for ahead in (timedelta(seconds=5), timedelta(days=365)):
+            with pytest.raises(ConfigurationError, match="ahead of the system clock"):
+                presign(target, "a", ttl=MAX_TTL, now=_current() + ahead, signer=SIGNER)
+
+    def test_stale_now_is_refused(self) -> None:
+        """A now more than CLOCK_SKEW behind the system clock is refused, a fresh one is not."""
+        target = Target.from_url("memory://links/stale")
+        link = presign(target, "a", now=_current() - CLOCK_SKEW + SECOND, signer=SIGNER)
+        assert link.expires_at > datetime.now(UTC)
+        with pytest.raises(ConfigurationError, match="behind the system clock"):
+            presign(target, "a", now=_current() - CLOCK_SKEW - SECOND, signer=SIGNER)
+
+    def test_sign_refuses_a_far_expiry(self) -> None:
+        """LinkSigner.sign refuses an expiry more than one hour after the system clock."""
+        with pytest.raises(ConfigurationError, match="at most 1:00:00"):
+            SIGNER.sign("a.pdf", expires_at=datetime.now(UTC) + MAX_TTL + SECOND)
+        with pytest.raises(ConfigurationError, match="at most 1:00:00"):
+            SIGNER.sign("a.pdf", expires_at=datetime(2099, 1, 1, tzinfo=UTC))
+
+    def test_verify_refuses_a_link_minted_for_years(self) -> None:
+        """A link correctly signed for a year is refused, as is one just past cap + skew."""
+        now = _current()
+        for life in (timedelta(days=365), MAX_TTL + CLOCK_SKEW + SECOND):
+            with pytest.raises(IntegrityError):
+                verify_link(_mint(_unix(now + life)), SIGNER, now=now)
+        assert verify_link(_mint(_unix(now + MAX_TTL)), SIGNER, now=now).key == "a.pdf"
+
+    def test_lying_total_seconds_is_not_trusted(self) -> None:
+        """A ttl storing 30 minutes whose total_seconds() claims ten years signs 30 minutes."""
+        ttl = lying_duration(SecondsLie, timedelta(minutes=30), timedelta(days=3650))
+        query = parse_qs(urlsplit(presign(_s3_offline(), "a.pdf", ttl=ttl).url).query)
+        assert query["X-Amz-Expires"] == ["1800"]
+        target = Target.from_url("memory://links/lie")
+        before = datetime.now(UTC)
+        link = presign(target, "a", ttl=ttl, signer=SIGNER)
+        assert link.expires_at <= before + timedelta(minutes=30, seconds=1)
+        assert hmac_expiry(link.url) == link.expires_at
+
+    def test_lying_comparisons_are_not_trusted(self) -> None:
+        """A ttl storing ten years that claims one minute everywhere is refused."""
+        ttl = lying_duration(FullLie, timedelta(days=3650), timedelta(minutes=1))
+        with pytest.raises(ConfigurationError, match="at most 1:00:00"):
+            presign(_s3_offline(), "a.pdf", ttl=ttl)
+        with pytest.raises(ConfigurationError, match="may not exceed"):
+            LinkPolicy(max_ttl=ttl)
+
+    def test_a_lax_policy_subclass_cannot_lift_the_cap(self) -> None:
+        """A policy whose check_ttl answers more than an hour is refused: the cap is the product's."""
+
+        class Lax(LinkPolicy):
+            def check_ttl(self, ttl: timedelta) -> int:
+                return 10**9
+
+        with pytest.raises(ConfigurationError, match="at most 1:00:00"):
+            presign(_s3_offline(), "a.pdf", policy=Lax())
+        with pytest.raises(ConfigurationError, match="at most 1:00:00"):
+            presign(Target.from_url("memory://links/lax"), "a", policy=Lax(), signer=SIGNER)
+
+    @pytest.mark.parametrize("expires_in", [0, 3601, 10**9, True, 60.0, "60"])
+    def test_backend_signing_has_its_own_cap(self, expires_in: object) -> None:
+        """The storage signers (also used by the public-access probe) refuse lifetimes past 1 h."""
+        with pytest.raises(ConfigurationError):
+            presign_s3(_s3_offline(), "a.pdf", expires_in=expires_in)  # type: ignore[arg-type]
+        assert floor_seconds(MAX_TTL) == MAX_EXPIRES_IN
+
+    @pytest.mark.parametrize(
+        "now",
+        [datetime(2026, 1, 1), "2026-01-01", 0, date(2026, 1, 1)],
+    )
+    def test_verifier_clock_must_be_an_aware_datetime(self, now: object) -> None:
+        """A verifier's clock that is not an aware datetime is a configuration error."""
+        url = _mint(_unix(_current()) + 60)
+        with pytest.raises(ConfigurationError, match="aware datetime"):
+            verify_link(url, SIGNER, now=now)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="aware datetime"):
+            SIGNER.verify(url, now=now)  # type: ignore[arg-type]

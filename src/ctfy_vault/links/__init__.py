@@ -6,11 +6,18 @@ verifies the other half of the promise: without a signature, nothing is served.
 """
 
 from ctfy_vault.links._hmac import LinkSigner, VerifiedLink, verify_link
-from ctfy_vault.links._policy import DEFAULT_TTL, MAX_TTL, LinkPolicy, content_disposition
+from ctfy_vault.links._policy import (
+    CLOCK_SKEW,
+    DEFAULT_TTL,
+    MAX_TTL,
+    LinkPolicy,
+    content_disposition,
+)
 from ctfy_vault.links._presign import SignedLink, presign
 from ctfy_vault.links._public import PublicAccessCheck, check_not_public
 
 __all__ = [
+    "CLOCK_SKEW",
     "DEFAULT_TTL",
     "MAX_TTL",
     "LinkPolicy",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import attrs
 
 from ctfy_vault.exceptions import ConfigurationError, IntegrityError
+from ctfy_vault.links._policy import CLOCK_SKEW, EPOCH, MAX_TTL, since, whole_seconds
 
 _TAG = b"ctfy-vault link v1\n"
 _SIG = "&s="
@@ -38,7 +39,9 @@ class LinkSigner:
     """Signs and checks links to the application's own download endpoint with HMAC-SHA-256.
 
     The signature covers the whole URL (scheme, host, path and every parameter), so changing any
-    byte of it makes `verify` refuse the link.
+    byte of it makes `verify` refuse the link. No link it signs expires more than `MAX_TTL` after
+    the system clock, and `verify` refuses one that expires more than `MAX_TTL` plus
+    `CLOCK_SKEW` after the verifier's clock, however it was signed.
 
     Attributes:
         secret: at least 32 random bytes, shared by the signing and the serving processes.
@@ -61,8 +64,34 @@ class LinkSigner:
         filename: str | None = None,
         content_type: str | None = None,
     ) -> str:
-        """Return the signed URL (a secret until it expires); policy checks belong to the caller."""
-        params = [("k", key), ("e", str(int(expires_at.timestamp())))]
+        """Return the signed URL, a secret until it expires.
+
+        Further policy (a lower cap, the read-only methods) belongs to the caller, e.g. `presign`.
+
+        Args:
+            key: the object key the link grants.
+            expires_at: when the link stops working: an aware datetime at most `MAX_TTL` after
+                the system clock, signed in whole seconds (rounded down).
+            method: the HTTP method the link is for.
+            client_ip: the only address that may use the link, if any.
+            filename: download name the endpoint should send, if any.
+            content_type: ``Content-Type`` the endpoint should send, if any.
+
+        Raises:
+            ConfigurationError: ``expires_at`` is not an aware datetime, or is more than
+                `MAX_TTL` after the system clock.
+        """
+        # The system clock is the one the cap is measured from; the expiry is computed once, in
+        # exact arithmetic (a datetime subclass's ``timestamp`` is not consulted), and signed.
+        clock = datetime.now(UTC)
+        remaining = since(expires_at, clock, "expires_at")
+        if remaining > MAX_TTL:
+            raise ConfigurationError(
+                f"a signed link may live at most {MAX_TTL}; expires_at is {remaining} after "
+                "the system clock"
+            )
+        expiry = whole_seconds(since(clock, EPOCH, "clock") + remaining)
+        params = [("k", key), ("e", str(expiry))]
         if method != "GET":
             params.append(("m", method))
         if client_ip is not None:
@@ -77,7 +106,13 @@ class LinkSigner:
     def verify(
         self, url: str, *, now: datetime, client_ip: str | None = None, method: str = "GET"
     ) -> VerifiedLink:
-        """Check a link's signature, expiry, method and bound address; see `verify_link`."""
+        """Check a link's signature, expiry, lifetime, method and bound address; see `verify_link`.
+
+        Raises:
+            ConfigurationError: ``now`` is not an aware datetime.
+            IntegrityError: the link is not valid at ``now`` for this request.
+        """
+        clock = since(now, EPOCH, "now")
         refused = IntegrityError("signed link refused")
         signed_part, sep, mac = url.rpartition(_SIG)
         if not sep or not signed_part.isascii() or not mac.isascii():
@@ -87,18 +122,31 @@ class LinkSigner:
         base, _, query = signed_part.partition("?")
         if base != self.base_url:
             raise refused
-        fields = parse_qs(query, keep_blank_values=True, strict_parsing=True)
-        one = {name: values[0] for name, values in fields.items() if len(values) == 1}
-        expires_at = datetime.fromtimestamp(int(one["e"]), UTC)
-        if now >= expires_at:
+        try:
+            fields = parse_qs(query, keep_blank_values=True, strict_parsing=True)
+            one = {name: values[0] for name, values in fields.items() if len(values) == 1}
+            key = one["k"]
+            expiry = timedelta(seconds=int(one["e"]))
+        except (ValueError, KeyError, OverflowError) as err:
+            # Only reachable with a valid MAC over malformed fields: still one opaque refusal.
+            raise refused from err
+        if expiry <= clock:
+            raise refused
+        # Correctly signed is not enough: no link is honoured longer than the cap from now
+        # (one from another signer, an older release, or a leaked secret).
+        if expiry - clock > MAX_TTL + CLOCK_SKEW:
             raise refused
         if one.get("m", "GET") != method:
             raise refused
         bound = one.get("ip")
         if bound is not None and (client_ip is None or not _same_ip(bound, client_ip)):
             raise refused
+        try:
+            expires_at = EPOCH + expiry
+        except OverflowError as err:  # a verifier clock at the very end of year 9999
+            raise refused from err
         return VerifiedLink(
-            key=one["k"],
+            key=key,
             expires_at=expires_at,
             method=one.get("m", "GET"),
             filename=one.get("fn"),
@@ -143,12 +191,14 @@ def verify_link(
     """Check a local HMAC link as the download endpoint received it.
 
     The comparison runs in constant time. Every refusal is the same opaque `IntegrityError`,
-    whether the link was altered, expired, used from another address or for another method.
+    whether the link was altered, expired, used from another address or for another method, or
+    expires more than `MAX_TTL` plus `CLOCK_SKEW` after ``now`` (even when correctly signed).
 
     Args:
         url: the full URL that was requested (scheme, host, path and query).
         signer: the same secret and base URL that signed it.
-        now: the time to check expiry against (default: the system clock, UTC).
+        now: the verifier's own clock, to check expiry and lifetime against (default: the
+            system clock, UTC); never a time taken from the request.
         client_ip: the requesting address; required when the link is bound to one.
         method: the HTTP method of the request.
 
@@ -156,11 +206,11 @@ def verify_link(
         The object and headers the link grants.
 
     Raises:
+        ConfigurationError: ``now`` is not an aware datetime.
         IntegrityError: the link is not valid now for this request.
     """
-    when = now or datetime.now(UTC)
-    if when.tzinfo is None:
-        raise ConfigurationError("now must be an aware datetime")
+    when = datetime.now(UTC) if now is None else now
+    since(when, EPOCH, "now")  # a bad clock is the caller's error, not a refused link
     try:
         return signer.verify(url, now=when, client_ip=client_ip, method=method)
     except IntegrityError:

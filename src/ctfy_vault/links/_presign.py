@@ -8,7 +8,15 @@ import attrs
 
 from ctfy_vault.exceptions import ConfigurationError, ObjectNotFoundError, UnsupportedError
 from ctfy_vault.links._hmac import LinkSigner
-from ctfy_vault.links._policy import DEFAULT_TTL, READ_METHODS, LinkPolicy, content_disposition
+from ctfy_vault.links._policy import (
+    DEFAULT_TTL,
+    MAX_TTL,
+    READ_METHODS,
+    LinkPolicy,
+    content_disposition,
+    signing_time,
+    whole_seconds,
+)
 from ctfy_vault.storage import Target
 from ctfy_vault.storage._sign import backend_kind, object_path, presign_azure, presign_s3
 
@@ -49,15 +57,16 @@ class SignedLink:
 
 
 def _check_request(
-    policy: LinkPolicy, ttl: timedelta, method: str, now: datetime | None, content_type: str | None
+    policy: LinkPolicy, ttl: timedelta, method: str, content_type: str | None
 ) -> int:
     seconds = policy.check_ttl(ttl)
+    # The product's cap holds whatever a policy object (or a subclass of it) answers.
+    if type(seconds) is not int or not 1 <= seconds <= whole_seconds(MAX_TTL):
+        raise ConfigurationError(f"a signed link may live at most {MAX_TTL}")
     if method not in READ_METHODS:
         raise ConfigurationError(
             f"signed links are read-only: method must be GET or HEAD, not {method!r}"
         )
-    if now is not None and now.tzinfo is None:
-        raise ConfigurationError("now must be an aware datetime")
     if content_type is not None and any(ord(ch) < 32 or ord(ch) > 126 for ch in content_type):
         raise ConfigurationError("content_type must be printable ASCII")
     return seconds
@@ -99,32 +108,42 @@ def presign(
         policy: the limits; it may lower the one-hour cap, never raise it.
         signer: the secret and endpoint for local links (required for local and memory targets).
         check_exists: first check that the object exists (one request).
-        now: signing time for SAS and local links (default: the system clock). S3 signatures
-            always carry the system clock, so ``now`` is refused for S3 targets.
+        now: the current time for SAS and local links (default: the system clock). It must
+            be aware, not ahead of the system clock and at most `CLOCK_SKEW` behind it: the
+            link is valid from ``now`` (the SAS start time) to ``now + ttl``, so it never
+            outlives ``ttl`` measured from the real time. S3 signatures always carry the
+            system clock, so ``now`` is refused for S3 targets.
 
     Returns:
-        The link, with its expiry time.
+        The link, with its expiry time: never more than ``ttl`` (at most one hour) after the
+        system clock at the call.
 
     Raises:
-        ConfigurationError: bad TTL, method, name or time, or a local target without ``signer``.
+        ConfigurationError: bad TTL, method, name or time (``now`` ahead of the system clock or
+            more than `CLOCK_SKEW` behind it), or a local target without ``signer``.
         InvalidObjectKeyError: ``key`` is unsafe.
         ObjectNotFoundError: ``check_exists`` and nothing is stored under ``key``.
         UnsupportedError: the backend cannot sign this kind of link.
     """
-    seconds = _check_request(policy, ttl, method, now, content_type)
+    # The one clock a link's lifetime is measured from, read once: ``now`` is checked against it.
+    clock = datetime.now(UTC)
+    seconds = _check_request(policy, ttl, method, content_type)
     kind = backend_kind(target)
+    if kind == "s3" and now is not None:
+        raise ConfigurationError("S3 links are signed with the system clock; do not pass now")
+    start = signing_time(now, clock)
     if kind not in ("s3", "azure"):
         object_path(target, key)  # S3 and Azure signing check the key themselves
     disposition = content_disposition(filename) if filename is not None else None
     if check_exists and not target.exists(key):
         raise ObjectNotFoundError("presign: no such object", target=target.name, key=key)
     if kind == "s3":
-        if now is not None:
-            raise ConfigurationError("S3 links are signed with the system clock; do not pass now")
         if client_ip is not None:
             raise UnsupportedError(
                 "S3 signed links cannot be bound to a client address; use a bucket policy"
             )
+        # SigV4 carries its own start (X-Amz-Date, botocore's reading of the system clock) and
+        # the lifetime in whole seconds (X-Amz-Expires), checked against the cap above.
         url = presign_s3(
             target,
             key,
@@ -135,16 +154,17 @@ def presign(
         )
         # Taken after signing: the signature's own date is no later, so the link is surely dead
         # by ``expires_at``.
-        signed_at = datetime.now(UTC)
+        signed_at = datetime.now(UTC).replace(microsecond=0)
         scheme = "sigv4"
     else:
-        signed_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-        expires = signed_at + timedelta(seconds=seconds)
+        signed_at = start
+        expires = start + timedelta(seconds=seconds)
         if kind == "azure":
             url = presign_azure(
                 target,
                 key,
-                expires_at=expires,
+                start=start,
+                expires_in=seconds,
                 client_ip=client_ip,
                 content_disposition=disposition,
                 content_type=content_type,
@@ -169,7 +189,7 @@ def presign(
             raise UnsupportedError(f"{target.name}: this backend cannot sign links")
     return SignedLink(
         url=url,
-        expires_at=signed_at.replace(microsecond=0) + timedelta(seconds=seconds),
+        expires_at=signed_at + timedelta(seconds=seconds),
         method=method,
         key=key,
         target=target.name,

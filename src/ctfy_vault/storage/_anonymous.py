@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
@@ -81,7 +81,8 @@ def anonymous_access(target: Target, key: str | None, *, internal: bool = False)
         signed = presign_azure(
             target,
             probe_key,
-            expires_at=datetime.now(UTC) + timedelta(minutes=1),
+            start=datetime.now(UTC).replace(microsecond=0),
+            expires_in=60,
             internal=internal,
         )
     object_url = _unsigned(signed)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import threading
 import weakref
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ctfy_vault.exceptions import UnsupportedError
+from ctfy_vault.exceptions import ConfigurationError, UnsupportedError
 from ctfy_vault.storage._target import Target
 
 _S3_METHODS = {"GET": "get_object", "HEAD": "head_object"}
+# `ctfy_vault.links.MAX_TTL` in seconds (storage may not import links): a last line of defence,
+# so no signature this module makes is valid for longer, whoever calls it.
+MAX_EXPIRES_IN = 3600
 
 # One botocore client per s3fs filesystem: building a client costs milliseconds, signing with a
 # warm one costs microseconds, and links are signed far more often than targets are built.
@@ -71,6 +74,14 @@ def _s3_client(target: Target) -> Any:
         return client
 
 
+def _check_expires_in(expires_in: object) -> int:
+    if type(expires_in) is not int or not 1 <= expires_in <= MAX_EXPIRES_IN:
+        raise ConfigurationError(
+            f"a signed link lives 1 to {MAX_EXPIRES_IN} whole seconds (an int)"
+        )
+    return expires_in
+
+
 def _fs_region(fs: Any) -> str | None:
     kwargs = getattr(fs, "client_kwargs", None) or {}
     region = kwargs.get("region_name")
@@ -93,7 +104,8 @@ def presign_s3(
         target: an ``s3://`` target.
         key: the object key, relative to the target's root.
         internal: allow the library's reserved prefixes (its own probe objects).
-        expires_in: seconds the signature stays valid (the caller enforces the cap).
+        expires_in: whole seconds the signature stays valid after its ``X-Amz-Date`` (the
+            signing time on the system clock), 1 to `MAX_EXPIRES_IN`.
         method: ``GET`` or ``HEAD``.
         content_disposition: value the server must send as ``Content-Disposition``.
         content_type: value the server must send as ``Content-Type``.
@@ -102,9 +114,11 @@ def presign_s3(
         The URL, in the endpoint's addressing style. Signing is local: no request is made.
 
     Raises:
+        ConfigurationError: ``expires_in`` is not an int from 1 to `MAX_EXPIRES_IN`.
         UnsupportedError: the target is not S3 or the method is not a read.
         InvalidObjectKeyError: ``key`` is unsafe.
     """
+    expires_in = _check_expires_in(expires_in)
     if backend_kind(target) != "s3":
         raise UnsupportedError(f"{target.name} is not an S3 target")
     if method not in _S3_METHODS:
@@ -125,7 +139,8 @@ def presign_azure(
     target: Target,
     key: str,
     *,
-    expires_at: datetime,
+    start: datetime,
+    expires_in: int,
     client_ip: str | None = None,
     content_disposition: str | None = None,
     content_type: str | None = None,
@@ -140,14 +155,24 @@ def presign_azure(
         target: an ``az://`` or ``abfs://`` target.
         key: the object key, relative to the target's root.
         internal: allow the library's reserved prefixes (its own probe objects).
-        expires_at: aware UTC time at which the SAS stops working (second precision).
+        start: when the SAS starts working (``st``): a plain aware UTC `datetime` of whole
+            seconds, no later than the system clock.
+        expires_in: whole seconds after ``start`` at which it stops working (``se``), 1 to
+            `MAX_EXPIRES_IN`.
         client_ip: only this address (or ``a-b`` range) may use the link.
         content_disposition: value the service must send as ``Content-Disposition``.
         content_type: value the service must send as ``Content-Type``.
 
     Raises:
+        ConfigurationError: ``start`` is not such a time, or ``expires_in`` is out of range.
         UnsupportedError: the target is not Azure, or no shared key is available.
     """
+    expires_in = _check_expires_in(expires_in)
+    # An exact datetime only: a subclass could format or convert itself to another time.
+    if type(start) is not datetime or start.tzinfo is not UTC or start.microsecond:
+        raise ConfigurationError("a SAS start must be an aware UTC datetime of whole seconds")
+    if start > datetime.now(UTC):
+        raise ConfigurationError("a SAS may not start in the future")
     if backend_kind(target) != "azure":
         raise UnsupportedError(f"{target.name} is not an Azure Blob target")
     from azure.storage.blob import (  # noqa: PLC0415 - optional dependency
@@ -170,7 +195,9 @@ def presign_azure(
         blob_name=name,
         account_key=account_key,
         permission=BlobSasPermissions(read=True),
-        expiry=expires_at,
+        # Both ends signed: without ``st`` the SAS would work from any earlier time.
+        start=start,
+        expiry=start + timedelta(seconds=expires_in),
         ip=client_ip,
         protocol=None,
         content_disposition=content_disposition,
