@@ -7,13 +7,25 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
-from ctfy_vault.links import check_not_public, presign
+from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.links import CLOCK_SKEW, MAX_TTL, check_not_public, presign
 from ctfy_vault.storage import Target
+from tests.link_strategies import (
+    DurationArg,
+    TimeArg,
+    check_window,
+    durations,
+    must_accept,
+    sas_window,
+    sigv4_window,
+    times,
+)
 from tests.servers import (
     AzureEndpoint,
     S3Endpoint,
@@ -49,6 +61,18 @@ def _tamper_query(url: str, name: str, value: str) -> str:
 
 def _wait_past(deadline: float) -> None:
     time.sleep(max(0.0, deadline - time.time()) + 1.2)
+
+
+def _drop_query(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qs(parts.query, keep_blank_values=True).items() if k != name]
+    return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+
+
+# Signing is local, so the properties make no request; a few example tests below ask the servers.
+_LIVE = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.mark.rgw
@@ -106,6 +130,34 @@ class TestRGW:
         other = urlunsplit(parts._replace(path=parts.path.rsplit("/", 1)[0] + "/other.pdf"))
         assert _get(other)[0] == 403
 
+    @_LIVE
+    @given(ttl=durations(), when=times(optional=True))
+    def test_no_link_outlives_the_cap(
+        self, target: Target, ttl: DurationArg, when: TimeArg
+    ) -> None:
+        """Any ttl and now: a clear error, or X-Amz-Date on the real clock and a life <= 1 h."""
+        before = datetime.now(UTC)
+        now, instant = when.build(before)
+        try:
+            link = presign(target, DOC, ttl=ttl.value, now=now)  # type: ignore[arg-type]
+        except ConfigurationError:
+            assert when.kind != "none" or must_accept(ttl, when, None, before, before) is False
+            return
+        after = datetime.now(UTC)
+        assert when.kind == "none"
+        assert must_accept(ttl, when, instant, before, after) is True
+        start, end = sigv4_window(link.url)
+        check_window(start, end, ttl=ttl, instant=None, before=before, after=after)
+
+    def test_moving_the_start_or_lengthening_is_refused(self, target: Target) -> None:
+        """RGW refuses a link whose X-Amz-Date is moved later or whose X-Amz-Expires is raised."""
+        link = presign(target, DOC, ttl=timedelta(minutes=5))
+        assert _get(link.url)[0] == 200
+        start, _end = sigv4_window(link.url)
+        later = (start + timedelta(minutes=30)).strftime("%Y%m%dT%H%M%SZ")
+        assert _get(_tamper_query(link.url, "X-Amz-Date", later))[0] == 403
+        assert _get(_tamper_query(link.url, "X-Amz-Expires", "604800"))[0] == 403
+
     def test_private_bucket_keeps_the_promise(self, target: Target) -> None:
         """Unsigned GET and listing are refused on a private bucket."""
         check = check_not_public(target, DOC)
@@ -152,6 +204,7 @@ class TestAzurite:
         query = parse_qs(urlsplit(link.url).query)
         assert query["sp"] == ["r"]
         assert query["sr"] == ["b"]
+        assert query["se"] != query["st"]
         status, body, headers = _get(link.url)
         assert (status, body) == (200, BODY)
         assert "filename*=UTF-8''%C3%9Cberweisung%204711.pdf" in headers["content-disposition"]
@@ -173,6 +226,52 @@ class TestAzurite:
         assert parse_qs(urlsplit(link.url).query)["sip"] == ["127.0.0.1"]
         assert _get(link.url)[0] == 200
         assert _get(_tamper_query(link.url, "sip", "0.0.0.0-255.255.255.255"))[0] == 403
+
+    @_LIVE
+    @given(ttl=durations(), when=times(optional=True))
+    def test_no_sas_outlives_the_cap(self, target: Target, ttl: DurationArg, when: TimeArg) -> None:
+        """Any ttl and now: a clear error, or a SAS from now (st) to now+ttl (se) within 1 h."""
+        before = datetime.now(UTC)
+        now, instant = when.build(before)
+        try:
+            link = presign(target, DOC, ttl=ttl.value, now=now)  # type: ignore[arg-type]
+        except ConfigurationError:
+            assert must_accept(ttl, when, instant, before, datetime.now(UTC)) is not True
+            return
+        after = datetime.now(UTC)
+        assert must_accept(ttl, when, instant, before, after) is not False
+        start, end = sas_window(link.url)
+        assert start is not None
+        assert end == link.expires_at
+        check_window(start, end, ttl=ttl, instant=instant, before=before, after=after)
+
+    def test_sas_start_is_signed(self, target: Target) -> None:
+        """The SAS carries st; Azurite refuses it with st dropped or moved earlier."""
+        link = presign(target, DOC)
+        start, _end = sas_window(link.url)
+        assert start is not None
+        assert start <= datetime.now(UTC)
+        assert _get(link.url)[0] == 200
+        earlier = (start - timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert _get(_tamper_query(link.url, "st", earlier))[0] == 403
+        assert _get(_drop_query(link.url, "st"))[0] == 403
+
+    def test_sas_from_a_stale_now_dies_at_now_plus_ttl(self, target: Target) -> None:
+        """A SAS signed with a now 25 s old lives until now+ttl, not the real clock plus ttl."""
+        now = datetime.now(UTC) - (CLOCK_SKEW - timedelta(seconds=5))
+        link = presign(target, DOC, ttl=CLOCK_SKEW - timedelta(seconds=2), now=now)
+        assert sas_window(link.url) == (
+            now.replace(microsecond=0),
+            now.replace(microsecond=0) + CLOCK_SKEW - timedelta(seconds=2),
+        )
+        assert _get(link.url)[0] == 200
+        _wait_past(link.expires_at.timestamp())
+        assert _get(link.url)[0] == 403
+
+    def test_a_future_now_is_refused_before_signing(self, target: Target) -> None:
+        """A now ahead of the clock would make a SAS valid until then plus an hour: refused."""
+        with pytest.raises(ConfigurationError, match="ahead of the system clock"):
+            presign(target, DOC, ttl=MAX_TTL, now=datetime.now(UTC) + timedelta(days=365))
 
     def test_private_container_keeps_the_promise(self, target: Target) -> None:
         """Unsigned GET and listing are refused on a private container."""
