@@ -97,11 +97,6 @@ def signing_time(now: object | None, clock: datetime) -> datetime:
     return (clock + offset).replace(microsecond=0)
 
 
-def unix_seconds(moment: datetime) -> int:
-    """Return a plain aware datetime as whole Unix seconds, rounded down."""
-    return whole_seconds(since(moment, EPOCH, "moment"))
-
-
 def _exact_cap(value: object) -> object:
     return exact_timedelta(value, "max_ttl") if isinstance(value, timedelta) else value
 
