@@ -19,7 +19,14 @@ from ctfy_vault.manifest import FileEntry, Manifest, PruneRecord, verify_chain
 from ctfy_vault.mirror import MirrorReport, MirrorState, mirror
 from ctfy_vault.retention import Duration, Policy, Reason, RetentionPlan, plan, unlimited
 from ctfy_vault.storage import Capabilities, RetryPolicy, Target
-from ctfy_vault.vault import RestoreReport, SnapshotInfo, Vault, VerifyReport
+from ctfy_vault.vault import (
+    KnownHeads,
+    LineageHead,
+    RestoreReport,
+    SnapshotInfo,
+    Vault,
+    VerifyReport,
+)
 from ctfy_vault.writer import (
     BackupResult,
     ChunkerParams,
@@ -40,6 +47,8 @@ __all__ = [
     "Duration",
     "FileEntry",
     "HealReport",
+    "KnownHeads",
+    "LineageHead",
     "LinkPolicy",
     "LinkSigner",
     "Manifest",

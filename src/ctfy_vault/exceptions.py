@@ -20,6 +20,7 @@ caller already catches, so ``except FileExistsError`` or ``except ValueError`` k
     ├── IntegrityError                           authentication failed: wrong key or altered bytes
     ├── FormatError (ValueError)                 data in a format or version this release cannot read
     ├── LockError                                the repository is locked by someone else
+    ├── RollbackError                            a lineage lost a head seen before (deleted, rolled back)
     └── TargetsFailedError                       a multi-target operation missed required targets
 
 No message ever contains a key, a passphrase or a signed URL.
@@ -41,6 +42,7 @@ __all__ = [
     "ObjectExistsError",
     "ObjectNotFoundError",
     "PolicyError",
+    "RollbackError",
     "SourceFailedError",
     "StorageError",
     "TargetUnreachableError",
@@ -168,6 +170,14 @@ class FormatError(VaultError, ValueError):
 
 class LockError(VaultError):
     """The repository is locked by another process (only ``prune`` takes the lock)."""
+
+
+class RollbackError(VaultError):
+    """A lineage no longer holds, or no longer descends from, a head seen before.
+
+    Its newest entries were deleted (on every target) or the storage was rolled back; chaining a
+    new snapshot onto the older head would hide that. The message names the lineage and the head.
+    """
 
 
 class TargetsFailedError(VaultError):

@@ -14,7 +14,14 @@ here: callers read and write the sealed bytes. ``docs/format.md`` gives the enco
     True
 """
 
-from ctfy_vault.manifest._chain import ChainReport, Fork, Gap, Rollback, verify_chain
+from ctfy_vault.manifest._chain import (
+    ChainReport,
+    Fork,
+    Gap,
+    Rollback,
+    check_known_heads,
+    verify_chain,
+)
 from ctfy_vault.manifest._codec import (
     MANIFEST_FORMAT,
     MAX_LINE_BYTES,
@@ -54,6 +61,7 @@ __all__ = [
     "Rollback",
     "SealedEntry",
     "Totals",
+    "check_known_heads",
     "decode",
     "encode",
     "entry_hash",

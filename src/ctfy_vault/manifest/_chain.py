@@ -100,32 +100,25 @@ def verify_chain(
     A deleted snapshot leaves a gap (its successor names a hash nobody has) unless a prune record of
     the same lineage lists that hash. Deleting the newest entries leaves no gap, so the chain alone
     cannot see it: pass the heads recorded earlier (say, by the last ``verify`` or another target) as
-    ``known_heads`` to catch that rollback.
+    ``known_heads`` to catch that rollback (see `check_known_heads`).
 
     Args:
         entries: the opened entries (their stored hashes are used) or models (hashed here), of any
             lineages, in any order.
-        known_heads: for some lineages, a hash that must still be present or forgotten by a prune.
+        known_heads: for some lineages, a hash that must still be present or forgotten by a prune,
+            and from which every current head must descend.
 
     Returns:
         The report; ``report.ok`` when nothing is wrong.
     """
-    lineages: dict[str, dict[bytes, _Node]] = defaultdict(dict)
-    for item in entries:
-        node = _node(item)
-        lineages[node.entry.lineage].setdefault(node.hash, node)
+    lineages = _by_lineage(entries)
     gaps: list[Gap] = []
     forks: list[Fork] = []
     rollbacks: list[Rollback] = []
     heads: list[tuple[str, bytes]] = []
     for lineage in sorted(set(lineages) | set(known_heads or {})):
         nodes = lineages.get(lineage, {})
-        forgotten = {
-            item.hash
-            for node in nodes.values()
-            if isinstance(node.entry, PruneRecord)
-            for item in node.entry.forgotten
-        }
+        forgotten = _forgotten(nodes)
         children: dict[bytes | None, list[_Node]] = defaultdict(list)
         for node in nodes.values():
             children[node.entry.previous].append(node)
@@ -144,6 +137,88 @@ def verify_chain(
                     )
         heads.extend((lineage, h) for h in sorted(set(nodes) - set(children)))
         known = (known_heads or {}).get(lineage)
-        if known is not None and known not in nodes and known not in forgotten:
-            rollbacks.append(Rollback(lineage, known, "a known head is missing"))
+        if known is not None:
+            rollbacks.extend(_known_head(lineage, nodes, forgotten, known))
     return ChainReport(tuple(gaps), tuple(forks), tuple(rollbacks), tuple(heads))
+
+
+def check_known_heads(
+    entries: Iterable[OpenedEntry | Entry], known_heads: Mapping[str, bytes]
+) -> tuple[Rollback, ...]:
+    """Check only that each known head is still accounted for (the rollbacks `verify_chain` adds).
+
+    A known head ``K`` of a lineage is accounted for when the lineage still has entries, ``K`` is
+    present or a prune record of the lineage forgot it, and every current head of the lineage
+    descends from ``K``: following ``previous`` from the head reaches ``K``, or stops at an entry
+    that is no longer there (forgotten by a prune, or a gap `verify_chain` reports), never at the
+    lineage's first entry without passing ``K``.
+
+    Args:
+        entries: the opened entries or models, of any lineages, in any order.
+        known_heads: for some lineages, the head hash seen earlier.
+
+    Returns:
+        One `Rollback` per problem, by lineage: the lineage vanished, the known head is missing
+        and no prune record forgot it, or a current head does not descend from it.
+    """
+    lineages = _by_lineage(entries)
+    found: list[Rollback] = []
+    for lineage, known in sorted(known_heads.items()):
+        nodes = lineages.get(lineage, {})
+        found.extend(_known_head(lineage, nodes, _forgotten(nodes), known))
+    return tuple(found)
+
+
+def _by_lineage(entries: Iterable[OpenedEntry | Entry]) -> dict[str, dict[bytes, _Node]]:
+    lineages: dict[str, dict[bytes, _Node]] = defaultdict(dict)
+    for item in entries:
+        node = _node(item)
+        lineages[node.entry.lineage].setdefault(node.hash, node)
+    return lineages
+
+
+def _forgotten(nodes: Mapping[bytes, _Node]) -> set[bytes]:
+    return {
+        item.hash
+        for node in nodes.values()
+        if isinstance(node.entry, PruneRecord)
+        for item in node.entry.forgotten
+    }
+
+
+def _known_head(
+    lineage: str, nodes: Mapping[bytes, _Node], forgotten: set[bytes], known: bytes
+) -> list[Rollback]:
+    """The rollbacks one known head reveals (see `check_known_heads`)."""
+    if not nodes:
+        return [Rollback(lineage, known, "the lineage has vanished: no entry of it is left")]
+    if known not in nodes and known not in forgotten:
+        return [Rollback(lineage, known, "a known head is missing")]
+    named = {node.entry.previous for node in nodes.values()}
+    return [
+        Rollback(lineage, known, f"head {node.name} does not descend from the known head")
+        for node in sorted(nodes.values(), key=lambda n: n.name)
+        if node.hash not in named and not _descends(node, known, nodes)
+    ]
+
+
+def _descends(node: _Node, known: bytes, nodes: Mapping[bytes, _Node]) -> bool:
+    """Whether ``known`` is ``node`` or an ancestor, as far as the entries present can tell.
+
+    A walk that reaches an entry no longer present cannot tell (a prune forgot it, or the gap is
+    reported on its own), so it counts as descending; only reaching the lineage's first entry
+    without meeting ``known`` proves the head is on another branch.
+    """
+    seen: set[bytes] = set()
+    current: _Node | None = node
+    while current is not None and current.hash not in seen:
+        if current.hash == known:
+            return True
+        seen.add(current.hash)
+        previous = current.entry.previous
+        if previous is None:
+            return False
+        if previous == known:
+            return True
+        current = nodes.get(previous)
+    return current is None  # stopped at a missing entry: cannot tell (a cycle is a forgery)

@@ -19,11 +19,17 @@ every target create-only; reads take each object from the first target that give
     [True]
     >>> vault.open_file(info, "db.sql").read()
     b'INSERT 1;'
-    >>> vault.verify(read_data=True).ok
+    >>> report = vault.verify(read_data=True)
+    >>> report.ok
+    True
+    >>> report.heads.get("db") == info.head
+    True
+    >>> vault.verify(known_heads=report.heads).ok
     True
 """
 
 from ctfy_vault.vault._config import CONFIG_KEY, REPOSITORY_FORMAT, RepoConfig
+from ctfy_vault.vault._heads import HEADS_FORMAT, KnownHeads, LineageHead
 from ctfy_vault.vault._lock import LOCK_KEY, LockInfo
 from ctfy_vault.vault._model import BackupInfo, Problem, RestoreReport, SnapshotInfo, VerifyReport
 from ctfy_vault.vault._prune import DEFAULT_GRACE, DEFAULT_LOCK_TTL, PruneReport
@@ -33,9 +39,12 @@ __all__ = [
     "CONFIG_KEY",
     "DEFAULT_GRACE",
     "DEFAULT_LOCK_TTL",
+    "HEADS_FORMAT",
     "LOCK_KEY",
     "REPOSITORY_FORMAT",
     "BackupInfo",
+    "KnownHeads",
+    "LineageHead",
     "LockInfo",
     "Problem",
     "PruneReport",

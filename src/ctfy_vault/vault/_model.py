@@ -8,6 +8,7 @@ from typing import TypedDict
 import attrs
 
 from ctfy_vault.manifest import ChainReport, Manifest
+from ctfy_vault.vault._heads import KnownHeads, LineageHead
 from ctfy_vault.writer import BackupResult, SourceWarning, TargetOutcome
 
 __all__ = ["BackupInfo", "Problem", "RestoreReport", "SnapshotInfo", "VerifyReport"]
@@ -45,6 +46,11 @@ class SnapshotInfo:
     def time(self) -> datetime:
         """The creation time, so a list of snapshots can go straight to `ctfy_vault.plan`."""
         return self.created
+
+    @property
+    def head(self) -> LineageHead:
+        """This snapshot as its lineage's head (for `KnownHeads.advance` after a backup)."""
+        return LineageHead(lineage=self.lineage, name=self.name, hash=self.hash)
 
     @classmethod
     def of(cls, manifest: Manifest, entry_hash: bytes) -> SnapshotInfo:
@@ -141,7 +147,8 @@ class Problem:
             ``corrupt-chunk`` (a chunk fails authentication when re-read), ``lacking`` (another
             target holds an object this one lacks), ``key-slot`` (a key slot's copy does not
             parse or differs from the bytes most targets hold), or ``chain`` (a gap, fork or
-            rollback).
+            rollback, including a known head that was deleted or that a head does not descend
+            from).
         target: the target concerned, or ``None`` for repository-wide problems (the chain).
         key: the object key concerned, or ``None``.
         detail: what was seen, in words (never a secret).
@@ -163,6 +170,9 @@ class VerifyReport:
         chunks_read: chunk objects re-read and authenticated (0 unless ``read_data``).
         chain: the hash-chain report over every entry any target holds.
         problems: everything found wrong, sorted by kind, target and key.
+        heads: each lineage's current head over every target (the newest one where a fork left
+            several). Persist them only when the report is ``ok``, and pass them as
+            ``known_heads`` to the next verify.
     """
 
     targets: tuple[str, ...]
@@ -170,6 +180,7 @@ class VerifyReport:
     chunks_read: int
     chain: ChainReport = attrs.field(repr=False)
     problems: tuple[Problem, ...]
+    heads: KnownHeads = attrs.field(repr=False)
 
     @property
     def ok(self) -> bool:

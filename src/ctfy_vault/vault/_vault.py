@@ -34,14 +34,16 @@ from ctfy_vault.exceptions import (
     LockError,
     ObjectExistsError,
     ObjectNotFoundError,
+    RollbackError,
     StorageError,
     TargetsFailedError,
     UnsupportedError,
 )
-from ctfy_vault.manifest import FileEntry, FileType, Manifest, OpenedEntry
+from ctfy_vault.manifest import FileEntry, FileType, Manifest, OpenedEntry, check_known_heads
 from ctfy_vault.retention import Policy, RetentionPlan, plan
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._config import CONFIG_KEY, RepoConfig
+from ctfy_vault.vault._heads import KnownHeads
 from ctfy_vault.vault._lock import LOCK_KEY, LockInfo, read_lock
 from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo, VerifyReport
 from ctfy_vault.vault._prune import (
@@ -360,6 +362,7 @@ class Vault:
         require: Require = "all",
         progress: Callable[[int, int], None] | None = None,
         retain_until: datetime | None = None,
+        known_heads: KnownHeads | None = None,
     ) -> BackupInfo:
         """Back up paths, streams and programs' output as one new snapshot of ``lineage``.
 
@@ -370,6 +373,12 @@ class Vault:
         dump belongs in a `CommandSource` (``CommandSource(name="app.sql", argv=["pg_dump",
         "app"])``): the snapshot is committed only if ``pg_dump`` exits 0, never with a
         truncated dump.
+
+        With ``known_heads`` holding a head of ``lineage``, the storage must still account for it
+        (present, or forgotten by a prune record, and the current head descends from it);
+        otherwise the newest entries were deleted or rolled back, and chaining onto the older
+        head would hide that: `RollbackError`, before any source is read. Record the new head
+        with ``known_heads.advance(info.head)``.
 
         Args:
             sources: one path, stream (`StreamSource`) or command (`CommandSource`), or several.
@@ -383,15 +392,20 @@ class Vault:
             retain_until: on targets whose probe reports S3 Object Lock, every object this run
                 stores is retained until then (the horizon of the lineage's policy, e.g.
                 ``now + policy.horizon()``); ignored elsewhere.
+            known_heads: heads kept outside the storage (from the last verify or backup); only
+                ``lineage``'s is checked. ``None`` checks nothing (the chain alone).
 
         Degraded targets (see `Vault.degraded`, checked again now, and once more per target
         right before its manifest is written) get nothing: each outcome reports a
         `DegradedTargetError` naming heal, and they never count toward ``require``.
 
         Returns:
-            The snapshot written, with each target's outcome.
+            The snapshot written, with each target's outcome; ``info.head`` is the new head.
 
         Raises:
+            RollbackError: ``known_heads`` names a head of ``lineage`` the storage no longer
+                accounts for (nothing is written).
+            ConfigurationError: ``known_heads`` belongs to another repository.
             TargetsFailedError: fewer targets committed than required (after committing where
                 possible; a degraded target counts as failed); repair with `heal`. Also raised,
                 before anything is written, when no target holds the repository any more.
@@ -405,8 +419,9 @@ class Vault:
             if isinstance(sources, (str, os.PathLike, StreamSource, CommandSource))
             else list(sources)
         )
+        self._check_repository(known_heads)
         refused = self._writable("backup")
-        previous, parent = self._lineage_head(lineage)
+        previous, parent = self._lineage_head(lineage, known_heads)
         writer = Writer(self._targets, self._sealer, chunker=self._config.chunker, require=require)
         result = writer.backup(
             given,
@@ -462,12 +477,22 @@ class Vault:
         cause = _standing(target, self._config)
         return None if cause is None else _refusal(target.name, cause)
 
-    def _lineage_head(self, lineage: str) -> tuple[bytes | None, Manifest | None]:
+    def _check_repository(self, known_heads: KnownHeads | None) -> None:
+        if known_heads is not None and known_heads.repo_id != self.repo_id:
+            raise ConfigurationError(
+                f"the known heads are of repository {known_heads.repo_id.hex()}, not of this "
+                f"one ({self.repo_id.hex()})"
+            )
+
+    def _lineage_head(
+        self, lineage: str, known_heads: KnownHeads | None = None
+    ) -> tuple[bytes | None, Manifest | None]:
         """Return the lineage's head hash and its newest snapshot (the parent).
 
         Raises:
             TargetsFailedError: a snapshot object newer than the head reads intact nowhere: it
                 may be this lineage's head, and chaining past it would fork the chain.
+            RollbackError: the storage no longer accounts for the lineage's known head.
         """
         catalog = self._reader.catalog().values()
         head = lineage_head(catalog, lineage)
@@ -483,6 +508,16 @@ class Vault:
                 "with repair)",
                 outcomes,
             )
+        known = known_heads.get(lineage) if known_heads is not None else None
+        if known is not None:
+            lost = check_known_heads(catalog, {lineage: known.hash})
+            if lost:
+                raise RollbackError(
+                    f"lineage {lineage}: {lost[0].reason} (known head {known.name}); its newest "
+                    "snapshots were deleted or rolled back, and backing up now would chain onto "
+                    "an older head (run check; restore the missing entries from a copy, or "
+                    "accept the storage as it is)"
+                )
         ordered = sorted(catalog, key=_order, reverse=True)
         parent = next(
             (
@@ -902,13 +937,21 @@ class Vault:
     # -- maintenance -------------------------------------------------------------------------
 
     def verify(
-        self, read_data: ReadData = False, *, rng: random.Random | None = None
+        self,
+        read_data: ReadData = False,
+        *,
+        rng: random.Random | None = None,
+        known_heads: KnownHeads | None = None,
     ) -> VerifyReport:
         """Check the repository and report everything wrong (never repairs, never deletes).
 
         * structure: on every target each snapshot object opens, and each manifest names only
           chunks that target holds;
         * chain: every lineage's hash chain has no gap, fork or rollback (`verify_chain`);
+        * known heads (``known_heads``): each lineage's earlier head is still present or
+          forgotten by a prune record, every current head descends from it, and no known lineage
+          has vanished. Without them, deleting a lineage's newest entries on every target
+          cannot be seen (it leaves no gap);
         * agreement: every target holds the same objects (lock files aside);
         * data (``read_data``): chunk objects are re-read from every target holding them and
           authenticated; ``True`` reads all, a fraction reads that share, sampled with ``rng``.
@@ -916,14 +959,21 @@ class Vault:
         Args:
             read_data: ``False``, ``True`` or a fraction from 0 to 1.
             rng: the sampler for a fraction (a fresh unseeded one by default).
+            known_heads: the heads of an earlier verify (``report.heads``) or backup, kept
+                outside the storage.
 
         Returns:
-            The report; ``report.ok`` is ``True`` only when nothing was found.
+            The report; ``report.ok`` is ``True`` only when nothing was found. ``report.heads``
+            are the current heads: persist them when the report is ok.
 
         Raises:
             ValueError: ``read_data`` is out of range.
+            ConfigurationError: ``known_heads`` belongs to another repository.
         """
-        return verify_targets(self._targets, self._sealer, read_data=read_data, rng=rng)
+        self._check_repository(known_heads)
+        return verify_targets(
+            self._targets, self._sealer, read_data=read_data, rng=rng, known_heads=known_heads
+        )
 
     def heal(self, *, repair: bool = False) -> HealReport:
         """Copy to each target what it lacks from another, verified and create-only.

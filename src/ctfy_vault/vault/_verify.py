@@ -11,6 +11,7 @@ from ctfy_vault.crypto import KEYS_PREFIX, Sealer
 from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
 from ctfy_vault.manifest import Manifest, OpenedEntry, open_entry, verify_chain
 from ctfy_vault.storage import Target
+from ctfy_vault.vault._heads import KnownHeads, LineageHead
 from ctfy_vault.vault._model import Problem, VerifyReport
 from ctfy_vault.writer import OBJECTS_PREFIX, SNAPSHOTS_PREFIX, chunk_key
 from ctfy_vault.writer._heal import judge_copies, well_formed
@@ -45,9 +46,11 @@ def verify_targets(
     *,
     read_data: ReadData = False,
     rng: random.Random | None = None,
+    known_heads: KnownHeads | None = None,
 ) -> VerifyReport:
     """Check every target of a repository (see `Vault.verify`)."""
     fraction = _fraction(read_data)
+    known = known_heads.hashes() if known_heads is not None else {}
     problems: list[Problem] = []
     listings: dict[str, set[str]] = {}
     for target in targets:
@@ -70,7 +73,7 @@ def verify_targets(
             Problem(kind="lacking", target=name, key=key, detail="another target holds it")
             for key in sorted(every - keys)
         )
-    chain = verify_chain(entries.values())
+    chain = verify_chain(entries.values(), known_heads=known)
     for gap in chain.gaps:
         detail = f"lineage {gap.lineage}: {gap.referenced_by} names a missing predecessor"
         problems.append(Problem(kind="chain", target=None, key=None, detail=detail))
@@ -79,6 +82,9 @@ def verify_targets(
         problems.append(Problem(kind="chain", target=None, key=None, detail=detail))
     for rollback in chain.rollbacks:
         detail = f"lineage {rollback.lineage}: {rollback.reason}"
+        head = known_heads.get(rollback.lineage) if known_heads is not None else None
+        if head is not None and head.hash == rollback.expected:
+            detail += f" (known head {head.name})"
         problems.append(Problem(kind="chain", target=None, key=None, detail=detail))
     chunks_read = 0
     if fraction > 0:
@@ -99,6 +105,27 @@ def verify_targets(
         chunks_read=chunks_read,
         chain=chain,
         problems=tuple(problems),
+        heads=_current_heads(sealer.repo_id, chain.heads, entries),
+    )
+
+
+def _current_heads(
+    repo_id: bytes, tips: Sequence[tuple[str, bytes]], entries: dict[str, OpenedEntry]
+) -> KnownHeads:
+    """Each lineage's head: its newest tip (several only when the chain forked)."""
+    by_hash = {opened.hash: opened for opened in entries.values()}
+    newest: dict[str, OpenedEntry] = {}
+    for lineage, digest in tips:
+        opened = by_hash[digest]
+        held = newest.get(lineage)
+        if held is None or (opened.entry.created, opened.name) > (held.entry.created, held.name):
+            newest[lineage] = opened
+    return KnownHeads(
+        repo_id=repo_id,
+        heads=[
+            LineageHead(lineage=lineage, name=opened.name, hash=opened.hash)
+            for lineage, opened in newest.items()
+        ],
     )
 
 
