@@ -80,3 +80,11 @@ def _fresh_fsspec_instances() -> Iterator[None]:
 
 # --------------------------------------------------------------------------------------------------
 # Project fixtures (targets, vaults, keys, sample data) go below this line.
+
+
+@pytest.fixture(autouse=True)
+def _private_state_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI keeps known heads under ``$XDG_STATE_HOME``: a fresh folder per test, never ~."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

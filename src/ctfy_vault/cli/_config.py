@@ -46,7 +46,7 @@ CREDENTIAL_OPTIONS: Final = frozenset(
     {"key", "secret", "token", "account_key", "connection_string", "sas_token"}
 )
 _TOP: Final = frozenset({"repository", "targets", "lineages"})
-_REPOSITORY: Final = frozenset({"key"})
+_REPOSITORY: Final = frozenset({"key", "known_heads"})
 _KEY: Final = frozenset({"env", "file", "type"})
 _TARGET: Final = frozenset(
     {"url", "name", "endpoint_url", "region", "addressing_style", "options", "credentials_env"}
@@ -196,12 +196,16 @@ class Config:
         key: where the repository key comes from.
         targets: the targets, in the order they are read.
         lineages: the configured lineages, by name.
+        known_heads: where ``check`` and ``backup`` keep the lineages' known heads: a file,
+            ``True`` for the default place under the user's state folder, ``False`` for nowhere
+            (deleting the newest snapshots then goes unnoticed).
     """
 
     path: Path
     key: KeySource
     targets: tuple[TargetConfig, ...]
     lineages: Mapping[str, LineageConfig]
+    known_heads: Path | bool = True
 
     def lineage(self, name: str) -> LineageConfig:
         """Return a configured lineage.
@@ -279,6 +283,7 @@ def parse_config(text: str, *, path: Path) -> Config:
     repository = check.table(raw.get("repository"), "repository", required=True)
     check.keys(repository, _REPOSITORY, "repository")
     key = _key_source(check, repository.get("key"))
+    known_heads = _known_heads(check, repository.get("known_heads", True))
     targets_raw = raw.get("targets")
     if not isinstance(targets_raw, list) or not targets_raw:
         raise check.error("targets", "needs at least one [[targets]] table")
@@ -289,7 +294,7 @@ def parse_config(text: str, *, path: Path) -> Config:
         raise check.error("targets", f"target names must be unique: {', '.join(duplicates)}")
     lineages_raw = check.table(raw.get("lineages"), "lineages", required=False)
     lineages = {name: _lineage(check, name, value) for name, value in sorted(lineages_raw.items())}
-    return Config(path=path, key=key, targets=targets, lineages=lineages)
+    return Config(path=path, key=key, targets=targets, lineages=lineages, known_heads=known_heads)
 
 
 @attrs.frozen
@@ -350,6 +355,19 @@ def _key_source(check: _Checker, value: object) -> KeySource:
     if not file.is_absolute():
         file = check.path.parent / file
     return KeySource(type=kind, file=file)
+
+
+def _known_heads(check: _Checker, value: object) -> Path | bool:
+    where = "repository.known_heads"
+    if value is True or value is False:
+        return value
+    try:
+        file = Path(check.text(value, where)).expanduser()
+    except RuntimeError:  # ~user of an unknown user
+        raise check.error(where, "names a home folder that does not exist") from None
+    except ConfigurationError:
+        raise check.error(where, "must be a file path, or false for none") from None
+    return file if file.is_absolute() else check.path.parent / file
 
 
 def _target(check: _Checker, value: object, index: int) -> TargetConfig:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from ctfy_vault.cli._config import Config, KeySource, config_path, load_config
+from ctfy_vault.cli._heads import heads_path, note_first_run, read_heads, write_heads
 from ctfy_vault.cli._progress import Progress, format_bytes
 from ctfy_vault.exceptions import (
     ConfigurationError,
@@ -25,12 +26,13 @@ from ctfy_vault.exceptions import (
     ObjectExistsError,
     ObjectNotFoundError,
     PolicyError,
+    RollbackError,
     SourceFailedError,
     TargetsFailedError,
 )
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.retention import Duration, Policy, RetentionPlan
-from ctfy_vault.vault import BackupInfo, SnapshotInfo, Vault, VerifyReport
+from ctfy_vault.vault import BackupInfo, KnownHeads, SnapshotInfo, Vault, VerifyReport
 from ctfy_vault.writer import CommandSource, StreamSource
 
 __all__ = [
@@ -320,8 +322,8 @@ def _stdin_is_a_pipe() -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-def _backup(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)  # usage and config errors first, before any target is contacted
+def _backup_plan(args: argparse.Namespace, config: Config) -> list[tuple[str, list[str]]]:
+    """Each lineage to back up with its sources; usage errors before any target is contacted."""
     _check_stream_options(args)
     streamed = args.stdin or args.stdin_from_command
     if args.lineage is None:
@@ -337,19 +339,48 @@ def _backup(args: argparse.Namespace, out: TextIO) -> int:
                 "or --stdin-from-command"
             )
         plan = [(args.lineage, sources)]
+    return plan
+
+
+def _backup(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    plan = _backup_plan(args, config)
     _config_again, vault = _open(args, config)
+    path = heads_path(config, vault.repo_id, args.known_heads, os.environ)
+    known = read_heads(path, vault.repo_id)
+    if path is not None and known is None:
+        note_first_run(path)
     results: list[dict[str, object]] = []
     worst = EXIT_OK
     for name, sources in plan:
-        code, result = _backup_one(
-            args, config=config, vault=vault, lineage=name, sources=sources, out=out
+        code, info = _backup_one(
+            args, config=config, vault=vault, lineage=name, sources=sources, known=known, out=out
         )
         worst = max(worst, code)
-        if result is not None:
-            results.append(result)
+        if info is None:
+            continue
+        results.append(_backup_dict(info))
+        if path is not None:
+            known = (known or KnownHeads(repo_id=vault.repo_id)).advance(info.head)
+            if not write_heads(path, known, f"backup {name}"):
+                worst = max(worst, EXIT_FAILED)
     if args.json:
         _dump(results if args.lineage is None else (results[0] if results else None), out)
     return worst
+
+
+def _given_sources(
+    args: argparse.Namespace, sources: list[str]
+) -> list[str | StreamSource | CommandSource]:
+    """The paths, or standard input, or the producer command, as the vault's sources."""
+    if args.stdin:
+        if _stdin_is_a_pipe():
+            _warn(_PIPE_WARNING)
+        return [StreamSource(name=args.name, stream=sys.stdin.buffer)]
+    if args.stdin_from_command:
+        name = args.name or os.path.basename(args.producer[0])
+        return [CommandSource(name=name, argv=args.producer)]
+    return list(sources)
 
 
 def _backup_one(
@@ -359,45 +390,53 @@ def _backup_one(
     vault: Vault,
     lineage: str,
     sources: list[str],
+    known: KnownHeads | None,
     out: TextIO,
-) -> tuple[int, dict[str, object] | None]:
-    given: list[str | StreamSource | CommandSource] = list(sources)
+) -> tuple[int, BackupInfo | None]:
+    given = _given_sources(args, sources)
     total_bytes: int | None = None
     total_files: int | None = None
-    if args.stdin:
-        if _stdin_is_a_pipe():
-            _warn(_PIPE_WARNING)
-        given = [StreamSource(name=args.name, stream=sys.stdin.buffer)]
-    elif args.stdin_from_command:
-        name = args.name or os.path.basename(args.producer[0])
-        given = [CommandSource(name=name, argv=args.producer)]
     bar = Progress(f"backup {lineage}")
     if bar.enabled and not (args.stdin or args.stdin_from_command):
         total_bytes, total_files = _measure(sources)
         bar = Progress(f"backup {lineage}", total_bytes=total_bytes, total_files=total_files)
     tags = [*config.lineage(lineage).tags, *args.tag]
+    options: dict[str, Any] = {"host": args.host, "tags": tags, "progress": bar}
     try:
         with bar:
-            info = vault.backup(
-                given, lineage=lineage, now=_now(), host=args.host, tags=tags, progress=bar
-            )
+            try:
+                info = vault.backup(
+                    given, lineage=lineage, now=_now(), known_heads=known, **options
+                )
+            except RollbackError as err:
+                if not args.accept_rollback:
+                    raise
+                # Raised before any source is read, so standard input is still unread.
+                _warn(f"{err}; backing up onto the current head anyway (--accept-rollback)")
+                info = vault.backup(given, lineage=lineage, now=_now(), **options)
     except TargetsFailedError as err:
         return _report_failed_targets(f"backup {lineage}", err), None
     except SourceFailedError as err:  # the producer failed: one line, nothing was committed
         sys.stderr.write(f"ctfy-vault: backup {lineage}: {err}\n")
         return EXIT_FAILED, None
+    except RollbackError as err:
+        sys.stderr.write(
+            f"ctfy-vault: backup {lineage}: {err}\n"
+            "  nothing was written; give --accept-rollback to back up onto the current head "
+            "anyway\n"
+        )
+        return EXIT_FAILED, None
     for warning in info.warnings:
         _warn(f"{warning.path}: {warning.reason}")
-    result = _backup_dict(info)
     if not args.json:
         _print_backup(info, out)
     failed = {o.target: o.error for o in info.outcomes if not o.committed}
     if not failed:
-        return EXIT_OK, result
+        return EXIT_OK, info
     for name, error in failed.items():  # enough targets committed, but not every one
         reason = "not committed" if error is None else f"{type(error).__name__}: {error}"
         sys.stderr.write(f"ctfy-vault: backup {lineage}: {name}: FAILED: {reason}\n")
-    return EXIT_PARTIAL, result
+    return EXIT_PARTIAL, info
 
 
 def _backup_dict(info: BackupInfo) -> dict[str, object]:
@@ -676,13 +715,36 @@ def _prune(args: argparse.Namespace, out: TextIO) -> int:
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:
     read_data = parse_read_data(args.read_data)
-    _config_unused, vault = _open(args)
-    report = vault.verify(read_data=read_data)
-    _print_check(report, args.json, out)
-    return EXIT_OK if report.ok else EXIT_FAILED
+    config, vault = _open(args)
+    path = heads_path(config, vault.repo_id, args.known_heads, os.environ)
+    known = read_heads(path, vault.repo_id)
+    report = vault.verify(read_data=read_data, known_heads=known)
+    _print_check(report, args.json, out, known=known, path=path)
+    if not report.ok:
+        return EXIT_FAILED
+    if path is None:
+        return EXIT_OK
+    if known is None:
+        note_first_run(path)
+    return EXIT_OK if write_heads(path, report.heads, "check") else EXIT_FAILED
 
 
-def _print_check(report: VerifyReport, as_json: bool, out: TextIO) -> None:
+def _heads_line(known: KnownHeads | None, path: Path | None) -> str:
+    if path is None:
+        return "known heads: off (deleting the newest snapshots everywhere goes unnoticed)"
+    if known is None:
+        return f"known heads: none yet in {path} (first run)"
+    return f"known heads: {len(known)} lineage(s) checked against {path}"
+
+
+def _print_check(
+    report: VerifyReport,
+    as_json: bool,
+    out: TextIO,
+    *,
+    known: KnownHeads | None,
+    path: Path | None,
+) -> None:
     problems = [
         {"kind": p.kind, "target": p.target, "key": p.key, "detail": p.detail}
         for p in report.problems
@@ -695,13 +757,18 @@ def _print_check(report: VerifyReport, as_json: bool, out: TextIO) -> None:
                 "snapshots": report.snapshots,
                 "chunks_read": report.chunks_read,
                 "problems": problems,
+                "heads": {h.lineage: {"name": h.name, "hash": h.hash} for h in report.heads},
+                "known_heads": {
+                    "file": None if path is None else str(path),
+                    "lineages": None if known is None else [h.lineage for h in known],
+                },
             },
             out,
         )
         return
     out.write(
         f"checked {len(report.targets)} target(s): {report.snapshots} snapshot object(s), "
-        f"{report.chunks_read} chunk(s) re-read and authenticated\n"
+        f"{report.chunks_read} chunk(s) re-read and authenticated\n{_heads_line(known, path)}\n"
     )
     rows = [["KIND", "TARGET", "KEY", "DETAIL"]]
     rows.extend([p.kind, p.target or "-", p.key or "-", p.detail] for p in report.problems)
@@ -849,6 +916,8 @@ def add_parsers(commands: Any) -> None:
         "--stdin-from-command -- CMD ARGS..., CMD is run (without a shell) and its standard "
         "output is stored as one file: the snapshot is committed only if CMD exits 0, so a "
         "database dump that fails half way is never kept (exit code 1, nothing committed). "
+        "A lineage whose known head the storage lost (see check) is not backed up (exit code 1) "
+        "unless --accept-rollback; each new snapshot is recorded as its lineage's known head. "
         "Exit code 3 when some target failed while others committed (repair with heal).",
     )
     backup.usage = (
@@ -874,6 +943,13 @@ def add_parsers(commands: Any) -> None:
     backup.set_defaults(producer=None)
     backup.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     backup.add_argument("--host", help="the host recorded (default: this machine's name)")
+    _add_known_heads(backup)
+    backup.add_argument(
+        "--accept-rollback",
+        action="store_true",
+        help="back up even when the storage lost a lineage's known head (deleted or rolled "
+        "back): chain onto the head it holds now and record the new snapshot as known",
+    )
 
     snapshots = add(
         "snapshots",
@@ -946,8 +1022,9 @@ def add_parsers(commands: Any) -> None:
         _check,
         "verify structure, chain and agreement of the targets, optionally the data",
         "Check every target: each snapshot opens, names only chunks the target holds, the "
-        "lineages' hash chains have no unexplained gap, and the targets agree. Exit code 1 "
-        "when anything is wrong.",
+        "lineages' hash chains have no unexplained gap, no lineage lost the head recorded in "
+        "the known-heads file, and the targets agree. Exit code 1 when anything is wrong; a "
+        "clean check records the current heads in the file.",
     )
     check.add_argument(
         "--read-data",
@@ -956,6 +1033,7 @@ def add_parsers(commands: Any) -> None:
         metavar="FRACTION|N%",
         help="also re-read and authenticate chunks: all, or a share (0.1 or 10%%)",
     )
+    _add_known_heads(check)
 
     add(
         "heal",
@@ -965,6 +1043,15 @@ def add_parsers(commands: Any) -> None:
     )
 
     _add_key_and_lock(commands, config, both)
+
+
+def _add_known_heads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--known-heads",
+        metavar="FILE",
+        help="the file holding each lineage's last verified head (default: [repository] "
+        "known_heads, else $XDG_STATE_HOME/ctfy-vault/REPO-ID.heads.json)",
+    )
 
 
 def _add_key_and_lock(
