@@ -23,6 +23,7 @@ from ctfy_vault.manifest import (
     Manifest,
     PruneRecord,
     _codec,
+    check_known_heads,
     decode,
     encode,
     entry_hash,
@@ -485,6 +486,81 @@ def test_whole_lineage_deleted_is_a_rollback() -> None:
     """A known lineage with no entries left is a rollback."""
     report = verify_chain([], known_heads={"db": DIGEST})
     assert [r.lineage for r in report.rollbacks] == ["db"]
+
+
+def test_vanished_lineage_is_named_as_such() -> None:
+    """A known lineage with no entry left says it vanished, beside lineages that are fine."""
+    files = chain(2, "files")
+    report = verify_chain(files, known_heads={"db": DIGEST, "files": entry_hash(files[-1])})
+    assert [(r.lineage, r.reason) for r in report.rollbacks] == [
+        ("db", "the lineage has vanished: no entry of it is left")
+    ]
+
+
+def _prune(
+    forgotten: list[Manifest], previous: bytes, at: int, record_id: str = "p1"
+) -> PruneRecord:
+    return PruneRecord(
+        record_id=record_id,
+        lineage="db",
+        created=T0 + timedelta(days=at),
+        host="h",
+        forgotten=[Forgotten(e.snapshot_id, entry_hash(e)) for e in forgotten],
+        previous=previous,
+    )
+
+
+def test_known_head_forgotten_by_a_prune_is_explained() -> None:
+    """A prune record that forgot the known head itself (chained after it) explains it."""
+    entries = chain(4)
+    known = entry_hash(entries[1])
+    record = _prune(entries[:3], entry_hash(entries[3]), at=5)
+    report = verify_chain([entries[3], record], known_heads={"db": known})
+    assert report.ok, report
+    assert check_known_heads([entries[3], record], {"db": known}) == ()
+
+
+def test_known_head_with_forgotten_ancestors_stays_clean() -> None:
+    """A prune that forgot only the known head's ancestors leaves it present and descended from."""
+    entries = chain(4)
+    record = _prune(entries[:2], entry_hash(entries[3]), at=5)
+    kept = [entries[2], entries[3], record]
+    assert verify_chain(kept, known_heads={"db": entry_hash(entries[2])}).ok
+    assert verify_chain(kept, known_heads={"db": entry_hash(record)}).ok
+
+
+def test_prune_of_middle_snapshots_keeps_the_known_head_clean() -> None:
+    """The entry before a pruned run is no head: only the newest unnamed entry must descend."""
+    entries = chain(4)
+    record = _prune([entries[1]], entry_hash(entries[3]), at=5)
+    kept = [entries[0], entries[2], entries[3], record]
+    assert verify_chain(kept, known_heads={"db": entry_hash(entries[3])}).ok
+
+
+def test_prune_record_chained_before_the_known_head_does_not_explain_it() -> None:
+    """A record that forgets the known head but follows an older entry is a head off its line."""
+    entries = chain(3)
+    known = entry_hash(entries[2])
+    forged = _prune([entries[2]], entry_hash(entries[1]), at=4)
+    report = verify_chain([entries[0], entries[1], forged], known_heads={"db": known})
+    assert report.gaps == ()
+    assert report.forks == ()
+    assert [(r.lineage, r.expected, r.reason) for r in report.rollbacks] == [
+        ("db", known, f"head {forged.name} does not descend from the known head")
+    ]
+
+
+def test_check_known_heads_ignores_other_chain_problems() -> None:
+    """check_known_heads reports lost known heads only, not gaps or forks of the chain."""
+    entries = chain(4)
+    holed = [entries[0], entries[2], entries[3]]
+    assert verify_chain(holed).gaps
+    assert check_known_heads(holed, {"db": entry_hash(entries[3])}) == ()
+    lost = check_known_heads(holed[:2], {"db": entry_hash(entries[3]), "files": DIGEST})
+    assert [(r.lineage, r.reason) for r in lost] == [
+        ("db", "a known head is missing"),
+        ("files", "the lineage has vanished: no entry of it is left"),
+    ]
 
 
 def test_entry_older_than_predecessor_is_a_rollback() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -125,3 +126,44 @@ def test_pruned_chain_verifies_and_unexplained_deletions_are_gaps(
     expected = {entry_hash(chain[n]) for n in doomed if n + 1 not in doomed}
     assert {gap.missing for gap in report.gaps} == expected
     assert not report.forks
+
+
+def _linked(base: Manifest, count: int) -> list[Manifest]:
+    chain: list[Manifest] = []
+    previous = None
+    for n in range(count):
+        entry = attrs.evolve(
+            base, snapshot_id=f"s{n}", created=base.created + timedelta(hours=n), previous=previous
+        )
+        chain.append(entry)
+        previous = entry_hash(entry)
+    return chain
+
+
+@settings(max_examples=50)
+@given(manifests(max_files=1), st.integers(1, 8), st.data())
+def test_known_head_is_lost_only_by_an_unexplained_deletion(
+    base: Manifest, count: int, data: st.DataObject
+) -> None:
+    """Keeping the first ``m`` entries loses known head ``k`` iff ``k >= m``; a prune never does."""
+    chain = _linked(base, count)
+    known = data.draw(st.integers(0, count - 1), label="known head")
+    kept = data.draw(st.integers(1, count), label="entries kept")
+    heads = {base.lineage: entry_hash(chain[known])}
+    report = verify_chain(chain[:kept], known_heads=heads)
+    assert report.ok == (known < kept)
+    assert not report.gaps
+    assert not report.forks
+    doomed = data.draw(st.sets(st.integers(0, count - 1)), label="pruned")
+    record = PruneRecord(
+        record_id="prune",
+        lineage=base.lineage,
+        created=base.created + timedelta(hours=count),
+        host=base.host,
+        forgotten=[Forgotten(chain[n].snapshot_id, entry_hash(chain[n])) for n in doomed],
+        previous=entry_hash(chain[-1]),
+    )
+    left = [entry for n, entry in enumerate(chain) if n not in doomed]
+    assert verify_chain([*left, record], known_heads=heads).ok
+    assert verify_chain([*left, record], known_heads={base.lineage: entry_hash(record)}).ok
+    assert not verify_chain(left, known_heads={base.lineage: entry_hash(record)}).ok

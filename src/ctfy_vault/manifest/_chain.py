@@ -106,7 +106,7 @@ def verify_chain(
         entries: the opened entries (their stored hashes are used) or models (hashed here), of any
             lineages, in any order.
         known_heads: for some lineages, a hash that must still be present or forgotten by a prune,
-            and from which every current head must descend.
+            and from which the lineage's head must descend.
 
     Returns:
         The report; ``report.ok`` when nothing is wrong.
@@ -148,18 +148,19 @@ def check_known_heads(
     """Check only that each known head is still accounted for (the rollbacks `verify_chain` adds).
 
     A known head ``K`` of a lineage is accounted for when the lineage still has entries, ``K`` is
-    present or a prune record of the lineage forgot it, and every current head of the lineage
-    descends from ``K``: following ``previous`` from the head reaches ``K``, or stops at an entry
-    that is no longer there (forgotten by a prune, or a gap `verify_chain` reports), never at the
-    lineage's first entry without passing ``K``.
+    present or a prune record of the lineage forgot it, and the lineage's head (its newest entry
+    that no other names, which a backup chains onto) descends from ``K``: following ``previous``
+    from the head reaches ``K``, or stops at an entry that is no longer there (forgotten by a
+    prune, or a gap `verify_chain` reports), never at the lineage's first entry without passing
+    ``K``. Several heads (a fork) are reported by `verify_chain` as a fork.
 
     Args:
         entries: the opened entries or models, of any lineages, in any order.
         known_heads: for some lineages, the head hash seen earlier.
 
     Returns:
-        One `Rollback` per problem, by lineage: the lineage vanished, the known head is missing
-        and no prune record forgot it, or a current head does not descend from it.
+        At most one `Rollback` per lineage, by lineage: the lineage vanished, the known head is
+        missing and no prune record forgot it, or the head does not descend from it.
     """
     lineages = _by_lineage(entries)
     found: list[Rollback] = []
@@ -194,12 +195,14 @@ def _known_head(
         return [Rollback(lineage, known, "the lineage has vanished: no entry of it is left")]
     if known not in nodes and known not in forgotten:
         return [Rollback(lineage, known, "a known head is missing")]
+    # The head is the newest entry nobody names (what a backup chains onto). Older unnamed
+    # entries are not heads: the end of a run before a pruned or deleted entry looks the same.
     named = {node.entry.previous for node in nodes.values()}
-    return [
-        Rollback(lineage, known, f"head {node.name} does not descend from the known head")
-        for node in sorted(nodes.values(), key=lambda n: n.name)
-        if node.hash not in named and not _descends(node, known, nodes)
-    ]
+    tips = [node for node in nodes.values() if node.hash not in named] or list(nodes.values())
+    head = max(tips, key=lambda n: (n.entry.created, n.name))
+    if _descends(head, known, nodes):
+        return []
+    return [Rollback(lineage, known, f"head {head.name} does not descend from the known head")]
 
 
 def _descends(node: _Node, known: bytes, nodes: Mapping[bytes, _Node]) -> bool:
