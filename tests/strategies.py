@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from hypothesis import strategies as st
+
+from ctfy_vault.vault import KnownHeads, LineageHead
 
 #: Characters a key segment may hold: printable, no '/', no backslash, no control characters.
 _SEGMENT_CHARS = st.characters(
@@ -30,3 +34,38 @@ def simple_keys() -> st.SearchStrategy[str]:
     """Short ASCII keys from a small alphabet, so generated operations collide often."""
     segment = st.sampled_from(["a", "b", "objects", "x1"])
     return st.lists(segment, min_size=1, max_size=3).map("/".join)
+
+
+# -- known heads ---------------------------------------------------------------------------------
+
+_IDENT_CHARS = "ABCXYZabcxyz0189_-"
+
+
+def idents() -> st.SearchStrategy[str]:
+    """A lineage or entry id: 1 to 64 of ``A-Za-z0-9_-``, starting with a letter or digit."""
+    return st.builds(
+        lambda first, rest: first + rest,
+        st.sampled_from("Aa09z"),
+        st.text(st.sampled_from(_IDENT_CHARS), max_size=63),
+    )
+
+
+def lineage_heads(lineage: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[LineageHead]:
+    """A `LineageHead`: a valid lineage, an object name (time, then id) and a 32-byte hash."""
+    names = st.builds(
+        lambda moment, ident: f"{moment.strftime('%Y%m%dT%H%M%S.%fZ')}-{ident}",
+        st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)),
+        idents(),
+    )
+    return st.builds(
+        LineageHead,
+        lineage=lineage if lineage is not None else idents(),
+        name=names,
+        hash=st.binary(min_size=32, max_size=32),
+    )
+
+
+def known_heads() -> st.SearchStrategy[KnownHeads]:
+    """A `KnownHeads` of a random repository: up to five lineages, one head each."""
+    heads = st.lists(lineage_heads(), max_size=5, unique_by=lambda head: head.lineage)
+    return st.builds(KnownHeads, repo_id=st.binary(min_size=16, max_size=16), heads=heads)

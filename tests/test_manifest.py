@@ -524,7 +524,7 @@ def test_known_head_with_forgotten_ancestors_stays_clean() -> None:
     """A prune that forgot only the known head's ancestors leaves it present and descended from."""
     entries = chain(4)
     record = _prune(entries[:2], entry_hash(entries[3]), at=5)
-    kept = [entries[2], entries[3], record]
+    kept: list[Entry] = [entries[2], entries[3], record]
     assert verify_chain(kept, known_heads={"db": entry_hash(entries[2])}).ok
     assert verify_chain(kept, known_heads={"db": entry_hash(record)}).ok
 
@@ -533,7 +533,7 @@ def test_prune_of_middle_snapshots_keeps_the_known_head_clean() -> None:
     """The entry before a pruned run is no head: only the newest unnamed entry must descend."""
     entries = chain(4)
     record = _prune([entries[1]], entry_hash(entries[3]), at=5)
-    kept = [entries[0], entries[2], entries[3], record]
+    kept: list[Entry] = [entries[0], entries[2], entries[3], record]
     assert verify_chain(kept, known_heads={"db": entry_hash(entries[3])}).ok
 
 
