@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from ctfy_vault.exceptions import TargetsFailedError
-from ctfy_vault.vault import Problem, Vault, VerifyReport
+from ctfy_vault.exceptions import ConfigurationError, RollbackError, TargetsFailedError
+from ctfy_vault.retention import Policy
+from ctfy_vault.storage import Target
+from ctfy_vault.vault import Problem, SnapshotInfo, Vault, VerifyReport
 from ctfy_vault.writer import chunk_key
+from tests.servers import S3Endpoint, make_bucket, s3_target
 from tests.test_vault import KEY, new_vault, sample_tree, stream
 from tests.test_vault_restore import corrupt
 from tests.writer_strategies import NOW, SMALL, Faults, faulty_target, memory_target
@@ -141,3 +145,154 @@ class TestTargetDown:
         assert {p.kind for p in vault.verify().problems} == {"lacking"}
         vault.heal()
         assert vault.verify(read_data=True).ok
+
+
+@pytest.fixture
+def disk_and_moto(tmp_path: Path, moto_s3: S3Endpoint) -> list[Target]:
+    """Two providers: a local folder and a moto bucket."""
+    bucket = make_bucket(moto_s3, f"heads-{uuid.uuid4().hex[:12]}")
+    return [Target.from_url(str(tmp_path / "disk"), name="disk"), s3_target(moto_s3, bucket)]
+
+
+def delete_everywhere(vault: Vault, info: SnapshotInfo) -> None:
+    """Remove one snapshot object from every target, as a provider holding both could."""
+    for target in vault.targets:
+        target.delete(f"snapshots/{info.name}")
+
+
+def listing(vault: Vault) -> list[list[str]]:
+    """Every target's keys, sorted."""
+    return [sorted(target.list("")) for target in vault.targets]
+
+
+def chain_details(report: VerifyReport) -> list[str]:
+    """The details of the chain problems."""
+    return [p.detail for p in report.problems if p.kind == "chain"]
+
+
+class TestKnownHeads:
+    def test_newest_snapshot_deleted_everywhere_is_seen_only_with_known_heads(
+        self, disk_and_moto: list[Target], tmp_path: Path
+    ) -> None:
+        """Without known heads the deletion verifies clean (the limit); with them it is reported."""
+        vault = Vault.init(disk_and_moto, key=KEY, now=NOW, chunker=SMALL)
+        two_backups(vault, tmp_path)
+        clean = vault.verify()
+        assert clean.ok, clean.problems
+        newest = vault.snapshots("files")[0]
+        assert clean.heads.get("files") == newest.head
+        assert clean.heads.get("db") == vault.snapshots("db")[0].head
+        delete_everywhere(vault, newest)
+        assert vault.verify().ok  # no gap: the chain alone cannot see it
+        report = vault.verify(known_heads=clean.heads)
+        assert not report.ok
+        assert chain_details(report) == [
+            f"lineage files: a known head is missing (known head {newest.name})"
+        ]
+        assert report.heads.get("files") == vault.snapshots("files")[0].head
+
+    def test_backup_refuses_to_chain_onto_an_older_head(
+        self, disk_and_moto: list[Target], tmp_path: Path
+    ) -> None:
+        """With the known heads, backup raises RollbackError and writes nothing anywhere."""
+        vault = Vault.init(disk_and_moto, key=KEY, now=NOW, chunker=SMALL)
+        two_backups(vault, tmp_path)
+        known = vault.verify().heads
+        delete_everywhere(vault, vault.snapshots("files")[0])
+        before = listing(vault)
+        later = NOW + timedelta(days=2)
+        with pytest.raises(RollbackError, match="lineage files: a known head is missing"):
+            vault.backup(stream(b"x"), lineage="files", host="h", now=later, known_heads=known)
+        assert listing(vault) == before
+        other = vault.backup(stream(b"y"), lineage="db", host="h", now=later, known_heads=known)
+        assert vault.verify(known_heads=known.advance(other.head)).heads.get("db") == other.head
+
+    def test_backup_head_advances_the_known_heads(self, tmp_path: Path) -> None:
+        """info.head after each backup keeps the known heads current without a full verify."""
+        vault = new_vault(2)
+        known = vault.verify().heads
+        assert len(known) == 0
+        assert known.repo_id == vault.repo_id
+        for day in range(3):
+            info = vault.backup(
+                stream(b"d" * (day + 1)),
+                lineage="db",
+                host="h",
+                now=NOW + timedelta(days=day),
+                known_heads=known,
+            )
+            known = known.advance(info.head)
+        report = vault.verify(known_heads=known)
+        assert report.ok, report.problems
+        assert report.heads == known
+
+    def test_prune_of_the_known_heads_ancestors_stays_clean(
+        self, disk_and_moto: list[Target], tmp_path: Path
+    ) -> None:
+        """An authorised prune that forgets the snapshots before the known head is no problem."""
+        vault = Vault.init(disk_and_moto, key=KEY, now=NOW, chunker=SMALL)
+        two_backups(vault, tmp_path)
+        known = vault.verify().heads
+        report = vault.prune(Policy(last=1), now=NOW + timedelta(days=2), grace=timedelta(0))
+        assert len(report.forgotten) == 1
+        after = vault.verify(known_heads=known)
+        assert after.ok, after.problems
+        assert after.heads.get("files") != known.get("files")  # the prune record is the head now
+        info = vault.backup(
+            stream(b"z"), lineage="files", host="h", now=NOW + timedelta(days=3), known_heads=known
+        )
+        assert vault.verify(known_heads=after.heads.advance(info.head)).ok
+
+    def test_prune_that_forgets_the_known_head_is_explained(
+        self, disk_and_moto: list[Target], tmp_path: Path
+    ) -> None:
+        """A known head a prune record forgot (state older than the prune) is not reported."""
+        vault = Vault.init(disk_and_moto, key=KEY, now=NOW, chunker=SMALL)
+        two_backups(vault, tmp_path)
+        stale = vault.verify().heads
+        vault.backup(stream(b"newer"), lineage="db", host="h", now=NOW + timedelta(days=2))
+        report = vault.prune(
+            {"db": Policy(last=1)}, now=NOW + timedelta(days=3), grace=timedelta(0)
+        )
+        assert [s.name for s in report.forgotten] == [stale.get("db").name]  # type: ignore[union-attr]
+        after = vault.verify(known_heads=stale)
+        assert after.ok, after.problems
+        delete_everywhere(vault, vault.snapshots("db")[0])
+        assert not vault.verify(known_heads=stale).ok  # the record now names a missing snapshot
+
+    def test_vanished_lineage_is_reported(self, tmp_path: Path) -> None:
+        """Deleting every entry of a lineage verifies clean alone; with known heads it vanished."""
+        vault = new_vault(2)
+        two_backups(vault, tmp_path)
+        known = vault.verify().heads
+        for info in vault.snapshots("files"):
+            delete_everywhere(vault, info)
+        assert vault.verify().ok
+        report = vault.verify(known_heads=known)
+        assert chain_details(report) == [
+            "lineage files: the lineage has vanished: no entry of it is left (known head "
+            f"{known.get('files').name})"  # type: ignore[union-attr]
+        ]
+
+    def test_rollback_of_one_target_is_seen_without_known_heads(self, tmp_path: Path) -> None:
+        """The newest snapshot deleted on one target only: the other holds it (lacking), heal fixes."""
+        vault = new_vault(2)
+        two_backups(vault, tmp_path)
+        known = vault.verify().heads
+        newest = vault.snapshots("files")[0]
+        vault.targets[0].delete(f"snapshots/{newest.name}")
+        report = vault.verify()
+        assert kinds(report) == [("lacking", vault.targets[0].name, f"snapshots/{newest.name}")]
+        assert vault.verify(known_heads=known).chain.ok
+        vault.heal()
+        assert vault.verify(known_heads=known).ok
+
+    def test_known_heads_of_another_repository_are_refused(self) -> None:
+        """Heads recorded for another repository are a ConfigurationError, not a rollback."""
+        vault, other = new_vault(1), new_vault(1)
+        with pytest.raises(ConfigurationError, match="known heads are of repository"):
+            vault.verify(known_heads=other.verify().heads)
+        with pytest.raises(ConfigurationError, match="known heads are of repository"):
+            vault.backup(
+                stream(b"x"), lineage="db", now=NOW, host="h", known_heads=other.verify().heads
+            )
