@@ -19,6 +19,7 @@ from ctfy_vault.cli._config import (
     load_config,
     parse_config,
 )
+from ctfy_vault.cli._heads import heads_path
 from ctfy_vault.cli._progress import Progress, format_bytes
 from ctfy_vault.cli._vault_commands import (
     exit_code_for_partial,
@@ -434,3 +435,48 @@ def test_backup_and_restore_report_progress(tmp_path: Path) -> None:
     seen.clear()
     vault.restore(first, tmp_path / "out", progress=lambda b, f: seen.append((b, f)))
     assert (sum(b for b, _ in seen), sum(f for _, f in seen)) == (4000, 2)
+
+
+KEY_LINE = 'key = { env = "CTFY_VAULT_PASSPHRASE" }'
+REPO = bytes.fromhex("00112233445566778899aabbccddeeff")
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("", True),
+        ("known_heads = true", True),
+        ("known_heads = false", False),
+        ('known_heads = "/var/lib/ctfy/heads.json"', Path("/var/lib/ctfy/heads.json")),
+        ('known_heads = "state/heads.json"', FILE.parent / "state" / "heads.json"),
+    ],
+)
+def test_known_heads_setting(setting: str, expected: Path | bool) -> None:
+    """[repository] known_heads is a file (relative to the config), true (default) or false."""
+    config = parse_config(GOOD.replace(KEY_LINE, f"{KEY_LINE}\n{setting}"), path=FILE)
+    assert config.known_heads == expected
+
+
+@pytest.mark.parametrize("value", ['""', "3", "[]"])
+def test_bad_known_heads_setting_is_refused(value: str) -> None:
+    """known_heads of another type is refused, naming the key."""
+    message = error_of(GOOD.replace(KEY_LINE, f"{KEY_LINE}\nknown_heads = {value}"))
+    assert "repository.known_heads" in message
+    assert "file path, or false" in message
+
+
+def test_known_heads_file_is_chosen_flag_then_config_then_state_home(tmp_path: Path) -> None:
+    """--known-heads wins, then the config's file, then $XDG_STATE_HOME, then ~/.local/state."""
+    default = parse_config(GOOD, path=FILE)
+    named = parse_config(GOOD.replace(KEY_LINE, f'{KEY_LINE}\nknown_heads = "h.json"'), path=FILE)
+    off = parse_config(GOOD.replace(KEY_LINE, f"{KEY_LINE}\nknown_heads = false"), path=FILE)
+    state = {"XDG_STATE_HOME": str(tmp_path)}
+    leaf = f"ctfy-vault/{REPO.hex()}.heads.json"
+    assert heads_path(named, REPO, "/x/flag.json", state) == Path("/x/flag.json")
+    assert heads_path(off, REPO, "/x/flag.json", state) == Path("/x/flag.json")
+    assert heads_path(named, REPO, None, state) == FILE.parent / "h.json"
+    assert heads_path(off, REPO, None, state) is None
+    assert heads_path(default, REPO, None, state) == tmp_path / leaf
+    home = Path.home() / ".local" / "state" / leaf
+    assert heads_path(default, REPO, None, {}) == home
+    assert heads_path(default, REPO, None, {"XDG_STATE_HOME": "relative"}) == home

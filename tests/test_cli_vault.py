@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import uuid
@@ -381,6 +382,100 @@ def test_moto_and_rgw_cycle_then_one_unreachable(s3_cli: Cli) -> None:
     assert cli.json("heal")["moto"]
     check = cli.json("check", "--read-data")
     assert check["ok"], check["problems"]
+
+
+# -- known heads ---------------------------------------------------------------------------------
+
+
+def state_file(cli: Cli) -> Path:
+    """Where the CLI keeps the known heads by default (tests get their own XDG_STATE_HOME)."""
+    repo_id = json.loads((cli.home / "targets" / "disk" / "config").read_text())["repo_id"]
+    return Path(os.environ["XDG_STATE_HOME"]) / "ctfy-vault" / f"{repo_id}.heads.json"
+
+
+def test_newest_snapshot_deleted_everywhere_fails_check_and_backup(
+    tmp_path: Path, moto_s3: S3Endpoint
+) -> None:
+    """A local folder and moto: the state file catches a snapshot deleted on both targets.
+
+    ``check`` exits 1 and keeps failing; ``backup`` refuses to chain onto the older head unless
+    ``--accept-rollback``; then ``check`` is clean again.
+    """
+    bucket = make_bucket(moto_s3, f"heads-{uuid.uuid4().hex[:12]}")
+    targets = [
+        TargetSpec(name="disk", url=str(tmp_path / "targets" / "disk")),
+        TargetSpec(name="moto", url=f"s3://{bucket}/repo", endpoint=moto_s3),
+    ]
+    cli = Cli(home=tmp_path, targets=targets, secrets=[moto_s3.secret])
+    cli.write_config()
+    data = sample_tree(tmp_path / "data")
+    cli.ok("init")
+    first = cli("backup", "files")
+    assert first.returncode == 0, first.stderr
+    assert "no known heads" in first.stderr  # said once, on the first run
+    path = state_file(cli)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    (data / "contracts" / "0.txt").write_text("contract 0, amended\n")
+    second = cli("backup", "files")
+    assert "no known heads" not in second.stderr
+    newest = cli.json("snapshots")[0]
+    assert json.loads(path.read_text())["heads"]["files"]["name"] == newest["name"]
+    clean = cli.json("check")
+    assert clean["ok"], clean["problems"]
+    assert clean["known_heads"] == {"file": str(path), "lineages": ["files"]}
+
+    (tmp_path / "targets" / "disk" / "snapshots" / newest["name"]).unlink()
+    s3_client(moto_s3).delete_object(Bucket=bucket, Key=f"repo/snapshots/{newest['name']}")
+    for _ in range(2):  # a failed check records nothing, so it keeps failing
+        failed = cli("check")
+        assert failed.returncode == 1, failed.stdout
+        assert f"a known head is missing (known head {newest['name']})" in failed.stdout
+    assert cli("check", "--known-heads", str(tmp_path / "fresh.json")).returncode == 0
+    refused = cli("backup", "files")
+    assert refused.returncode == 1
+    assert "lineage files: a known head is missing" in refused.stderr
+    assert "--accept-rollback" in refused.stderr
+    assert len(cli.json("snapshots")) == 1  # nothing was written
+    accepted = cli("backup", "files", "--accept-rollback")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "backing up onto the current head anyway" in accepted.stderr
+    assert cli.json("check")["ok"]
+
+
+def test_known_heads_file_options_and_damage(tmp_path: Path) -> None:
+    """--known-heads and the config choose the file; a damaged or foreign one is a clear error."""
+    cli = local_cli(tmp_path, names=("disk",))
+    sample_tree(tmp_path / "data")
+    cli.ok("init")
+    chosen = tmp_path / "elsewhere" / "heads.json"
+    cli.ok("backup", "files", "--known-heads", str(chosen))
+    assert json.loads(chosen.read_text())["format"] == 1
+    assert not state_file(cli).exists()
+    assert "1 lineage(s) checked against" in cli.ok("check", "--known-heads", str(chosen))
+
+    chosen.write_text(chosen.read_text()[:-10])
+    damaged = cli("check", "--known-heads", str(chosen))
+    assert damaged.returncode == 1
+    assert f"FormatError: {chosen}" in damaged.stderr
+    assert cli("backup", "files", "--known-heads", str(chosen)).returncode == 1
+    assert len(cli.json("snapshots")) == 1  # the damaged file stopped the backup
+
+    other = Cli(home=tmp_path / "other", targets=[TargetSpec("x", str(tmp_path / "other-t"))])
+    (tmp_path / "other").mkdir()
+    other.write_config()
+    other.ok("init")
+    other.ok("check", "--known-heads", str(tmp_path / "other.json"))
+    foreign = cli("check", "--known-heads", str(tmp_path / "other.json"))
+    assert foreign.returncode == 2
+    assert "belongs to repository" in foreign.stderr
+
+    text = cli.config.read_text()
+    cli.config.write_text(text.replace("[repository]\n", '[repository]\nknown_heads = "h.json"\n'))
+    cli.ok("check")
+    assert json.loads((tmp_path / "h.json").read_text())["heads"]["files"]
+    cli.config.write_text(text.replace("[repository]\n", "[repository]\nknown_heads = false\n"))
+    assert "known heads: off" in cli.ok("check")
+    assert not state_file(cli).exists()
 
 
 # -- bad input -----------------------------------------------------------------------------------
