@@ -361,7 +361,8 @@ def _backup(args: argparse.Namespace, out: TextIO) -> int:
             continue
         results.append(_backup_dict(info))
         if path is not None:
-            known = (known or KnownHeads(repo_id=vault.repo_id)).advance(info.head)
+            recorded = known if known is not None else KnownHeads(repo_id=vault.repo_id)
+            known = recorded.advance(info.head)
             if not write_heads(path, known, f"backup {name}"):
                 worst = max(worst, EXIT_FAILED)
     if args.json:
