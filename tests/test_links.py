@@ -661,3 +661,23 @@ class TestNoLinkOutlivesTheCap:
             verify_link(url, SIGNER, now=now)  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError, match="aware datetime"):
             SIGNER.verify(url, now=now)  # type: ignore[arg-type]
+
+
+class TestLinksAreReadOnly:
+    @pytest.mark.parametrize("method", ["PUT", "POST", "DELETE", "PATCH", "get", ""])
+    def test_signer_refuses_a_write_method(self, method: str) -> None:
+        """`LinkSigner.sign` signs only GET and HEAD links, like every other signing path."""
+        with pytest.raises(UnsupportedError, match="read-only"):
+            SIGNER.sign("a.pdf", expires_at=_current() + timedelta(minutes=5), method=method)
+
+    @pytest.mark.parametrize("method", ["PUT", "DELETE"])
+    def test_verifiers_refuse_a_correctly_signed_write_link(self, method: str) -> None:
+        """A write link with a valid MAC (another signer's, an older release's) is refused."""
+        expiry = _unix(_current() + timedelta(minutes=5))
+        signed_part = f"{BASE}?k=a.pdf&e={expiry}&m={method}"
+        mac = hmac.new(SECRET, b"ctfy-vault link v1\n" + signed_part.encode(), hashlib.sha256)
+        url = f"{signed_part}&s={mac.hexdigest()}"
+        with pytest.raises(IntegrityError):
+            SIGNER.verify(url, now=_current(), method=method)
+        with pytest.raises(IntegrityError):
+            verify_link(url, SIGNER, now=_current(), method=method)

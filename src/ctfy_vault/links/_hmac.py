@@ -11,8 +11,15 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import attrs
 
-from ctfy_vault.exceptions import ConfigurationError, IntegrityError
-from ctfy_vault.links._policy import CLOCK_SKEW, EPOCH, MAX_TTL, since, whole_seconds
+from ctfy_vault.exceptions import ConfigurationError, IntegrityError, UnsupportedError
+from ctfy_vault.links._policy import (
+    CLOCK_SKEW,
+    EPOCH,
+    MAX_TTL,
+    READ_METHODS,
+    since,
+    whole_seconds,
+)
 
 _TAG = b"ctfy-vault link v1\n"
 _SIG = "&s="
@@ -66,13 +73,14 @@ class LinkSigner:
     ) -> str:
         """Return the signed URL, a secret until it expires.
 
-        Further policy (a lower cap, the read-only methods) belongs to the caller, e.g. `presign`.
+        Links are read-only (``GET`` or ``HEAD``), as every signed link of the library; a lower
+        cap belongs to the caller, e.g. `presign`.
 
         Args:
             key: the object key the link grants.
             expires_at: when the link stops working: an aware datetime at most `MAX_TTL` after
                 the system clock, signed in whole seconds (rounded down).
-            method: the HTTP method the link is for.
+            method: the HTTP method the link is for: ``GET`` or ``HEAD``.
             client_ip: the only address that may use the link, if any.
             filename: download name the endpoint should send, if any.
             content_type: ``Content-Type`` the endpoint should send, if any.
@@ -80,7 +88,10 @@ class LinkSigner:
         Raises:
             ConfigurationError: ``expires_at`` is not an aware datetime, or is more than
                 `MAX_TTL` after the system clock.
+            UnsupportedError: ``method`` is not a read.
         """
+        if method not in READ_METHODS:
+            raise UnsupportedError(f"signed links are read-only (GET or HEAD), not {method!r}")
         # The system clock is the one the cap is measured from; the expiry is computed once, in
         # exact arithmetic (a datetime subclass's ``timestamp`` is not consulted), and signed.
         clock = datetime.now(UTC)
@@ -136,7 +147,8 @@ class LinkSigner:
         # (one from another signer, an older release, or a leaked secret).
         if expiry - clock > MAX_TTL + CLOCK_SKEW:
             raise refused
-        if one.get("m", "GET") != method:
+        # A write link is never honoured, even one correctly signed elsewhere.
+        if one.get("m", "GET") != method or method not in READ_METHODS:
             raise refused
         bound = one.get("ip")
         if bound is not None and (client_ip is None or not _same_ip(bound, client_ip)):
