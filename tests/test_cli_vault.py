@@ -594,6 +594,7 @@ def test_stdin_from_command_passes_the_programs_stderr_through(tmp_path: Path) -
     """The program's own messages reach the user's stderr, before the one failure line."""
     cli = local_cli(tmp_path)
     cli.ok("init")
+    cli.ok("check")  # records the known heads: no first-run note below
     done = cli(
         "backup",
         "db",
