@@ -83,12 +83,17 @@ def test_json_with_a_signed_link(
     assert granted.key == summary["key"]
 
 
-def test_missing_tenant_and_bad_options_fail(docs: Path, tmp_path: Path) -> None:
-    """A missing tenant raises the library's error; a link over an hour is refused."""
+def test_missing_tenant_and_bad_options_fail(
+    docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing tenant raises the library's error; a link over an hour is a usage error."""
     with pytest.raises(ObjectNotFoundError, match="ghost"):
         _cli(["export", str(docs), str(tmp_path / "out"), "--tenant", "ghost"])
-    with pytest.raises(ConfigurationError, match="one hour"):
+    with pytest.raises(SystemExit) as exited:
         _cli(["export", str(docs), str(tmp_path / "o"), "--tenant", "acme", "--link-minutes", "61"])
+    assert exited.value.code == 2
+    assert "argument --link-minutes: '61' is out of range (1 to 60)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
     code, _ = _cli(
         ["export", str(docs), str(tmp_path / "out"), "--tenant", "ghost", "--allow-empty"]
     )

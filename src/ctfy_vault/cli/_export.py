@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TextIO
 
-from ctfy_vault.cli._options import add_target_options, target_from_args
+from ctfy_vault.cli._options import add_target_options, count_option, target_from_args
 from ctfy_vault.cli._progress import Progress, format_bytes
 from ctfy_vault.exceptions import ConfigurationError
 from ctfy_vault.export import ExportProgress, ExportSummary, TargetSource, export
@@ -62,7 +62,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="leave out objects with unsafe keys (listed in the inventory) instead of failing",
     )
     parser.add_argument(
-        "--link-minutes", type=int, default=60, help="signed link lifetime, 1-60 minutes"
+        "--link-minutes",
+        type=count_option("--link-minutes", minimum=1, maximum=60),
+        default=60,
+        help="signed link lifetime, 1-60 minutes (a link lives at most one hour)",
     )
     parser.add_argument("--link-base-url", help="download endpoint that serves local exports")
     parser.add_argument("--no-link", action="store_true", help="do not sign a link")

@@ -6,12 +6,21 @@ import argparse
 import json
 from typing import Any, TextIO
 
-from ctfy_vault.cli._options import add_target_options, target_from_args
+from ctfy_vault.cli._options import (
+    add_target_options,
+    count_option,
+    seconds_option,
+    target_from_args,
+)
 from ctfy_vault.exceptions import ConfigurationError
 from ctfy_vault.mirror import MirrorReport, mirror, watch
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: The longest ``--watch`` interval: 31 days (longer sleeps gain nothing and may not be representable).
+_MAX_INTERVAL = 31 * 86400.0
+#: Each worker is a thread with its own connections.
+_MAX_WORKERS = 256
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -38,12 +47,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--watch",
-        type=float,
+        type=seconds_option("--watch", maximum=_MAX_INTERVAL),
         metavar="SECONDS",
         help="run again every SECONDS (continuous synchronisation) until interrupted",
     )
-    parser.add_argument("--runs", type=int, metavar="N", help="with --watch, stop after N runs")
-    parser.add_argument("--workers", type=int, default=16, help="objects copied concurrently")
+    parser.add_argument(
+        "--runs",
+        type=count_option("--runs", minimum=1, maximum=2**31),
+        metavar="N",
+        help="with --watch, stop after N runs",
+    )
+    parser.add_argument(
+        "--workers",
+        type=count_option("--workers", minimum=1, maximum=_MAX_WORKERS),
+        default=16,
+        help=f"objects copied concurrently (1 to {_MAX_WORKERS})",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON report per run")
     add_target_options(parser, scope="every s3:// URL")
     parser.set_defaults(run=run)

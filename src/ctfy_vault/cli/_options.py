@@ -1,12 +1,25 @@
-"""Backend options shared by every command that takes target URLs (never secrets)."""
+"""Options shared by commands: backend options for URLs (never secrets), and numeric options.
+
+Every numeric option goes through `duration_option`, `count_option` or `seconds_option`, so a value
+that is malformed, out of range or too large to represent (``--grace 999999999w``) is an argparse
+usage error (exit 2) naming the option and what is wrong with the value, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.exceptions import ConfigurationError, PolicyError
+from ctfy_vault.retention import Duration
 from ctfy_vault.storage import Target
+
+#: The longest duration any option takes: far beyond any sensible grace period, and small enough
+#: that adding it to any date of this era stays representable.
+MAX_DURATION = timedelta(days=100 * 366)
 
 #: Options that carry credentials: refused on the command line, where shells and ps keep them.
 SECRET_OPTIONS = frozenset(
@@ -55,3 +68,85 @@ def target_from_args(url: str, args: argparse.Namespace) -> Target:
     if scheme == "s3":
         options.update({name: getattr(args, name) for name in _S3_FLAGS if getattr(args, name)})
     return Target.from_url(url, **options)
+
+
+def _value_error(text: str, problem: str) -> argparse.ArgumentTypeError:
+    # argparse prefixes "argument --OPTION: "; the value is quoted with its length bounded, so a
+    # huge argument does not flood the terminal.
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return argparse.ArgumentTypeError(f"{shown!r} {problem}")
+
+
+def duration_option(option: str) -> Callable[[str], timedelta]:
+    """Return an argparse ``type`` for a duration option: ``24h``, ``2d``, ``1w2d``, or ``0``.
+
+    Weeks, days and hours only (months and years have no fixed length), at most `MAX_DURATION`.
+
+    Args:
+        option: the option's name (``--grace``), for messages.
+
+    Returns:
+        A function turning the text into a `timedelta`, raising `argparse.ArgumentTypeError`
+        (a usage error, exit 2) for anything else.
+    """
+
+    def parse(text: str) -> timedelta:
+        if len(text) > 64:
+            raise _value_error(text, "is too long to be a duration")
+        if text.strip() == "0":
+            return timedelta(0)
+        try:
+            duration = Duration.parse(text)
+        except PolicyError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        if duration.years or duration.months:
+            raise _value_error(
+                text, f"is not a {option} duration: use weeks, days and hours (24h, 2d)"
+            )
+        hours = (duration.weeks * 7 + duration.days) * 24 + duration.hours
+        if hours > MAX_DURATION // timedelta(hours=1):
+            raise _value_error(text, f"is too long (at most {MAX_DURATION.days} days)")
+        return timedelta(hours=hours)
+
+    return parse
+
+
+def count_option(option: str, *, minimum: int, maximum: int) -> Callable[[str], int]:
+    """Return an argparse ``type`` for a whole number from ``minimum`` to ``maximum``.
+
+    Args:
+        option: the option's name, for messages.
+        minimum: the smallest value taken.
+        maximum: the largest value taken.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:  # also a number with more digits than int() converts
+            raise _value_error(text, "is not a whole number") from None
+        if not minimum <= value <= maximum:
+            raise _value_error(text, f"is out of range ({minimum} to {maximum})")
+        return value
+
+    return parse
+
+
+def seconds_option(option: str, *, maximum: float) -> Callable[[str], float]:
+    """Return an argparse ``type`` for a positive, finite number of seconds up to ``maximum``.
+
+    Args:
+        option: the option's name, for messages.
+        maximum: the largest value taken.
+    """
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _value_error(text, "is not a number of seconds") from None
+        if not math.isfinite(value) or not 0 < value <= maximum:
+            raise _value_error(text, f"is out of range (more than 0, at most {maximum:.0f})")
+        return value
+
+    return parse

@@ -13,25 +13,25 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
 from ctfy_vault.cli._config import Config, KeySource, config_path, load_config
 from ctfy_vault.cli._heads import heads_path, note_first_run, read_heads, write_heads
+from ctfy_vault.cli._options import duration_option
 from ctfy_vault.cli._progress import Progress, format_bytes
 from ctfy_vault.exceptions import (
     ConfigurationError,
     LockError,
     ObjectExistsError,
     ObjectNotFoundError,
-    PolicyError,
     RollbackError,
     SourceFailedError,
     TargetsFailedError,
 )
 from ctfy_vault.manifest import FileEntry, FileType
-from ctfy_vault.retention import Duration, Policy, RetentionPlan
+from ctfy_vault.retention import Policy, RetentionPlan
 from ctfy_vault.vault import BackupInfo, KnownHeads, SnapshotInfo, Vault, VerifyReport
 from ctfy_vault.writer import CommandSource, StreamSource
 
@@ -199,17 +199,12 @@ def parse_read_data(text: str | None) -> bool | float:
     return True if value == 1.0 else value
 
 
-def _duration(text: str) -> timedelta:
-    """Parse ``--grace`` (``24h``, ``2d``, ``1w``, ``0``) into a timedelta."""
-    if text.strip() == "0":
-        return timedelta(0)
+def _read_data_option(text: str) -> bool | float:
+    """``--read-data`` as an argparse ``type``: a bad value is a usage error naming it."""
     try:
-        duration = Duration.parse(text)
-    except PolicyError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    if duration.years or duration.months:
-        raise argparse.ArgumentTypeError("--grace takes weeks, days and hours (e.g. 24h, 2d)")
-    return timedelta(weeks=duration.weeks, days=duration.days, hours=duration.hours)
+        return parse_read_data(text)
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--read-data ")) from None
 
 
 def _snapshot_row(info: SnapshotInfo) -> dict[str, object]:
@@ -715,11 +710,10 @@ def _prune(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:
-    read_data = parse_read_data(args.read_data)
     config, vault = _open(args)
     path = heads_path(config, vault.repo_id, args.known_heads, os.environ)
     known = read_heads(path, vault.repo_id)
-    report = vault.verify(read_data=read_data, known_heads=known)
+    report = vault.verify(read_data=args.read_data, known_heads=known)
     _print_check(report, args.json, out, known=known, path=path)
     if not report.ok:
         return EXIT_FAILED
@@ -1012,7 +1006,7 @@ def add_parsers(commands: Any) -> None:
     prune.add_argument("--lineage", help="only this lineage (chunks are swept repository-wide)")
     prune.add_argument(
         "--grace",
-        type=_duration,
+        type=duration_option("--grace"),
         metavar="DURATION",
         help="how long an unreferenced chunk waits before deletion (e.g. 24h, 2d, 0; default 24h)",
     )
@@ -1030,7 +1024,9 @@ def add_parsers(commands: Any) -> None:
     check.add_argument(
         "--read-data",
         nargs="?",
-        const="",
+        const=True,
+        default=False,
+        type=_read_data_option,
         metavar="FRACTION|N%",
         help="also re-read and authenticate chunks: all, or a share (0.1 or 10%%)",
     )

@@ -89,7 +89,12 @@ class Duration:
                 )
             if unit in values:
                 raise PolicyError(f"invalid duration {text!r}: unit {unit!r} appears twice")
-            values[unit] = int(number)
+            try:
+                values[unit] = int(number)
+            except ValueError:  # more digits than Python converts to an int
+                raise PolicyError(
+                    f"invalid duration {text[:40]!r}...: the number has {len(number)} digits"
+                ) from None
             position = match.end()
         return cls(**{_FIELDS[unit]: value for unit, value in values.items()})
 
