@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +19,14 @@ from hypothesis import strategies as st
 
 from ctfy_vault.cli._main import _parser
 from ctfy_vault.cli._options import MAX_DURATION, duration_option
+from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.retention import Duration
+from ctfy_vault.storage import Target
+from ctfy_vault.vault._restore import _write_files
+from ctfy_vault.writer import COMMIT_INTERRUPTED
+from tests.test_cli_vault import TIMEOUT, Cli, local_cli
+from tests.test_vault import new_vault
+from tests.writer_strategies import NOW
 
 # -- numeric options -----------------------------------------------------------------------------
 
@@ -104,3 +119,168 @@ def test_a_duration_with_too_many_digits_is_a_policy_error() -> None:
 
     with pytest.raises(PolicyError, match="digits"):
         Duration.parse("9" * 5000 + "d")
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------------
+
+
+def cli_env(cli: Cli) -> dict[str, str]:
+    """The environment `Cli` runs the command with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CTFY_"))}
+    env["CTFY_VAULT_CONFIG"] = str(cli.config)
+    env["CTFY_TEST_KEY"] = cli.key
+    return env
+
+
+def big_tree(root: Path, files: int = 24, size: int = 4 * 2**20) -> Path:
+    """Random files (incompressible, so every byte is sealed and written with fsync)."""
+    root.mkdir(parents=True)
+    for n in range(files):
+        (root / f"{n:02}.bin").write_bytes(os.urandom(size))
+    return root
+
+
+def interrupt_when(
+    cli: Cli, argv: list[str], started: Callable[[], bool]
+) -> tuple[int, str, float]:
+    """Run the CLI, send SIGINT once ``started()`` holds; return exit code, stderr, seconds to exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctfy_vault", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(cli),
+        cwd=cli.home,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not started():
+            assert process.poll() is None, "the command ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the command never started its work"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _out, err = process.communicate(timeout=TIMEOUT)
+        return process.returncode, err.decode(), time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def stored(folder: Path) -> list[Path]:
+    """The files under ``folder`` (none if it does not exist)."""
+    return [path for path in folder.rglob("*") if path.is_file()] if folder.exists() else []
+
+
+def test_ctrl_c_during_backup_commits_nothing_and_exits_130(tmp_path: Path) -> None:
+    """SIGINT mid-backup: exit 130, one stderr line saying nothing was committed, no snapshot."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    big_tree(tmp_path / "data")
+    objects = tmp_path / "targets" / "ams" / "objects"
+    code, err, seconds = interrupt_when(cli, ["backup", "files"], lambda: bool(stored(objects)))
+    assert code == 130, err
+    assert err == "ctfy-vault: interrupted; nothing was committed\n"
+    assert seconds < 30  # the workers stopped: queued chunks were dropped
+    for name in ("ams", "dub"):
+        assert stored(tmp_path / "targets" / name / "snapshots") == []
+    assert cli.json("snapshots") == []
+    assert cli.json("check")["ok"]
+
+
+def test_ctrl_c_during_restore_exits_130_with_one_line(tmp_path: Path) -> None:
+    """SIGINT mid-restore: exit 130 and one stderr line naming the incomplete destination."""
+    cli = local_cli(tmp_path, names=("ams",))
+    cli.ok("init")
+    big_tree(tmp_path / "data", files=16)
+    cli.ok("backup", "files")
+    dest = tmp_path / "out"
+    code, err, seconds = interrupt_when(
+        cli, ["restore", "latest:files", str(dest)], lambda: bool(stored(dest))
+    )
+    assert code == 130, err
+    assert err == f"ctfy-vault: interrupted; the restore into {dest} is incomplete\n"
+    assert seconds < 30
+    assert len(stored(dest)) < 16
+
+
+def stopped(prefix: str) -> bool:
+    """Whether every thread named ``prefix...`` ends within a few seconds (none keeps working)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith(prefix):
+            thread.join(timeout=10)
+    return not [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+def test_an_interrupted_backup_writes_no_manifest_and_stops_its_workers(tmp_path: Path) -> None:
+    """Ctrl-C while chunks are written: no manifest anywhere, no note, no worker left running."""
+    vault = new_vault()
+    big_tree(tmp_path / "data", files=8, size=2**20)
+    calls = 0
+
+    def interrupt(nbytes: int, nfiles: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        vault.backup([tmp_path / "data"], lineage="files", host="h", now=NOW, progress=interrupt)
+    assert COMMIT_INTERRUPTED not in getattr(interrupted.value, "__notes__", ())
+    assert stopped("ctfy-write")
+    assert stopped("ctfy-seal")
+    for target in vault.targets:
+        assert list(target.list("snapshots")) == []
+    assert vault.snapshots() == []
+
+
+def test_an_interrupt_at_the_commit_point_says_the_snapshot_may_be_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C once the manifest writes started carries the note that it may be committed."""
+    vault = new_vault()
+    original = Target.write
+
+    def write(target: Target, key: str, data: bytes | bytearray | memoryview) -> None:
+        original(target, key, data)
+        if key.startswith("snapshots/"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Target, "write", write)
+    (tmp_path / "a.txt").write_bytes(b"a" * 100)
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        vault.backup([tmp_path / "a.txt"], lineage="files", host="h", now=NOW)
+    assert COMMIT_INTERRUPTED in interrupted.value.__notes__
+
+
+class SlowReader:
+    """A stand-in for the restore's reader: each file is 200 pieces of 1 KiB, 2 ms apart."""
+
+    def content(self, entry: FileEntry, fallback: object) -> Iterator[bytes]:
+        for _ in range(200):
+            time.sleep(0.002)
+            yield b"x" * 1024
+
+
+def test_an_interrupted_restore_stops_the_files_being_written(tmp_path: Path) -> None:
+    """Ctrl-C in the restoring thread: the files being written stop at their next piece."""
+    entries = [
+        FileEntry(path=f"f{n}", type=FileType.FILE, mode=0o644, mtime_ns=0, sha256=bytes(32))
+        for n in range(8)
+    ]
+    jobs = [(entry, tmp_path / entry.path) for entry in entries]
+    written = 0
+
+    def interrupt_main_once(nbytes: int, nfiles: int) -> None:
+        nonlocal written
+        written += nbytes
+        if written and written == nbytes:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        _write_files(SlowReader(), jobs, [], interrupt_main_once)  # type: ignore[arg-type]
+    assert stopped("ctfy-restore")
+    # Four files were being written: each stopped within a few pieces, none ran to its end.
+    assert written < 200 * 1024
+    assert all(path.stat().st_size < 200 * 1024 for _entry, path in jobs if path.exists())

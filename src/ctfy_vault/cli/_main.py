@@ -19,20 +19,23 @@ from ctfy_vault.cli._mirror import add_parser as _add_mirror
 from ctfy_vault.cli._options import add_target_options, target_from_args
 from ctfy_vault.cli._vault_commands import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
+    CommandInterrupted,
     add_parsers,
     split_command,
 )
 from ctfy_vault.exceptions import ConfigurationError, VaultError
 from ctfy_vault.storage import Target
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "main"]
 
 _EPILOG = """\
 exit codes: 0 success; 1 the operation failed (or check found a problem); 2 bad usage or
-configuration; 3 partial: some target failed while others succeeded (run heal when it is back).
+configuration; 3 partial: some target failed while others succeeded (run heal when it is back);
+130 interrupted (Ctrl-C).
 The repository commands read ctfy-vault.toml (--config PATH, or $CTFY_VAULT_CONFIG); see docs/cli.md.
 """
 
@@ -145,6 +148,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     run: Callable[[argparse.Namespace, TextIO], int] = args.run
     try:
         return run(args, stream)
+    except KeyboardInterrupt as err:
+        # One line, no traceback; commands that write say what the interruption left.
+        detail = f"; {err}" if isinstance(err, CommandInterrupted) and str(err) else ""
+        sys.stderr.write(f"ctfy-vault: interrupted{detail}\n")
+        return EXIT_INTERRUPTED
     except ConfigurationError as err:
         sys.stderr.write(f"ctfy-vault: error: {err}\n")
         return EXIT_USAGE

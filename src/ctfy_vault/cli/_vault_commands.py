@@ -33,13 +33,15 @@ from ctfy_vault.exceptions import (
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.retention import Policy, RetentionPlan
 from ctfy_vault.vault import BackupInfo, KnownHeads, SnapshotInfo, Vault, VerifyReport
-from ctfy_vault.writer import CommandSource, StreamSource
+from ctfy_vault.writer import COMMIT_INTERRUPTED, CommandSource, StreamSource
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
+    "CommandInterrupted",
     "add_parsers",
     "exit_code_for_partial",
     "parse_read_data",
@@ -51,6 +53,8 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_PARTIAL: Final = 3
+#: Ctrl-C: 128 + SIGINT, as shells report a command the signal ended.
+EXIT_INTERRUPTED: Final = 130
 
 FROM_COMMAND: Final = "--stdin-from-command"
 _PIPE_WARNING: Final = (
@@ -60,6 +64,10 @@ _PIPE_WARNING: Final = (
 )
 
 Run = Callable[[argparse.Namespace, TextIO], int]
+
+
+class CommandInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command; the text says what it left behind (``nothing was committed``)."""
 
 
 # -- shared pieces -----------------------------------------------------------------------------
@@ -348,9 +356,18 @@ def _backup(args: argparse.Namespace, out: TextIO) -> int:
     results: list[dict[str, object]] = []
     worst = EXIT_OK
     for name, sources in plan:
-        code, info = _backup_one(
-            args, config=config, vault=vault, lineage=name, sources=sources, known=known, out=out
-        )
+        try:
+            code, info = _backup_one(
+                args,
+                config=config,
+                vault=vault,
+                lineage=name,
+                sources=sources,
+                known=known,
+                out=out,
+            )
+        except KeyboardInterrupt as err:
+            raise _backup_interrupted(err, name, results) from None
         worst = max(worst, code)
         if info is None:
             continue
@@ -377,6 +394,20 @@ def _given_sources(
         name = args.name or os.path.basename(args.producer[0])
         return [CommandSource(name=name, argv=args.producer)]
     return list(sources)
+
+
+def _backup_interrupted(
+    err: KeyboardInterrupt, lineage: str, done: list[dict[str, object]]
+) -> CommandInterrupted:
+    if COMMIT_INTERRUPTED in getattr(err, "__notes__", ()):
+        text = f"the snapshot of lineage {lineage} may be committed (see `ctfy-vault snapshots`)"
+    else:
+        text = "nothing was committed"
+        if done:
+            text = f"the backup of lineage {lineage} committed nothing"
+    if done:
+        text += "; committed before: " + ", ".join(f"{r['lineage']} {r['id']}" for r in done)
+    return CommandInterrupted(text)
 
 
 def _backup_one(
@@ -548,6 +579,8 @@ def _restore(args: argparse.Namespace, out: TextIO) -> int:
                 overwrite=args.overwrite,
                 progress=bar,
             )
+    except KeyboardInterrupt:
+        raise CommandInterrupted(f"the restore into {args.dest} is incomplete") from None
     except ObjectExistsError:
         sys.stderr.write(
             f"ctfy-vault: restore: {args.dest} is not an empty folder; refusing to restore into "

@@ -8,7 +8,7 @@ import os
 import posixpath
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ctfy_vault.exceptions import FormatError, ObjectExistsError
@@ -104,12 +104,18 @@ def _inside(root: Path, path: Path) -> bool:
     return path == root or root in path.parents
 
 
+class _Stopped(Exception):  # noqa: N818 - internal signal, never leaves this module
+    """Raised in a worker writing a file when the restore is being stopped."""
+
+
 def _write_file(
     reader: Reader,
     entry: FileEntry,
     local: Path,
     fallbacks: list[tuple[str, str]],
     progress: Progress | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> int:
     if local.is_symlink():
         local.unlink()  # never write through a link that happens to be there
@@ -118,6 +124,8 @@ def _write_file(
     descriptor = os.open(local, flags, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         for piece in reader.content(entry, lambda key, target: fallbacks.append((key, target))):
+            if stop is not None and stop.is_set():
+                raise _Stopped
             out.write(piece)
             written += len(piece)
             if progress is not None:
@@ -133,10 +141,12 @@ def _write_files(
 ) -> int:
     """Write the regular files, several at once (each fetches, opens and checks its own chunks).
 
-    Their folders exist already and no link has been restored yet. The first failure stops the
-    rest and is raised.
+    Their folders exist already and no link has been restored yet. The first failure (or a
+    `KeyboardInterrupt` in the calling thread) stops the rest: files being written stop at their
+    next piece, and it is raised.
     """
     lock = threading.Lock()
+    stop = threading.Event()
 
     def report(nbytes: int, nfiles: int) -> None:
         if progress is not None:
@@ -145,7 +155,7 @@ def _write_files(
 
     def one(job: tuple[FileEntry, Path]) -> int:
         entry, local = job
-        size = _write_file(reader, entry, local, fallbacks, report)
+        size = _write_file(reader, entry, local, fallbacks, report, stop=stop)
         os.chmod(local, entry.mode)
         os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns))
         report(0, 1)
@@ -156,10 +166,14 @@ def _write_files(
     with ThreadPoolExecutor(
         max_workers=_RESTORE_WORKERS, thread_name_prefix="ctfy-restore"
     ) as pool:
-        futures = [pool.submit(one, job) for job in jobs]
+        futures: list[Future[int]] = []
         try:
+            futures.extend(pool.submit(one, job) for job in jobs)
             return sum(future.result() for future in futures)
         except BaseException:
+            # Ctrl-C or a failure: the files being written stop at their next piece, the rest
+            # never start.
+            stop.set()
             for future in futures:
                 future.cancel()
             raise

@@ -35,6 +35,7 @@ from ctfy_vault.writer._outcome import (
 )
 from ctfy_vault.writer._sources import Source, StreamSource
 from ctfy_vault.writer._writer import (
+    COMMIT_INTERRUPTED,
     OBJECTS_PREFIX,
     SNAPSHOTS_PREFIX,
     Require,
@@ -44,6 +45,7 @@ from ctfy_vault.writer._writer import (
 )
 
 __all__ = [
+    "COMMIT_INTERRUPTED",
     "DEFAULT_CHUNKER",
     "OBJECTS_PREFIX",
     "SNAPSHOTS_PREFIX",

@@ -41,6 +41,7 @@ from ctfy_vault.writer._sources import (
 )
 
 __all__ = [
+    "COMMIT_INTERRUPTED",
     "OBJECTS_PREFIX",
     "SNAPSHOTS_PREFIX",
     "Require",
@@ -53,6 +54,9 @@ log = logging.getLogger("ctfy_vault.writer")
 
 OBJECTS_PREFIX: Final = "objects"
 SNAPSHOTS_PREFIX: Final = "snapshots"
+#: The note a `KeyboardInterrupt` carries when it stopped a backup after the manifest writes (the
+#: commit point) had started; without it, an interrupted backup committed nothing.
+COMMIT_INTERRUPTED: Final = "interrupted at the commit point: the snapshot may be committed"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 Require = Literal["all"] | int
@@ -127,6 +131,7 @@ class _Run:
     progress: Progress | None = None
     recheck: frozenset[bytes] = frozenset()
     written: dict[str, set[bytes]] = attrs.field(factory=dict)
+    committing: bool = False
 
     def pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
         if self.seal_pool is None or self.io_pool is None:  # pragma: no cover - set in backup
@@ -318,6 +323,8 @@ class Writer:
             SourceFailedError: a command exited non-zero, was killed or could not be started, or
                 a stream's completion check returned ``False`` (nothing is committed).
             OSError: a stream source failed while being read (nothing is committed).
+            KeyboardInterrupt: passed on once the worker threads stopped (queued work is
+                dropped); nothing is committed unless it carries the `COMMIT_INTERRUPTED` note.
         """
         if retain_until is not None and retain_until.utcoffset() is None:
             raise ConfigurationError("retain_until must be an aware datetime")
@@ -371,6 +378,12 @@ class Writer:
             sealed = seal_entry(self._sealer, manifest)
             key = f"{SNAPSHOTS_PREFIX}/{sealed.name}"
             committed = self._commit(run, manifest, key, bytes(sealed.blob), io_pool, guard=guard)
+        except KeyboardInterrupt as err:
+            # Before the manifest writes start nothing is committed (queued work is cancelled
+            # below, running chunk writes finish); once they are submitted they complete.
+            if run.committing:
+                err.add_note(COMMIT_INTERRUPTED)
+            raise
         finally:
             seal_pool.shutdown(wait=True, cancel_futures=True)
             io_pool.shutdown(wait=True, cancel_futures=True)
@@ -617,6 +630,7 @@ class Writer:
                 continue
             else:
                 ready.append(target)
+        run.committing = True
         writes = {
             target.name: io_pool.submit(self._guarded_put, run, target, key, blob, guard)
             for target in ready
