@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,9 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctfy_vault.cli._config import KeySource, load_config
 from ctfy_vault.cli._main import _parser
 from ctfy_vault.cli._options import MAX_DURATION, duration_option
+from ctfy_vault.escrow import read_identity, read_signing_key, recipient_key, verify_key
+from ctfy_vault.exceptions import ConfigurationError
 from ctfy_vault.manifest import FileEntry, FileType
+from ctfy_vault.mirror import MirrorState
 from ctfy_vault.retention import Duration
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._restore import _write_files
@@ -89,7 +94,7 @@ def test_good_numbers_parse_to_their_values() -> None:
 def test_any_text_is_parsed_or_a_usage_error(option: tuple[list[str], str], text: str) -> None:
     """Property: any text given to a numeric option parses or exits 2; nothing else escapes."""
     before, name = option
-    code = 0
+    code: str | int | None = 0
     try:
         parse([*before, f"{name}={text}"])
     except SystemExit as exited:
@@ -284,3 +289,104 @@ def test_an_interrupted_restore_stops_the_files_being_written(tmp_path: Path) ->
     # Four files were being written: each stopped within a few pieces, none ran to its end.
     assert written < 200 * 1024
     assert all(path.stat().st_size < 200 * 1024 for _entry, path in jobs if path.exists())
+
+
+# -- FIFOs and other non-regular files -------------------------------------------------------------
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Iterator[Path]:
+    """A named pipe nobody writes to (private, as a key file must be); released at the end."""
+    path = tmp_path / "pipe"
+    os.mkfifo(path, 0o600)
+    yield path
+    # Should a reader still wait on it (the defect), open and close the write end to free it.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def raised_within(seconds: float, call: Callable[[], object]) -> BaseException | None:
+    """Run ``call`` in a thread; fail if it is still running (blocked) after ``seconds``."""
+    caught: list[BaseException | None] = [None]
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            caught[0] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "blocked on a file that is not a regular file"
+    return caught[0]
+
+
+def test_a_fifo_as_config_file_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
+    """``--config FIFO`` and ``CTFY_VAULT_CONFIG=FIFO`` exit 2 naming a FIFO, without blocking."""
+    cli = local_cli(tmp_path)
+    env = {**cli_env(cli), "CTFY_VAULT_CONFIG": str(fifo)}
+    for argv in (["snapshots", "--config", str(fifo)], ["snapshots"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ctfy_vault", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"ctfy-vault: error: config file {fifo} is a FIFO (named pipe), not a regular file\n"
+        )
+
+
+def test_a_folder_as_config_file_says_so(tmp_path: Path) -> None:
+    """A folder given as the config is named as a folder, not an opaque read error."""
+    with pytest.raises(ConfigurationError, match="is a folder, not a regular file"):
+        load_config(tmp_path)
+
+
+def test_a_fifo_as_key_file_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
+    """``key = { file = FIFO }`` and ``key add --new-file FIFO`` exit 2 without blocking."""
+    cli = local_cli(tmp_path)
+    cli.ok("init")
+    config = cli.config.read_text()
+    cli.config.write_text(
+        config.replace('{ env = "CTFY_TEST_KEY", type = "raw" }', f'{{ file = "{fifo}" }}')
+    )
+    done = cli("snapshots")
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr
+        == f"ctfy-vault: error: key file {fifo} is a FIFO (named pipe), not a regular file\n"
+    )
+    cli.config.write_text(config)
+    added = cli("key", "add", "--new-file", str(fifo))
+    assert added.returncode == 2, added.stderr
+    assert "is a FIFO (named pipe), not a regular file" in added.stderr
+    error = raised_within(20, lambda: KeySource(file=fifo).credential({}))
+    assert isinstance(error, ConfigurationError)
+
+
+def test_escrow_key_files_and_mirror_state_refuse_a_fifo(fifo: Path) -> None:
+    """Escrow key files, ``.pub`` files and the mirror state are refused as FIFOs, not waited on."""
+    for read in (read_identity, read_signing_key):
+        error = raised_within(20, lambda read=read: read(fifo))  # type: ignore[misc]
+        assert isinstance(error, ConfigurationError)
+        assert "FIFO" in str(error)
+    for value_reader in (recipient_key, verify_key):
+        error = raised_within(20, lambda r=value_reader: r(str(fifo)))  # type: ignore[misc]
+        assert isinstance(error, ConfigurationError)
+        assert str(fifo) not in str(error)  # the value may be a mistyped key: never echoed
+    error = raised_within(20, lambda: MirrorState.load(fifo))
+    assert isinstance(error, ConfigurationError)
+    assert "FIFO" in str(error)
+
+
+def test_devices_are_refused_not_read_forever() -> None:
+    """``/dev/zero`` as a config would never end: it is refused as a character device."""
+    error = raised_within(20, lambda: load_config("/dev/zero"))
+    assert isinstance(error, ConfigurationError)
+    assert "is a character device, not a regular file" in str(error)

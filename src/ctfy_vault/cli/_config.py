@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from ctfy_vault._files import read_regular_file
 from ctfy_vault.cli._options import SECRET_OPTIONS
 from ctfy_vault.crypto import Credential, Passphrase, RawKey
 from ctfy_vault.exceptions import ConfigurationError
@@ -41,6 +42,8 @@ CONFIG_ENV: Final = "CTFY_VAULT_CONFIG"
 #: The config file used when neither ``--config`` nor ``CTFY_VAULT_CONFIG`` is given.
 DEFAULT_CONFIG: Final = "ctfy-vault.toml"
 
+#: A key file holds one line; anything longer is not a key file.
+_KEY_FILE_LIMIT: Final = 64 * 1024
 #: Backend options that hold credentials: ``credentials_env`` may name variables for these only.
 CREDENTIAL_OPTIONS: Final = frozenset(
     {"key", "secret", "token", "account_key", "connection_string", "sas_token"}
@@ -98,9 +101,10 @@ class KeySource:
             A `Passphrase` or a `RawKey`.
 
         Raises:
-            ConfigurationError: the variable is unset or empty, the file is missing or readable
-                by group or others, or a raw key is not 32 bytes. Messages name the variable or
-                file, never the value.
+            ConfigurationError: the variable is unset or empty, the file is missing, not a regular
+                file (a FIFO or a device is refused without blocking) or readable by group or
+                others, or a raw key is not 32 bytes. Messages name the setting, the variable or
+                the file, never the value.
         """
         if self.env is not None:
             if not environ.get(self.env):
@@ -122,9 +126,12 @@ class KeySource:
 
 def _read_key_file(path: Path) -> str:
     try:
-        info = path.stat()
+        data, info = read_regular_file(path, what="key file", limit=_KEY_FILE_LIMIT)
+        # Checked on the descriptor that was read: no window to swap the file in between.
         private = not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
-        text = path.read_text(encoding="utf-8").rstrip("\r\n") if private else ""
+        text = data.decode("utf-8").rstrip("\r\n") if private else ""
+    except ConfigurationError:
+        raise
     except (OSError, ValueError) as err:  # ValueError: a NUL in the path, or not UTF-8
         raise ConfigurationError(f"key file {path} cannot be read ({type(err).__name__})") from None
     if not private:
@@ -244,18 +251,21 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         The configuration.
 
     Raises:
-        ConfigurationError: the file is missing or unreadable, is not TOML, or holds an unknown
+        ConfigurationError: the file is missing, unreadable or not a regular file (a FIFO, a
+            device: refused without waiting on it), is not TOML, or holds an unknown
             key, a missing or wrong-typed value, a secret, or a bad policy (the message names
             the file and the key).
     """
     where = Path(path)
     try:
-        text = where.read_text(encoding="utf-8")
+        text = read_regular_file(where, what="config file")[0].decode("utf-8")
     except FileNotFoundError:
         raise ConfigurationError(
             f"config file {where} not found (give --config PATH or set {CONFIG_ENV})"
         ) from None
-    except (OSError, UnicodeDecodeError) as err:
+    except (OSError, ValueError) as err:
+        if isinstance(err, ConfigurationError):  # not a regular file, or too large
+            raise
         raise ConfigurationError(
             f"config file {where} cannot be read ({type(err).__name__})"
         ) from None

@@ -10,8 +10,12 @@ from typing import Literal
 
 import attrs
 
+from ctfy_vault._files import read_regular_file
 from ctfy_vault.crypto import RecipientIdentity, RecipientKey, SigningKey, VerifyKey
 from ctfy_vault.exceptions import ConfigurationError
+
+#: A key file holds a few comment lines and one key line.
+_KEY_FILE_LIMIT = 64 * 1024
 
 KeyRole = Literal["recipient", "signing"]
 RandomBytes = Callable[[int], bytes]
@@ -104,21 +108,30 @@ def _key_line(text: str, what: str) -> str:
     return keys[0]
 
 
+def _read_text(path: str | os.PathLike[str], what: str) -> str:
+    # A regular file only: a FIFO or a device named as a key file would block or never end.
+    return read_regular_file(path, what=what, limit=_KEY_FILE_LIMIT)[0].decode("ascii")
+
+
 def _read(path: str | os.PathLike[str], what: str) -> str:
     try:
-        return _key_line(Path(path).read_text(encoding="ascii"), what)
-    except (OSError, UnicodeDecodeError) as err:
+        text = _read_text(path, what)
+    except ConfigurationError:
+        raise
+    except (OSError, ValueError) as err:
         raise ConfigurationError(f"cannot read {what} {os.fspath(path)}") from err
+    return _key_line(text, what)
 
 
 def _read_quiet(value: str, what: str) -> str:
     # The value may be a mistyped or truncated key rather than a path: never echo it.
     try:
-        return _key_line(Path(value).read_text(encoding="ascii"), what + " file")
-    except (OSError, UnicodeDecodeError):
+        text = _read_text(value, what + " file")
+    except (OSError, ValueError):  # ConfigurationError too: its text would name the value
         raise ConfigurationError(
-            f"{what} must be key text (ctfy-escrow-...) or the path of a readable .pub file"
+            f"{what} must be key text (ctfy-escrow-...) or the path of a readable regular .pub file"
         ) from None
+    return _key_line(text, what + " file")
 
 
 def read_identity(path: str | os.PathLike[str]) -> RecipientIdentity:

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import attrs
 
+from ctfy_vault._files import read_regular_file
 from ctfy_vault.exceptions import FormatError
 
 _FORMAT = 1
+#: A state names every object copied; far beyond any real one, yet bounded.
+_STATE_LIMIT = 2**32
 
 
 @attrs.define
@@ -43,9 +46,11 @@ class MirrorState:
 
         Raises:
             FormatError: the file is not a mirror state of a known version.
+            ConfigurationError: the path is not a regular file (a FIFO is refused, never waited on).
         """
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            # A regular file only: a FIFO named as the state would block the run forever.
+            text = read_regular_file(path, what="mirror state file", limit=_STATE_LIMIT)[0]
         except FileNotFoundError:
             return cls()
         try:
