@@ -21,14 +21,16 @@ from hypothesis import strategies as st
 from ctfy_vault.cli._config import KeySource, load_config
 from ctfy_vault.cli._main import _parser
 from ctfy_vault.cli._options import MAX_DURATION, duration_option
+from ctfy_vault.cli._vault_commands import check_reference, resolve_snapshot
 from ctfy_vault.escrow import read_identity, read_signing_key, recipient_key, verify_key
-from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.exceptions import ConfigurationError, ObjectNotFoundError
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.mirror import MirrorState
 from ctfy_vault.retention import Duration
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._restore import _write_files
 from ctfy_vault.writer import COMMIT_INTERRUPTED
+from tests.test_cli_config import LISTED
 from tests.test_cli_vault import TIMEOUT, Cli, local_cli
 from tests.test_vault import new_vault
 from tests.writer_strategies import NOW
@@ -390,3 +392,45 @@ def test_devices_are_refused_not_read_forever() -> None:
     error = raised_within(20, lambda: load_config("/dev/zero"))
     assert isinstance(error, ConfigurationError)
     assert "is a character device, not a regular file" in str(error)
+
+
+# -- snapshot references -------------------------------------------------------------------------
+
+BAD_REFERENCES = ["latest:", ":", "", " ", "\t", " latest", "latest ", "abc def", "latest:db:x"]
+BAD_REFERENCES += ["latest: db", "latest:-x", "../x", "a/b", "ab\x00", "é", "x" * 200]
+
+
+@pytest.mark.parametrize("ref", BAD_REFERENCES)
+def test_malformed_references_are_usage_errors_naming_them(
+    ref: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``restore``/``ls`` refuse an empty or garbage reference at parsing, quoting it (exit 2)."""
+    for argv in (["restore", ref, "/nonexistent/dest"], ["ls", ref]):
+        with pytest.raises(SystemExit) as exited:
+            parse(argv)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument snapshot: snapshot reference {ref!r}" in err
+    with pytest.raises(ConfigurationError, match="snapshot reference"):
+        resolve_snapshot(LISTED, ref)
+
+
+def test_latest_with_an_empty_lineage_is_not_latest() -> None:
+    """``latest:`` is refused, not read as ``latest``; the good forms still resolve."""
+    with pytest.raises(ConfigurationError, match="names no lineage"):
+        resolve_snapshot(LISTED, "latest:")
+    assert resolve_snapshot(LISTED, "latest").snapshot_id == "abc123"
+    assert resolve_snapshot(LISTED, "latest:files").snapshot_id == "abd456"
+    assert resolve_snapshot(LISTED, LISTED[2].name) is LISTED[2]
+    assert parse(["restore", LISTED[2].name, "out"]).snapshot == LISTED[2].name
+
+
+@given(st.text(max_size=20))
+def test_any_reference_resolves_or_is_refused_cleanly(ref: str) -> None:
+    """Property: any text resolves, or raises a usage error or "not found"; nothing else."""
+    try:
+        found = resolve_snapshot(LISTED, ref)
+    except (ConfigurationError, ObjectNotFoundError):
+        return
+    assert found in LISTED
+    check_reference(ref)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,6 +44,7 @@ __all__ = [
     "EXIT_USAGE",
     "CommandInterrupted",
     "add_parsers",
+    "check_reference",
     "exit_code_for_partial",
     "parse_read_data",
     "resolve_snapshot",
@@ -145,6 +147,51 @@ def _report_failed_targets(what: str, err: TargetsFailedError) -> int:
     return code
 
 
+#: A snapshot name (``20261126T000300.000000Z-abc123``), an id or a prefix of one.
+_REFERENCE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: A lineage name, as the manifest allows it.
+_LINEAGE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_reference(ref: str) -> str:
+    """Check the form of a snapshot reference before any snapshot is listed.
+
+    Args:
+        ref: ``latest``, ``latest:LINEAGE``, a snapshot name, an id or an id prefix.
+
+    Returns:
+        ``ref``, unchanged.
+
+    Raises:
+        ConfigurationError: the reference is empty, has blanks or other characters no name or
+            id has, or is ``latest:`` with no (or no valid) lineage; the message quotes it.
+    """
+    if ref.startswith("latest:"):
+        lineage = ref.removeprefix("latest:")
+        if not lineage:
+            raise ConfigurationError(
+                f"snapshot reference {ref!r} names no lineage: write latest or latest:LINEAGE"
+            )
+        if not _LINEAGE.fullmatch(lineage):
+            raise ConfigurationError(
+                f"snapshot reference {ref!r}: {lineage!r} is not a lineage name"
+            )
+        return ref
+    if not _REFERENCE.fullmatch(ref):
+        raise ConfigurationError(
+            f"snapshot reference {ref!r} is not latest, latest:LINEAGE, a snapshot name, an id "
+            "or an id prefix"
+        )
+    return ref
+
+
+def _reference_option(text: str) -> str:
+    try:
+        return check_reference(text)
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def resolve_snapshot(snapshots: Sequence[SnapshotInfo], ref: str) -> SnapshotInfo:
     """Find the snapshot a command-line reference names.
 
@@ -158,8 +205,10 @@ def resolve_snapshot(snapshots: Sequence[SnapshotInfo], ref: str) -> SnapshotInf
 
     Raises:
         ObjectNotFoundError: nothing matches.
-        ConfigurationError: a prefix matches several snapshots (the message lists them).
+        ConfigurationError: the reference is malformed (see `check_reference`), or a prefix
+            matches several snapshots (the message lists them).
     """
+    check_reference(ref)
     if ref == "latest" or ref.startswith("latest:"):
         lineage = ref.partition(":")[2] or None
         found = [s for s in snapshots if lineage is None or s.lineage == lineage]
@@ -994,7 +1043,11 @@ def add_parsers(commands: Any) -> None:
         "List the entries of SNAPSHOT (a name, an id, a unique id prefix, latest or "
         "latest:LINEAGE) at and under PATH.",
     )
-    ls.add_argument("snapshot", help="name, id, unique id prefix, latest or latest:LINEAGE")
+    ls.add_argument(
+        "snapshot",
+        type=_reference_option,
+        help="name, id, unique id prefix, latest or latest:LINEAGE",
+    )
     ls.add_argument("path", nargs="?", help="a path inside the snapshot (default: everything)")
 
     restore = add(
@@ -1004,7 +1057,11 @@ def add_parsers(commands: Any) -> None:
         "Restore SNAPSHOT into DEST. DEST must be empty or missing unless --overwrite. Paths that "
         "would escape DEST and links pointing outside it are refused.",
     )
-    restore.add_argument("snapshot", help="name, id, unique id prefix, latest or latest:LINEAGE")
+    restore.add_argument(
+        "snapshot",
+        type=_reference_option,
+        help="name, id, unique id prefix, latest or latest:LINEAGE",
+    )
     restore.add_argument("dest", type=Path, help="the destination folder")
     restore.add_argument(
         "--include",
