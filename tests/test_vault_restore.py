@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import stat
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from ctfy_vault.exceptions import (
 from ctfy_vault.manifest import FileEntry, FileType, Manifest, seal_entry
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
-from ctfy_vault.vault._restore import safe_join
+from ctfy_vault.vault._restore import check_tree, safe_join
 from ctfy_vault.writer import chunk_key
 from tests.test_vault import KEY, new_vault, sample_tree
 from tests.writer_strategies import NOW
@@ -270,3 +272,71 @@ class TestFallback:
         reopened.restore(info.name, tmp_path / "out")
         assert tree(tmp_path / "out" / "src") == tree(src)
         assert reopened.verify(read_data=True).ok
+
+
+def crafted_entry(path: str, kind: FileType, link: str | None = None) -> FileEntry:
+    """An empty file, a folder or a link entry, as a hostile writer could list it."""
+    if kind is FileType.SYMLINK:
+        return FileEntry(path=path, type=kind, mode=0o777, mtime_ns=0, link=link or "x")
+    if kind is FileType.DIR:
+        return FileEntry(path=path, type=kind, mode=0o755, mtime_ns=0)
+    return FileEntry(path=path, type=kind, mode=0o644, mtime_ns=0, sha256=hashlib.sha256().digest())
+
+
+def crafted_manifest(files: list[FileEntry]) -> Manifest:
+    """A manifest holding ``files`` (unique paths: the model and the codec refuse repeats)."""
+    return Manifest(snapshot_id="conflict", lineage="files", created=NOW, host="h", files=files)
+
+
+class TestConflictingEntries:
+    @pytest.mark.parametrize(
+        ("files", "named"),
+        [
+            # a link a (out of the destination) and a file a/b: never written through the link
+            (
+                [
+                    crafted_entry("a", FileType.SYMLINK, link="../outside"),
+                    crafted_entry("a/b", FileType.FILE),
+                ],
+                "'a/b' lies under 'a', which the manifest lists as a symbolic link",
+            ),
+            (
+                [crafted_entry("a", FileType.FILE), crafted_entry("a/b", FileType.FILE)],
+                "'a/b' lies under 'a', which the manifest lists as a file",
+            ),
+            (
+                [crafted_entry("a", FileType.SYMLINK), crafted_entry("a/b/c", FileType.DIR)],
+                "'a/b/c' lies under 'a'",
+            ),
+        ],
+    )
+    def test_conflicting_entries_are_a_format_error_naming_them(
+        self, tmp_path: Path, files: list[FileEntry], named: str
+    ) -> None:
+        """Entries that cannot coexist on disk: a FormatError naming them, nothing created."""
+        vault = new_vault()
+        name = plant(vault, crafted_manifest(files))
+        (tmp_path / "outside").mkdir()
+        dest = tmp_path / "out"
+        with pytest.raises(FormatError, match=re.escape(named)):
+            vault.restore(name, dest)
+        assert not dest.exists()
+        assert list((tmp_path / "outside").iterdir()) == []
+
+    @pytest.mark.parametrize("second", [FileType.FILE, FileType.DIR, FileType.SYMLINK])
+    def test_a_path_listed_twice_is_a_format_error(self, second: FileType) -> None:
+        """The restore's own check refuses a repeated path, whatever the model let through."""
+        files = [crafted_entry("a", FileType.DIR), crafted_entry("a", second)]
+        with pytest.raises(FormatError, match="'a' is listed twice"):
+            check_tree(files)
+
+    def test_a_link_beside_its_own_folder_entries_restores(self, tmp_path: Path) -> None:
+        """A folder ``a``, its file ``a/b`` and a link ``c -> a`` are no conflict."""
+        vault = new_vault()
+        files = [
+            crafted_entry("a", FileType.DIR),
+            crafted_entry("a/b", FileType.FILE),
+            crafted_entry("c", FileType.SYMLINK, link="a"),
+        ]
+        report = vault.restore(plant(vault, crafted_manifest(files)), tmp_path / "out")
+        assert (report.files, report.dirs, report.symlinks) == (1, 1, 1)

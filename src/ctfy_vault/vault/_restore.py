@@ -16,7 +16,7 @@ from ctfy_vault.manifest import FileEntry, FileType, Manifest
 from ctfy_vault.vault._model import RestoreReport
 from ctfy_vault.vault._read import Reader
 
-__all__ = ["restore_manifest", "safe_join", "select"]
+__all__ = ["check_tree", "restore_manifest", "safe_join", "select"]
 
 log = logging.getLogger("ctfy_vault.vault")
 
@@ -85,6 +85,37 @@ def _link_escapes(entry: FileEntry) -> bool:
         return True
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), link))
     return resolved == ".." or resolved.startswith("../")
+
+
+_KIND_NAMES = {FileType.FILE: "a file", FileType.SYMLINK: "a symbolic link"}
+
+
+def check_tree(files: Sequence[FileEntry]) -> None:
+    """Refuse a manifest whose entries cannot all exist at once on a disk.
+
+    Paths are unique and sorted when a manifest is built, but a hostile or damaged one is not
+    trusted: a path listed twice, or an entry under another entry that is a file or a symbolic
+    link (``a -> /elsewhere`` and ``a/b``: writing ``a/b`` would follow the link, or the link
+    would replace the folder), is refused before anything is created.
+
+    Raises:
+        FormatError: names the entry and the conflicting one.
+    """
+    kinds: dict[str, FileType] = {}
+    for entry in files:
+        if entry.path in kinds:
+            raise FormatError(f"manifest entry {entry.path!r} is listed twice")
+        kinds[entry.path] = entry.type
+    for entry in files:
+        parent = posixpath.dirname(entry.path)
+        while parent:
+            kind = kinds.get(parent)
+            if kind is not None and kind is not FileType.DIR:
+                raise FormatError(
+                    f"manifest entry {entry.path!r} lies under {parent!r}, which the manifest "
+                    f"lists as {_KIND_NAMES[kind]}, not a folder"
+                )
+            parent = posixpath.dirname(parent)
 
 
 def _check_destination(dest: Path, *, overwrite: bool) -> None:
@@ -239,6 +270,7 @@ def restore_manifest(
 
     ``progress``, when given, is told ``(bytes, files)`` as file contents are written.
     """
+    check_tree(manifest.files)
     _check_destination(dest, overwrite=overwrite)
     entries = select(manifest.files, include)
     targets = [(entry, safe_join(dest, entry.path)) for entry in entries]  # all checked first

@@ -639,7 +639,8 @@ class Vault:
 
         Raises:
             ObjectExistsError: ``dest`` is not empty (or not a folder) and ``overwrite`` is off.
-            FormatError: a manifest path is absolute or would escape ``dest``.
+            FormatError: a manifest path is absolute or would escape ``dest``, is listed twice,
+                or lies under an entry that is a file or a link (nothing is created then).
             TargetsFailedError: a chunk is intact on no target.
             IntegrityError: a file's content does not match its manifest.
         """
