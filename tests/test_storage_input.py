@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ctfy_vault.exceptions import (
     InvalidObjectKeyError,
     InvalidURLError,
+    NotAFolderError,
     TargetUnreachableError,
     UnsupportedError,
 )
@@ -203,3 +204,26 @@ def test_unresolvable_host() -> None:
     )
     with pytest.raises(TargetUnreachableError):
         target.read("obj")
+
+
+@pytest.mark.parametrize("key", ["a/b", "a/b/c"])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_local_write_under_a_file_says_the_parent_is_a_file(
+    tmp_path: Path, key: str, streamed: bool
+) -> None:
+    """Writing ``a/b`` where ``a`` is an object: NotAFolderError saying so, never "exists"."""
+    target = Target.from_url(str(tmp_path))
+    target.write("a", b"file")
+    write = (
+        (lambda: target.write_stream(key, [b"data"]))
+        if streamed
+        else (lambda: target.write(key, b"data"))
+    )
+    with pytest.raises(NotAFolderError) as caught:
+        write()
+    assert isinstance(caught.value, NotADirectoryError)
+    assert not isinstance(caught.value, FileExistsError)
+    assert "a parent of the key is an object (a file), not a folder" in str(caught.value)
+    assert caught.value.key == key
+    assert target.read("a") == b"file"
+    assert list((tmp_path / ".ctfy-tmp").iterdir()) == []

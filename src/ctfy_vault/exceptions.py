@@ -12,6 +12,7 @@ caller already catches, so ``except FileExistsError`` or ``except ValueError`` k
     ├── StorageError (OSError)                   a target failed; names the target (and key)
     │   ├── ObjectExistsError (FileExistsError)  create-only write refused: the object is there
     │   ├── ObjectNotFoundError (FileNotFoundError)
+    │   ├── NotAFolderError (NotADirectoryError)  a key's parent is an object (a local file)
     │   ├── AccessDeniedError (PermissionError)  the credentials may not do this
     │   ├── DegradedTargetError                  holds no repository config or key slot (run heal)
     │   └── TransientStorageError                retried and still failing (5xx, SlowDown, resets)
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidObjectKeyError",
     "InvalidURLError",
     "LockError",
+    "NotAFolderError",
     "ObjectExistsError",
     "ObjectNotFoundError",
     "PolicyError",
@@ -112,6 +114,13 @@ class ObjectExistsError(StorageError, FileExistsError):
 
 class ObjectNotFoundError(StorageError, FileNotFoundError):
     """The object (or the bucket/container holding it) does not exist."""
+
+
+class NotAFolderError(StorageError, NotADirectoryError):
+    """A key cannot be stored: a parent of it is an object (on a local folder target, a file).
+
+    ``a/b`` cannot be created on a folder target holding an object ``a``; nothing was changed.
+    """
 
 
 class AccessDeniedError(StorageError, PermissionError):

@@ -247,7 +247,7 @@ class LocalBackend(FsspecBackend):
                 os.fsync(out.fileno())
             parent = os.path.dirname(path)
             for attempt in range(3):
-                os.makedirs(parent, exist_ok=True)
+                _make_parents(parent)
                 try:
                     os.link(tmp, path)
                     break
@@ -293,6 +293,20 @@ class LocalBackend(FsspecBackend):
             except OSError:
                 return  # not empty (or already gone): stop climbing
             folder = os.path.dirname(folder)
+
+
+def _make_parents(folder: str) -> None:
+    """Create ``folder`` and its parents; one of them being a file is ``NotADirectoryError``.
+
+    ``os.makedirs`` reports a file at ``folder`` itself as ``FileExistsError``, which would read as
+    "the object already exists" when it is a parent of the key that is in the way.
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        raise NotADirectoryError(
+            errno.ENOTDIR, "a parent of the object is a file, not a folder", folder
+        ) from err
 
 
 def _copy_exclusive(src: str, dst: str) -> None:

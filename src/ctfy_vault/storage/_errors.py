@@ -30,6 +30,7 @@ from botocore.exceptions import (
 
 from ctfy_vault.exceptions import (
     AccessDeniedError,
+    NotAFolderError,
     ObjectExistsError,
     ObjectNotFoundError,
     StorageError,
@@ -46,6 +47,7 @@ class Kind(Enum):
 
     EXISTS = "exists"
     NOT_FOUND = "not found"
+    NOT_A_FOLDER = "parent is an object"
     DENIED = "access denied"
     TRANSIENT = "transient"
     UNREACHABLE = "unreachable"
@@ -178,6 +180,8 @@ def _classify_builtin(err: BaseException) -> Kind | None:  # noqa: PLR0911 - one
         return Kind.EXISTS
     if isinstance(err, FileNotFoundError):
         return Kind.NOT_FOUND
+    if isinstance(err, NotADirectoryError):
+        return Kind.NOT_A_FOLDER
     if isinstance(err, PermissionError):
         return Kind.DENIED
     if isinstance(err, ConnectionRefusedError | socket.gaierror):
@@ -225,6 +229,7 @@ def describe(err: BaseException) -> str:
 _KIND_TO_ERROR: dict[Kind, type[StorageError]] = {
     Kind.EXISTS: ObjectExistsError,
     Kind.NOT_FOUND: ObjectNotFoundError,
+    Kind.NOT_A_FOLDER: NotAFolderError,
     Kind.DENIED: AccessDeniedError,
     Kind.TRANSIENT: TransientStorageError,
     Kind.UNREACHABLE: TargetUnreachableError,
@@ -234,6 +239,7 @@ _KIND_TO_ERROR: dict[Kind, type[StorageError]] = {
 _KIND_TO_TEXT: dict[Kind, str] = {
     Kind.EXISTS: "already exists",
     Kind.NOT_FOUND: "not found",
+    Kind.NOT_A_FOLDER: "a parent of the key is an object (a file), not a folder",
     Kind.DENIED: "access denied",
     Kind.TRANSIENT: "failed with a transient error",
     Kind.UNREACHABLE: "cannot reach the endpoint",
@@ -249,7 +255,8 @@ def translate(
         return err
     kind = classify(err)
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    cause = "" if kind in (Kind.EXISTS, Kind.NOT_FOUND) else f" ({describe(err)})"
+    plain = (Kind.EXISTS, Kind.NOT_FOUND, Kind.NOT_A_FOLDER)
+    cause = "" if kind in plain else f" ({describe(err)})"
     message = f"{op}: {_KIND_TO_TEXT[kind]}{tries}{cause}"
     return _KIND_TO_ERROR[kind](message, target=target, key=key)
 

@@ -241,6 +241,7 @@ class Target:
 
         Raises:
             ObjectExistsError: an object is already stored under ``key`` (left unchanged).
+            NotAFolderError: on a folder target, a parent of ``key`` is an object (a file).
             InvalidObjectKeyError: ``key`` is not a safe key (before any I/O).
             StorageError: any other failure, after retries for transient ones.
         """
@@ -276,6 +277,7 @@ class Target:
 
         Raises:
             ObjectExistsError: an object is already stored under ``key`` (left unchanged).
+            NotAFolderError: on a folder target, a parent of ``key`` is an object (a file).
             StorageError: any other failure; nothing is stored under ``key``.
         """
         path = self._path(key)
