@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ctfy_vault.cli._config import parse_config
+from ctfy_vault.cli._config import KeySource, parse_config
 from ctfy_vault.crypto import MasterKeys, Passphrase, RawKey, ScryptParams
 from ctfy_vault.exceptions import VaultError
 from ctfy_vault.links import LinkSigner, presign
@@ -245,6 +245,28 @@ options = {{ secret = "{S3_SECRET}" }}
     )
     texts.append(repr(config))
     assert_clean(texts)
+
+
+def test_a_secret_written_where_a_variable_name_goes_is_never_echoed() -> None:
+    """A secret written where a variable's name goes is unset: errors name the setting only."""
+    text = f"""\
+[repository]
+key = {{ env = "{PASSPHRASE}" }}
+
+[[targets]]
+name = "spaces"
+url = "s3://bucket/db"
+credentials_env = {{ key = "AKIA_VARIABLE", secret = "{S3_SECRET}" }}
+"""
+    config = parse_config(text, path=Path("mistaken.toml"))
+    texts = error_texts(lambda: config.key.credential({}))
+    texts += error_texts(lambda: config.build_targets({"AKIA_VARIABLE": "set"}))
+    texts += error_texts(lambda: KeySource(env=PASSPHRASE, setting="--new-env").credential({}))
+    texts.append(repr(config))
+    assert_clean(texts)
+    assert "the environment variable named by repository.key.env is not set" in texts[0]
+    assert "named by credentials_env.secret of target spaces is not set" in texts[3]
+    assert "named by --new-env is not set" in texts[6]
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:

@@ -85,11 +85,15 @@ class KeySource:
         type: ``passphrase`` (scrypt) or ``raw`` (32 bytes as 64 hex digits or base64).
         env: the environment variable holding it, or ``None``.
         file: the file holding it (owner-only permissions), or ``None``.
+        setting: where ``env`` was given (``repository.key.env``, ``--new-env``), named in
+            messages instead of the variable: a passphrase written there by mistake is never
+            echoed.
     """
 
     type: Literal["passphrase", "raw"] = "passphrase"
-    env: str | None = None
+    env: str | None = attrs.field(default=None, repr=False)
     file: Path | None = None
+    setting: str = "repository.key.env"
 
     def credential(self, environ: Mapping[str, str]) -> Credential:
         """Read the key.
@@ -108,7 +112,10 @@ class KeySource:
         """
         if self.env is not None:
             if not environ.get(self.env):
-                raise ConfigurationError(f"environment variable {self.env} is not set (the key)")
+                # Unset, the "name" may be the passphrase itself: name the setting instead.
+                raise ConfigurationError(
+                    f"the environment variable named by {self.setting} is not set (the key)"
+                )
             if self.type == "raw":
                 return RawKey.from_env(self.env, environ)
             return Passphrase(environ[self.env])
@@ -156,13 +163,14 @@ class TargetConfig:
     url: str
     name: str
     options: Mapping[str, Any] = attrs.field(factory=dict)
-    credentials_env: Mapping[str, str] = attrs.field(factory=dict)
+    credentials_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     def build(self, environ: Mapping[str, str]) -> Target:
         """Make the `Target`, reading its credentials from the environment.
 
         Raises:
-            ConfigurationError: a named credential variable is not set.
+            ConfigurationError: a named credential variable is not set (the message names the
+                setting, not the variable: an unset "name" may be the secret itself).
             InvalidURLError: the URL or an option does not fit the backend.
         """
         secrets: dict[str, Any] = {}
@@ -170,8 +178,8 @@ class TargetConfig:
             value = environ.get(variable)
             if not value:
                 raise ConfigurationError(
-                    f"environment variable {variable} is not set (credential {option!r} of "
-                    f"target {self.name})"
+                    f"the environment variable named by credentials_env.{option} of target "
+                    f"{self.name} is not set"
                 )
             secrets[option] = value
         return Target.from_url(self.url, name=self.name, **self.options, **secrets)

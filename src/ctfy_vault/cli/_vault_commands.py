@@ -879,6 +879,7 @@ def _key_add(args: argparse.Namespace, out: TextIO) -> int:
         type=args.type,
         env=args.new_env,
         file=Path(args.new_file) if args.new_file is not None else None,
+        setting="--new-env",
     )
     credential = source.credential(os.environ)
     _config_unused, vault = _open(args)
