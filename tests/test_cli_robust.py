@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import io
 import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +26,7 @@ from hypothesis import strategies as st
 from ctfy_vault.cli._config import KeySource, load_config
 from ctfy_vault.cli._main import _parser
 from ctfy_vault.cli._options import MAX_DURATION, duration_option
+from ctfy_vault.cli._progress import Progress
 from ctfy_vault.cli._vault_commands import check_reference, resolve_snapshot
 from ctfy_vault.escrow import read_identity, read_signing_key, recipient_key, verify_key
 from ctfy_vault.exceptions import ConfigurationError, ObjectNotFoundError
@@ -31,7 +37,7 @@ from ctfy_vault.storage import Target
 from ctfy_vault.vault._restore import _write_files
 from ctfy_vault.writer import COMMIT_INTERRUPTED
 from tests.test_cli_config import LISTED
-from tests.test_cli_vault import TIMEOUT, Cli, local_cli
+from tests.test_cli_vault import TIMEOUT, Cli, local_cli, sample_tree
 from tests.test_vault import new_vault
 from tests.writer_strategies import NOW
 
@@ -434,3 +440,77 @@ def test_any_reference_resolves_or_is_refused_cleanly(ref: str) -> None:
         return
     assert found in LISTED
     check_reference(ref)
+
+
+# -- the progress bar on a terminal --------------------------------------------------------------
+
+
+def on_terminal(cli: Cli, argv: list[str]) -> bytes:
+    """Run the CLI with a pseudo-terminal (80 columns) as stdout and stderr; return its bytes."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctfy_vault", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=cli_env(cli),
+        cwd=cli.home,
+    )
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the terminal is gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=TIMEOUT) == 0, b"".join(chunks)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_the_line_after_the_bar_starts_clean_at_column_0(tmp_path: Path, command: str) -> None:
+    """On a terminal: one bar on one line, then carriage return + erase-line, then the summary."""
+    cli = local_cli(tmp_path, names=("ams",))
+    cli.ok("init")
+    sample_tree(tmp_path / "data")
+    if command == "backup":
+        written = on_terminal(cli, ["backup", "files"])
+        summary = b"snapshot "
+    else:
+        cli.ok("backup", "files")
+        written = on_terminal(cli, ["restore", "latest:files", str(tmp_path / "out")])
+        summary = b"restored snapshot "
+    drawn, sep, after = written.partition(b"\r\x1b[K")
+    assert sep, written
+    assert drawn.startswith(f"\r{command} ".encode())  # the bar was drawn
+    assert b"\n" not in drawn  # one bar, redrawn in place: never a second line
+    assert b"\x1b[A" not in written  # no cursor moved up to a bar drawn below another
+    assert drawn.endswith(b"\r" + b" " * 79 + b"\r")  # tqdm's own clearing of its line
+    assert after.startswith(summary)
+    assert b"\x1b[" not in after  # nothing drawn or erased after it
+    assert after.endswith(b"\r\n")
+
+
+def test_closing_a_bar_returns_to_column_0_once() -> None:
+    """A drawn bar ends with carriage return and erase-line; a second close writes nothing."""
+    shown = io.StringIO()
+    bar = Progress("backup db", total_bytes=10, stream=shown, enabled=True, min_interval=0)
+    bar(5, 1)
+    bar.close()
+    assert shown.getvalue().endswith("\r\x1b[K")
+    size = len(shown.getvalue())
+    bar.close()
+    assert len(shown.getvalue()) == size
+    quiet = io.StringIO()
+    Progress("backup db", stream=quiet).close()
+    assert quiet.getvalue() == ""

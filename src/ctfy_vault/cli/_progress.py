@@ -17,6 +17,8 @@ from tqdm import tqdm
 __all__ = ["Progress", "format_bytes"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+#: Carriage return, then ANSI "erase to end of line".
+_CLEAR_LINE = "\r\x1b[K"
 
 
 def format_bytes(count: float) -> str:
@@ -55,6 +57,7 @@ class Progress:
         min_interval: float = 0.1,
     ) -> None:
         out = stream or sys.stderr
+        self._out = out
         self._enabled = _is_terminal(out) if enabled is None else enabled
         self._total_files = total_files
         self._lock = threading.Lock()
@@ -91,6 +94,19 @@ class Progress:
                 self._bar.set_postfix_str(f"{self.files}{total} files", refresh=False)
             self._bar.update(nbytes)
 
+    def set_totals(self, total_bytes: int | None, total_files: int | None) -> None:
+        """Give the totals once they are known (measured after the bar started), and redraw.
+
+        One bar is kept for the whole command: a second bar would be drawn below the first, and
+        closing it would leave the cursor on the wrong line.
+        """
+        with self._lock:
+            self._total_files = total_files
+            if not self._enabled:
+                return
+            self._bar.total = total_bytes or None
+            self._bar.refresh()
+
     def set(self, done_bytes: int, done_files: int) -> None:
         """Move to absolute figures (for callers that report totals so far)."""
         self(done_bytes - self.bytes, done_files - self.files)
@@ -107,9 +123,17 @@ class Progress:
         self.close()
 
     def close(self) -> None:
-        """Clear the bar."""
+        """Clear the bar and leave the cursor at the start of its (now empty) line.
+
+        A carriage return then "erase to end of line": whatever is printed next starts at column 0 of a
+        clean line, whether or not tqdm moved the cursor when it cleared its own drawing.
+        """
         with self._lock:
+            if self._bar.disable:
+                return
             self._bar.close()
+            self._out.write(_CLEAR_LINE)
+            self._out.flush()
 
 
 def _is_terminal(stream: TextIO) -> bool:

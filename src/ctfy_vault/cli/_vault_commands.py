@@ -470,12 +470,9 @@ def _backup_one(
     out: TextIO,
 ) -> tuple[int, BackupInfo | None]:
     given = _given_sources(args, sources)
-    total_bytes: int | None = None
-    total_files: int | None = None
     bar = Progress(f"backup {lineage}")
     if bar.enabled and not (args.stdin or args.stdin_from_command):
-        total_bytes, total_files = _measure(sources)
-        bar = Progress(f"backup {lineage}", total_bytes=total_bytes, total_files=total_files)
+        bar.set_totals(*_measure(sources))
     tags = [*config.lineage(lineage).tags, *args.tag]
     options: dict[str, Any] = {"host": args.host, "tags": tags, "progress": bar}
     try:
@@ -618,7 +615,7 @@ def _restore(args: argparse.Namespace, out: TextIO) -> int:
     bar = Progress(f"restore {info.snapshot_id[:12]}")
     if bar.enabled and not args.include:
         files = sum(1 for entry in vault.ls(info) if entry.type is FileType.FILE)
-        bar = Progress(f"restore {info.snapshot_id[:12]}", total_bytes=info.size, total_files=files)
+        bar.set_totals(info.size, files)
     try:
         with bar:
             report = vault.restore(
