@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from ctfy_vault.exceptions import (
     UnsupportedError,
 )
 from ctfy_vault.storage import MAX_KEY_BYTES, RetryPolicy, Target, validate_key
+from ctfy_vault.storage._backends import _HOST, STALE_TEMPORARY_AGE, sweep_temporaries
 from tests.strategies import object_keys
 
 
@@ -227,3 +231,61 @@ def test_a_local_write_under_a_file_says_the_parent_is_a_file(
     assert caught.value.key == key
     assert target.read("a") == b"file"
     assert list((tmp_path / ".ctfy-tmp").iterdir()) == []
+
+
+def _ended_pid() -> int:
+    """The id of a process of this host that has already ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporaries_are_swept_when_a_target_writes(tmp_path: Path) -> None:
+    """Old files and files of ended writers go; fresh ones, live writers' and links stay."""
+    tmp = tmp_path / ".ctfy-tmp"
+    tmp.mkdir()
+    day_ago = time.time() - STALE_TEMPORARY_AGE - 3600
+    old = tmp / "w-elsewhere-1-abc"
+    old.write_bytes(b"killed")
+    os.utime(old, (day_ago, day_ago))
+    fresh = tmp / "w-otherhost-5-fresh"
+    fresh.write_bytes(b"maybe a live write on another host")
+    ended = tmp / f"w-{_HOST}-{_ended_pid()}-dead_"
+    ended.write_bytes(b"its writer is gone")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = tmp / f"w-{_HOST}-{live.pid}-live_"
+        alive.write_bytes(b"a write in progress")
+        outside = tmp_path / "outside.txt"
+        outside.write_bytes(b"never touched")
+        os.utime(outside, (day_ago, day_ago))
+        (tmp / "w-link").symlink_to(outside)
+        os.utime(tmp / "w-link", (day_ago, day_ago), follow_symlinks=False)
+        (tmp / "w-folder").mkdir()
+        os.utime(tmp / "w-folder", (day_ago, day_ago))
+        target = Target.from_url(str(tmp_path))
+        target.write("objects/x", b"data")
+        left = sorted(path.name for path in tmp.iterdir())
+        assert left == sorted([fresh.name, alive.name, "w-folder", "w-link"])
+        assert outside.read_bytes() == b"never touched"
+        assert target.read("objects/x") == b"data"
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_linked_temporary_folder_is_not_swept(tmp_path: Path) -> None:
+    """When ``.ctfy-tmp`` is a link to another folder, nothing in that folder is removed."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "w-old"
+    victim.write_bytes(b"not ours to remove")
+    day_ago = time.time() - STALE_TEMPORARY_AGE - 3600
+    os.utime(victim, (day_ago, day_ago))
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / ".ctfy-tmp").symlink_to(elsewhere)
+    with pytest.raises(OSError, match=r"Not a directory|symbolic links"):
+        sweep_temporaries(str(root / ".ctfy-tmp"), reference=time.time())
+    Target.from_url(str(root)).write("k", b"v")
+    assert victim.read_bytes() == b"not ours to remove"

@@ -10,6 +10,9 @@ import contextlib
 import errno
 import os
 import posixpath
+import re
+import socket
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -206,6 +209,10 @@ class LocalBackend(FsspecBackend):
     ``link(2)`` fails with ``EEXIST`` if the name exists, so publication is atomic and create-only, and a
     reader never sees a partial object. On filesystems without hard links the fallback is
     ``open(path, "xb")`` (``O_EXCL``): still create-only, but a crash can leave a partial object.
+
+    Temporary files live in ``.ctfy-tmp/`` under the root, named after the host and process. The
+    first write through a backend removes those that killed writes left there (see
+    `sweep_temporaries`).
     """
 
     kind = "local"
@@ -215,6 +222,7 @@ class LocalBackend(FsspecBackend):
     def __init__(self, fs: Any, root: str) -> None:
         super().__init__(fs)
         self.root = root
+        self._swept = False
 
     def create(self, path: str, data: bytes, retrying: Retrying[Any]) -> None:
         """Store ``data`` create-only and durably."""
@@ -239,7 +247,11 @@ class LocalBackend(FsspecBackend):
             raise FileExistsError(errno.EEXIST, "object exists", path)
         tmpdir = os.path.join(self.root, RESERVED_PREFIXES[0])
         os.makedirs(tmpdir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="w-")
+        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix=_temp_prefix())
+        if not self._swept:  # once per target opened for writing
+            self._swept = True
+            with contextlib.suppress(OSError):  # a best effort: never fails the write
+                sweep_temporaries(tmpdir, reference=os.fstat(fd).st_mtime, keep=tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 written = fill(out)
@@ -293,6 +305,81 @@ class LocalBackend(FsspecBackend):
             except OSError:
                 return  # not empty (or already gone): stop climbing
             folder = os.path.dirname(folder)
+
+
+#: A temporary file older than this (by the temporary folder's own clock) is a killed write's.
+STALE_TEMPORARY_AGE = 24 * 3600.0
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+
+
+def _temp_prefix() -> str:
+    # Host and process in the name let a later writer on this host tell a killed write's file.
+    return f"w-{_HOST}-{os.getpid()}-"
+
+
+def _writer_gone(name: str) -> bool:
+    """Whether ``name`` was made by a process of this host that is no longer running."""
+    if os.name != "posix" or not name.startswith("w-"):
+        return False
+    parts = name[2:].rsplit("-", 2)
+    if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it runs under another user
+        return False
+    return False
+
+
+def sweep_temporaries(folder: str, *, reference: float, keep: str | None = None) -> list[str]:
+    """Remove temporary files that killed writes left in a local target's ``.ctfy-tmp/``.
+
+    A file goes when it is older than `STALE_TEMPORARY_AGE` before ``reference`` (a modification
+    time on the same filesystem, so no other clock is trusted), or when its name says a process
+    of this host wrote it and that process is gone. Only regular files directly in ``folder``
+    are removed: links are never followed (nor removed), folders are left, and ``folder``
+    itself must not be a link. A write in progress keeps its file: it is young and its process
+    runs.
+
+    Args:
+        folder: the temporary folder.
+        reference: the current time as the filesystem sees it (``st_mtime`` of a new file).
+        keep: a path never removed (the caller's own temporary file).
+
+    Returns:
+        The names removed.
+    """
+    needed = (os.stat, os.unlink)
+    if os.scandir not in os.supports_fd or not all(f in os.supports_dir_fd for f in needed):
+        return []  # no descriptor-relative calls here: do nothing rather than race
+    removed: list[str] = []
+    keep_name = os.path.basename(keep) if keep else None
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    dir_fd = os.open(folder, flags)
+    try:
+        with os.scandir(dir_fd) as entries:
+            names = [entry.name for entry in entries]
+        for name in names:
+            if name == keep_name:
+                continue
+            try:
+                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if reference - info.st_mtime > STALE_TEMPORARY_AGE or _writer_gone(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=dir_fd)
+                    removed.append(name)
+    finally:
+        os.close(dir_fd)
+    return removed
 
 
 def _make_parents(folder: str) -> None:
