@@ -249,8 +249,9 @@ def test_a_folder_target_down_gives_exit_3_then_heal(tmp_path: Path) -> None:
     assert unhealthy.returncode == 1
     assert "lacking" in unhealthy.stdout
     healed = cli.json("heal")
-    assert healed["dub"]
-    assert healed["ams"] == []
+    assert healed["ok"]
+    assert healed["targets"]["dub"]["copied"]
+    assert healed["targets"]["ams"]["copied"] == []
     assert cli.json("check")["ok"]
 
 
@@ -379,7 +380,7 @@ def test_moto_and_rgw_cycle_then_one_unreachable(s3_cli: Cli) -> None:
     assert "rgw: ok" in partial.stderr
     assert "moto: FAILED" in partial.stderr
     cli.write_config()
-    assert cli.json("heal")["moto"]
+    assert cli.json("heal")["targets"]["moto"]["copied"]
     check = cli.json("check", "--read-data")
     assert check["ok"], check["problems"]
 

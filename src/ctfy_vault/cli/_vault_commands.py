@@ -34,7 +34,7 @@ from ctfy_vault.exceptions import (
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.retention import Policy, RetentionPlan
 from ctfy_vault.vault import BackupInfo, KnownHeads, SnapshotInfo, Vault, VerifyReport
-from ctfy_vault.writer import COMMIT_INTERRUPTED, CommandSource, StreamSource
+from ctfy_vault.writer import COMMIT_INTERRUPTED, CommandSource, HealReport, StreamSource
 
 __all__ = [
     "EXIT_FAILED",
@@ -820,7 +820,13 @@ def _print_check(
     path: Path | None,
 ) -> None:
     problems = [
-        {"kind": p.kind, "target": p.target, "key": p.key, "detail": p.detail}
+        {
+            "kind": p.kind,
+            "severity": p.severity,
+            "target": p.target,
+            "key": p.key,
+            "detail": p.detail,
+        }
         for p in report.problems
     ]
     if as_json:
@@ -845,25 +851,64 @@ def _print_check(
         f"{report.chunks_read} chunk(s) re-read and authenticated\n{_heads_line(known, path)}\n"
     )
     rows = [["KIND", "TARGET", "KEY", "DETAIL"]]
-    rows.extend([p.kind, p.target or "-", p.key or "-", p.detail] for p in report.problems)
+    for p in report.problems:
+        kind = p.kind if p.severity == "error" else f"{p.kind} (warning)"
+        rows.append([kind, p.target or "-", p.key or "-", p.detail])
     if report.problems:
         _table(rows, out)
-    out.write("no problems found\n" if report.ok else f"{len(report.problems)} problem(s)\n")
+    errors = len(report.problems) - len(report.warnings)
+    warned = f"; {len(report.warnings)} warning(s)" if report.warnings else ""
+    out.write(f"no problems found{warned}\n" if report.ok else f"{errors} problem(s){warned}\n")
 
 
 def _heal(args: argparse.Namespace, out: TextIO) -> int:
     _config_unused, vault = _open(args)
     try:
-        report = vault.heal()
+        report = vault.heal(repair=args.repair, read_data=args.read_data, now=_now())
     except TargetsFailedError as err:
         return _report_failed_targets("heal", err)
     if args.json:
-        _dump({o.target: list(o.copied) for o in report.outcomes}, out)
+        _dump(
+            {
+                "ok": report.ok,
+                "data_read": report.data_read,
+                "targets": {
+                    o.target: {
+                        "copied": list(o.copied),
+                        "repaired": list(o.repaired),
+                        "quarantined": dict(o.quarantined),
+                        "unfixed": dict(o.unfixed),
+                    }
+                    for o in report.outcomes
+                },
+            },
+            out,
+        )
     else:
-        for outcome in report.outcomes:
-            out.write(f"{outcome.target}: copied {len(outcome.copied)} object(s)\n")
-        out.write(f"healed: every target holds every object ({report.copied} copied)\n")
-    return EXIT_OK
+        _print_heal(report, out)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_heal(report: HealReport, out: TextIO) -> None:
+    for o in report.outcomes:
+        out.write(
+            f"{o.target}: copied {len(o.copied)}, repaired {len(o.repaired)}, quarantined "
+            f"{len(o.quarantined)} object(s)\n"
+        )
+        for key, aside in o.quarantined:
+            out.write(f"  quarantined {key} -> {aside}\n")
+        for key, why in o.unfixed:
+            out.write(f"  NOT FIXED {key}: {why}\n")
+    done = f"{report.copied} copied, {report.repaired} repaired, {report.quarantined} quarantined"
+    if not report.ok:
+        out.write(f"heal left {len(report.unfixed)} problem(s) unfixed ({done})\n")
+        return
+    out.write(f"healed: every target holds every object, nothing found wrong ({done})\n")
+    if not report.data_read:
+        out.write(
+            "chunk copies were not re-read: heal --read-data or check --read-data looks for "
+            "damaged chunks, heal --repair replaces them\n"
+        )
 
 
 # -- keys and locks ------------------------------------------------------------------------------
@@ -1120,11 +1165,27 @@ def add_parsers(commands: Any) -> None:
     )
     _add_known_heads(check)
 
-    add(
+    heal_parser = add(
         "heal",
         _heal,
-        "copy to each target what it lacks from another (never deletes)",
-        "Copy every object a target lacks from a target that holds it, verified and create-only.",
+        "copy to each target what it lacks from another; --repair replaces damaged copies",
+        "Copy every object a target lacks from a target that holds it, verified and create-only, "
+        "and judge every copy of the config, key slots and manifests (and, with --read-data or "
+        "--repair, of every chunk). Whatever is found and not fixed is listed and makes the exit "
+        "code 1. Without --repair nothing is deleted or overwritten. With --repair a damaged copy "
+        "is replaced from a good one, and what no good copy proves damaged (a stray name under "
+        "objects/ or snapshots/, a snapshot object that opens on no target) is moved to "
+        "quarantine/<time>/ on its target, never deleted outright.",
+    )
+    heal_parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="replace damaged copies from good ones and quarantine strays (reads every object)",
+    )
+    heal_parser.add_argument(
+        "--read-data",
+        action="store_true",
+        help="also re-read and judge every chunk copy (without --repair: report only)",
     )
 
     _add_key_and_lock(commands, config, both)

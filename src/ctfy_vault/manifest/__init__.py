@@ -42,6 +42,7 @@ from ctfy_vault.manifest._model import (
     Manifest,
     PruneRecord,
     Totals,
+    parse_entry_name,
 )
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "encode",
     "entry_hash",
     "open_entry",
+    "parse_entry_name",
     "seal_entry",
     "verify_chain",
 ]

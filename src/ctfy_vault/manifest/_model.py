@@ -94,8 +94,41 @@ def time_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_NAME_TIME: Final = "%Y%m%dT%H%M%S.%fZ"
+# The C library writes years before 1000 without padding: the year has 1 to 4 digits.
+_NAME_STAMP: Final = re.compile(
+    r"([0-9]{1,4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})\.([0-9]{6})Z"
+)
+
+
 def _name(created: datetime, ident: str) -> str:
-    return f"{created.strftime('%Y%m%dT%H%M%S.%fZ')}-{ident}"
+    return f"{created.strftime(_NAME_TIME)}-{ident}"
+
+
+def parse_entry_name(name: str) -> tuple[datetime, str] | None:
+    """Read the creation time and id out of a name under ``snapshots/``, if it is one.
+
+    A manifest or prune record is stored under ``<UTC time>-<id>`` (``20261101T020000.000000Z-
+    <id>``); only a name this library would write for some entry parses. Anything else under
+    ``snapshots/`` is not a snapshot object: it is reported by ``verify`` and otherwise ignored.
+
+    Args:
+        name: the object name (the part after ``snapshots/``).
+
+    Returns:
+        ``(created, id)`` with ``created`` aware (UTC), or ``None`` when the name is not one an
+        entry is stored under.
+    """
+    stamp, dash, ident = name.partition("-")
+    found = _NAME_STAMP.fullmatch(stamp)
+    if not dash or found is None or not _IDENT.fullmatch(ident):
+        return None
+    year, month, day, hour, minute, second, micro = (int(part) for part in found.groups())
+    try:
+        created = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+    except ValueError:
+        return None
+    return (created, ident) if _name(created, ident) == name else None
 
 
 @attrs.frozen(kw_only=True)

@@ -146,18 +146,25 @@ class Problem:
             does not open), ``missing-chunk`` (a manifest names a chunk its target lacks),
             ``corrupt-chunk`` (a chunk fails authentication when re-read), ``lacking`` (another
             target holds an object this one lacks), ``key-slot`` (a key slot's copy does not
-            parse or differs from the bytes most targets hold), or ``chain`` (a gap, fork or
+            parse or differs from the bytes most targets hold), ``chain`` (a gap, fork or
             rollback, including a known head that was deleted or that a head does not descend
-            from).
+            from), ``unexpected`` (a name under ``objects/`` or ``snapshots/`` that is no
+            object of the repository; a warning) or ``quarantined`` (an object ``heal`` moved
+            aside; a warning).
         target: the target concerned, or ``None`` for repository-wide problems (the chain).
         key: the object key concerned, or ``None``.
         detail: what was seen, in words (never a secret).
+        severity: ``error`` (something stored is damaged, missing or inconsistent) or
+            ``warning`` (something is there that does not belong, and nothing depends on it).
     """
 
     kind: str
     target: str | None
     key: str | None
     detail: str
+    severity: str = attrs.field(
+        default="error", validator=attrs.validators.in_(("error", "warning"))
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -169,7 +176,7 @@ class VerifyReport:
         snapshots: distinct snapshot objects (manifests and prune records) over all targets.
         chunks_read: chunk objects re-read and authenticated (0 unless ``read_data``).
         chain: the hash-chain report over every entry any target holds.
-        problems: everything found wrong, sorted by kind, target and key.
+        problems: everything found wrong, errors and warnings, sorted by kind, target and key.
         heads: each lineage's current head over every target (the newest one where a fork left
             several). Persist them only when the report is ``ok``, and pass them as
             ``known_heads`` to the next verify.
@@ -184,5 +191,13 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """Whether nothing is wrong: structure, chain, agreement and (when read) data."""
-        return not self.problems and self.chain.ok
+        """Whether nothing is wrong: structure, chain, agreement and (when read) data.
+
+        Warnings (stray or quarantined objects) are listed in ``problems`` but do not count.
+        """
+        return self.chain.ok and not any(p.severity == "error" for p in self.problems)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """The warning-level problems: objects that do not belong, on which nothing depends."""
+        return tuple(p for p in self.problems if p.severity == "warning")

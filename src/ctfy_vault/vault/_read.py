@@ -13,10 +13,12 @@ from ctfy_vault.crypto import Sealer
 from ctfy_vault.exceptions import (
     FormatError,
     IntegrityError,
+    ObjectNotFoundError,
     StorageError,
     TargetsFailedError,
+    TransientStorageError,
 )
-from ctfy_vault.manifest import FileEntry, OpenedEntry, open_entry
+from ctfy_vault.manifest import FileEntry, OpenedEntry, open_entry, parse_entry_name
 from ctfy_vault.storage import Target
 from ctfy_vault.writer import SNAPSHOTS_PREFIX, chunk_key
 
@@ -29,13 +31,21 @@ OnFallback = Callable[[str, str], None]
 
 
 def snapshot_names(target: Target) -> set[str]:
-    """List the names under ``snapshots/`` of one target.
+    """List the snapshot object names under ``snapshots/`` of one target.
+
+    A name that does not parse as an entry's (`ctfy_vault.manifest.parse_entry_name`) is not a
+    snapshot object and is left out: ``snapshots/zzz`` cannot stop a backup or a prune.
+    ``verify`` reports such objects.
 
     Raises:
         StorageError: the listing failed.
     """
     prefix = SNAPSHOTS_PREFIX + "/"
-    return {key[len(prefix) :] for key in target.list(SNAPSHOTS_PREFIX) if key.startswith(prefix)}
+    return {
+        key[len(prefix) :]
+        for key in target.list(SNAPSHOTS_PREFIX)
+        if key.startswith(prefix) and parse_entry_name(key[len(prefix) :]) is not None
+    }
 
 
 @attrs.define
@@ -44,12 +54,20 @@ class Reader:
 
     Opened manifests are remembered by name: a name is written once and never rewritten, so
     what it held when first read is what it holds for as long as it exists.
+
+    A snapshot object counts only when some target gives it intact (it authenticates under the
+    repository's keys and decodes). One that every target holding it gives damaged, or refuses
+    to give for a reason that will not pass, is *broken*: it is no entry of any lineage (nobody
+    without the keys can make one that opens, so it proves nothing), `verify` reports it and
+    ``heal(repair=True)`` moves it to quarantine. One that some target could not give because of
+    a transient failure, and no target gave intact, is also *undecided*: it may be a real entry.
     """
 
     _targets: tuple[Target, ...] = attrs.field(alias="targets")
     _sealer: Sealer = attrs.field(alias="sealer", repr=False)
     _opened: dict[str, OpenedEntry] = attrs.field(factory=dict, init=False, repr=False)
     _broken: dict[str, BaseException] = attrs.field(factory=dict, init=False, repr=False)
+    _undecided: set[str] = attrs.field(factory=set, init=False, repr=False)
 
     def broken(self, name_or_id: str) -> BaseException | None:
         """Return why a snapshot object (by name or id) opened on no target at the last listing."""
@@ -61,6 +79,14 @@ class Reader:
     def broken_names(self) -> set[str]:
         """The snapshot objects that opened on no target at the last listing."""
         return set(self._broken)
+
+    def undecided_names(self) -> set[str]:
+        """The broken snapshot objects some target failed to give because of a transient failure.
+
+        Such an object may be a real entry that a retry would read; the others in
+        `broken_names` were read (or refused for good) everywhere and failed.
+        """
+        return set(self._undecided)
 
     def forget_names(self, names: Iterable[str]) -> None:
         """Drop remembered entries (after prune deleted their objects)."""
@@ -95,6 +121,7 @@ class Reader:
             raise TargetsFailedError("no target could list the repository's snapshots", errors)
         found: dict[str, OpenedEntry] = {}
         self._broken.clear()
+        self._undecided.clear()
         for name, targets in holders.items():
             opened = self._opened.get(name) or self._open(name, targets)
             if opened is not None:
@@ -115,9 +142,13 @@ class Reader:
                     log.warning("snapshot %s on %s cannot be opened: %s", name, target.name, err)
                     errors[target.name] = err
         found = list(errors.values())
+        if found and all(isinstance(err, ObjectNotFoundError) for err in found):
+            return None  # deleted since it was listed (a prune): there is nothing to judge
+        if any(isinstance(err, TransientStorageError) for err in found):
+            self._undecided.add(name)
         if found and all(isinstance(err, FormatError) for err in found):
-            # It authenticates (so it is the repository's own object) but its content is invalid:
-            # the same on every target, and that is the error to give.
+            # The same format error on every target (often content that is no sealed object at
+            # all): that is the error to give.
             self._broken[name] = found[0]  # type: ignore[assignment]
         else:
             self._broken[name] = TargetsFailedError(

@@ -489,24 +489,38 @@ class Vault:
     ) -> tuple[bytes | None, Manifest | None]:
         """Return the lineage's head hash and its newest snapshot (the parent).
 
+        Only snapshot objects some target gives intact count (see `Reader`): a stray name under
+        ``snapshots/``, or an object that opens on no target, is no entry of any lineage and
+        cannot stop a backup (``verify`` reports it). An object newer than the head that no
+        target could be asked for just now (a transient failure) may be the head: chaining past
+        it would fork the chain, so the backup waits for it.
+
         Raises:
-            TargetsFailedError: a snapshot object newer than the head reads intact nowhere: it
-                may be this lineage's head, and chaining past it would fork the chain.
+            TargetsFailedError: a snapshot object newer than the head could not be read from any
+                target because of transient failures.
             RollbackError: the storage no longer accounts for the lineage's known head.
         """
         catalog = self._reader.catalog().values()
         head = lineage_head(catalog, lineage)
-        unreadable = sorted(
+        newer = sorted(
             name for name in self._reader.broken_names() if head is None or name > head.name
         )
-        if unreadable:
-            err = self._reader.broken(unreadable[-1])
+        undecided = [name for name in newer if name in self._reader.undecided_names()]
+        if undecided:
+            err = self._reader.broken(undecided[-1])
             outcomes = err.outcomes if isinstance(err, TargetsFailedError) else {}
             raise TargetsFailedError(
-                f"snapshot {unreadable[-1]} reads intact from no target and may be the head of "
-                f"lineage {lineage}; backing up now would fork its chain (run check, then heal "
-                "with repair)",
+                f"snapshot {undecided[-1]} could not be read from any target just now (a "
+                f"transient failure) and may be the head of lineage {lineage}; backing up now "
+                "could fork its chain: back up again once the targets answer",
                 outcomes,
+            )
+        for name in newer:
+            log.warning(
+                "snapshot object %s opens on no target: it is no entry of any lineage and the "
+                "backup of %s chains past it (check reports it; heal --repair quarantines it)",
+                name,
+                lineage,
             )
         known = known_heads.get(lineage) if known_heads is not None else None
         if known is not None:
@@ -947,7 +961,10 @@ class Vault:
         """Check the repository and report everything wrong (never repairs, never deletes).
 
         * structure: on every target each snapshot object opens, and each manifest names only
-          chunks that target holds;
+          chunks that target holds (a copy that does not open says whether a good copy exists
+          elsewhere, or that it opens nowhere and is therefore no snapshot);
+        * strays: names under ``objects/`` or ``snapshots/`` that are no object of the repository,
+          and objects heal moved to ``quarantine/``, are reported as warnings;
         * chain: every lineage's hash chain has no gap, fork or rollback (`verify_chain`);
         * known heads (``known_heads``): each lineage's earlier head is still present or
           forgotten by a prune record, every current head descends from it, and no known lineage
@@ -976,24 +993,34 @@ class Vault:
             self._targets, self._sealer, read_data=read_data, rng=rng, known_heads=known_heads
         )
 
-    def heal(self, *, repair: bool = False) -> HealReport:
-        """Copy to each target what it lacks from another, verified and create-only.
+    def heal(
+        self, *, repair: bool = False, read_data: bool = False, now: datetime | None = None
+    ) -> HealReport:
+        """Copy to each target what it lacks from another, verified and create-only; report the rest.
 
-        Without ``repair`` nothing is deleted or overwritten. With ``repair``, every copy of every
-        object is read as well (like ``verify(read_data=True)``): a copy that fails its check (a
-        chunk or manifest that does not authenticate; a config or key slot that does not parse or
+        Every copy of the config, the key slots and the manifests is judged as well (every
+        chunk copy too with ``read_data`` or ``repair``); what is found wrong and not fixed is
+        listed in each outcome's ``unfixed`` and makes ``report.ok`` false. Without ``repair``
+        nothing is deleted or overwritten. With ``repair``, a copy that fails its check (a chunk
+        or manifest that does not authenticate; a config or key slot that does not parse or
         differs from the copy most targets hold) is deleted and written again, create-only, from
-        a copy that passes (see `ctfy_vault.writer.heal`).
+        a copy that passes; what no good copy proves damaged (a stray name under ``objects/`` or
+        ``snapshots/``, a snapshot object that opens on no target) is moved to
+        ``quarantine/<now>/<key>`` on its target, never deleted outright (see
+        `ctfy_vault.writer.heal`).
 
         Args:
-            repair: also replace damaged copies from good ones (the only deleting heal).
+            repair: also replace damaged copies and quarantine strays (the only deleting heal).
+            read_data: also judge every chunk copy without repairing (reads every chunk).
+            now: the time naming the quarantine folder (aware); without it, repair reports
+                what it would quarantine instead.
 
         Heal is the one writer to degraded targets (see `Vault.degraded`): a wiped target gets
         the config and key slots first, then the chunks, then the manifests. Afterwards the
         degraded targets are checked again.
 
         Returns:
-            What was copied to, and repaired on, each target.
+            What was copied to, repaired on, quarantined on and left unfixed on each target.
 
         Raises:
             TargetsFailedError: a target could not be completed (after copying what could be),
@@ -1002,7 +1029,12 @@ class Vault:
         """
         try:
             return heal(
-                self._targets, sealer=self._sealer, repair=repair, config_check=self._is_my_config
+                self._targets,
+                sealer=self._sealer,
+                repair=repair,
+                read_data=read_data,
+                now=now,
+                config_check=self._is_my_config,
             )
         finally:
             self._refresh()

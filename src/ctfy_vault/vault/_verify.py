@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ctfy_vault.crypto import KEYS_PREFIX, Sealer
 from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
@@ -13,12 +13,24 @@ from ctfy_vault.manifest import Manifest, OpenedEntry, open_entry, verify_chain
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._heads import KnownHeads, LineageHead
 from ctfy_vault.vault._model import Problem, VerifyReport
-from ctfy_vault.writer import OBJECTS_PREFIX, SNAPSHOTS_PREFIX, chunk_key
+from ctfy_vault.writer import (
+    QUARANTINE_PREFIX,
+    SNAPSHOTS_PREFIX,
+    chunk_id_of,
+    chunk_key,
+    unexpected_key,
+)
 from ctfy_vault.writer._heal import judge_copies, well_formed
 
 __all__ = ["verify_targets"]
 
 _LOCKS = "locks/"
+_QUARANTINE = QUARANTINE_PREFIX + "/"
+_STRAY = (
+    "not an object this repository writes: backup, prune, restore and heal ignore it "
+    "(heal --repair moves it to quarantine/)"
+)
+_SET_ASIDE = "moved aside by heal --repair: inspect it, then delete it"
 ReadData = bool | float
 
 
@@ -28,16 +40,6 @@ def _fraction(read_data: ReadData) -> float:
     if not 0.0 <= read_data <= 1.0:
         raise ValueError("read_data is False, True, or a fraction from 0 to 1")
     return float(read_data)
-
-
-def _chunk_id(key: str) -> bytes | None:
-    parts = key.split("/")
-    if len(parts) != 3 or parts[0] != OBJECTS_PREFIX or len(parts[2]) != 64:
-        return None
-    try:
-        return bytes.fromhex(parts[2])
-    except ValueError:
-        return None
 
 
 def verify_targets(
@@ -55,23 +57,34 @@ def verify_targets(
     listings: dict[str, set[str]] = {}
     for target in targets:
         try:
-            listings[target.name] = {k for k in target.list("") if not k.startswith(_LOCKS)}
+            listed = {k for k in target.list("") if not k.startswith(_LOCKS)}
         except StorageError as err:
             problems.append(
                 Problem(kind="unreachable", target=target.name, key=None, detail=str(err))
             )
+            continue
+        listings[target.name] = {
+            k for k in listed if not k.startswith(_QUARANTINE) and not unexpected_key(k)
+        }
+        problems.extend(_strays(target.name, listed - listings[target.name]))
     entries: dict[str, OpenedEntry] = {}
+    failures: list[tuple[str, str, BaseException]] = []
     for target in targets:
         keys = listings.get(target.name)
         if keys is None:
             continue
-        problems.extend(_structure(target, sealer, keys, entries))
+        problems.extend(_structure(target, sealer, keys, entries, failures))
+    unopened = {key for _target, key, _err in failures} - {
+        f"{SNAPSHOTS_PREFIX}/{name}" for name in entries
+    }
+    problems.extend(_manifest_problems(failures, listings, unopened))
     problems.extend(_key_slots(targets, listings))
     every = set().union(*listings.values()) if listings else set()
     for name, keys in sorted(listings.items()):
+        # An object that opens nowhere is reported where it is; heal will not spread it.
         problems.extend(
             Problem(kind="lacking", target=name, key=key, detail="another target holds it")
-            for key in sorted(every - keys)
+            for key in sorted(every - keys - unopened)
         )
     chain = verify_chain(entries.values(), known_heads=known)
     for gap in chain.gaps:
@@ -129,10 +142,31 @@ def _current_heads(
     )
 
 
+def _strays(target: str, keys: set[str]) -> list[Problem]:
+    """Warn about quarantined objects and names that are no object of the repository."""
+    return [
+        Problem(
+            kind="quarantined" if key.startswith(_QUARANTINE) else "unexpected",
+            target=target,
+            key=key,
+            detail=_SET_ASIDE if key.startswith(_QUARANTINE) else _STRAY,
+            severity="warning",
+        )
+        for key in sorted(keys)
+    ]
+
+
 def _structure(
-    target: Target, sealer: Sealer, keys: set[str], entries: dict[str, OpenedEntry]
+    target: Target,
+    sealer: Sealer,
+    keys: set[str],
+    entries: dict[str, OpenedEntry],
+    failures: list[tuple[str, str, BaseException]],
 ) -> list[Problem]:
-    """Open every manifest on one target and check that it holds every chunk each one names."""
+    """Open every manifest on one target and check that it holds every chunk each one names.
+
+    A manifest that does not open is added to ``failures`` as ``(target, key, error)``.
+    """
     problems: list[Problem] = []
     prefix = SNAPSHOTS_PREFIX + "/"
     missing: dict[str, str] = {}
@@ -141,7 +175,7 @@ def _structure(
         try:
             opened = open_entry(sealer, name, target.read(key))
         except (StorageError, IntegrityError, FormatError) as err:
-            problems.append(Problem(kind="manifest", target=target.name, key=key, detail=str(err)))
+            failures.append((target.name, key, err))
             continue
         entries.setdefault(name, opened)
         if isinstance(opened.entry, Manifest):
@@ -154,6 +188,29 @@ def _structure(
         Problem(kind="missing-chunk", target=target.name, key=key, detail=detail)
         for key, detail in sorted(missing.items())
     )
+    return problems
+
+
+def _manifest_problems(
+    failures: Sequence[tuple[str, str, BaseException]],
+    listings: Mapping[str, set[str]],
+    unopened: set[str],
+) -> list[Problem]:
+    """One ``manifest`` problem per copy that did not open, saying what the other copies show."""
+    problems: list[Problem] = []
+    failed = {(target, key) for target, key, _err in failures}
+    for target, key, err in failures:
+        if key in unopened:
+            hint = (
+                "it opens on no target, so it is no snapshot: backups chain past it (if it was "
+                "one, it is lost); heal --repair moves it to quarantine/"
+            )
+        else:
+            good = sorted(
+                name for name, keys in listings.items() if key in keys and (name, key) not in failed
+            )
+            hint = f"a good copy is on {', '.join(good)}: heal --repair replaces this one"
+        problems.append(Problem(kind="manifest", target=target, key=key, detail=f"{err}; {hint}"))
     return problems
 
 
@@ -193,7 +250,7 @@ def _read_chunks(
     rng: random.Random,
 ) -> tuple[int, list[Problem]]:
     """Re-read and authenticate a share of the chunk objects on every target holding them."""
-    chunks = sorted({k for keys in listings.values() for k in keys if _chunk_id(k) is not None})
+    chunks = sorted({k for keys in listings.values() for k in keys if chunk_id_of(k) is not None})
     count = len(chunks) if fraction >= 1.0 else math.ceil(len(chunks) * fraction)
     chosen = chunks if count == len(chunks) else sorted(rng.sample(chunks, count))
     problems: list[Problem] = []
@@ -203,7 +260,7 @@ def _read_chunks(
         for key in chosen:
             if key not in keys:
                 continue
-            chunk_id = _chunk_id(key)
+            chunk_id = chunk_id_of(key)
             assert chunk_id is not None  # noqa: S101 - chosen only among parsable keys
             read += 1
             try:

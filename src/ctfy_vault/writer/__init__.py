@@ -37,17 +37,21 @@ from ctfy_vault.writer._sources import Source, StreamSource
 from ctfy_vault.writer._writer import (
     COMMIT_INTERRUPTED,
     OBJECTS_PREFIX,
+    QUARANTINE_PREFIX,
     SNAPSHOTS_PREFIX,
     Require,
     Writer,
+    chunk_id_of,
     chunk_key,
     index_chunks,
+    unexpected_key,
 )
 
 __all__ = [
     "COMMIT_INTERRUPTED",
     "DEFAULT_CHUNKER",
     "OBJECTS_PREFIX",
+    "QUARANTINE_PREFIX",
     "SNAPSHOTS_PREFIX",
     "BackupResult",
     "ChunkerParams",
@@ -61,8 +65,10 @@ __all__ = [
     "StreamSource",
     "TargetOutcome",
     "Writer",
+    "chunk_id_of",
     "chunk_key",
     "heal",
     "index_chunks",
     "iter_chunks",
+    "unexpected_key",
 ]

@@ -1,19 +1,24 @@
 """Heal: copy to each target the objects it lacks from a target that holds them, verified.
 
-With ``repair``, heal also replaces damaged copies: a chunk or manifest whose copy fails
-authentication, or a config or key slot whose copy loses the comparison with the other targets'
-copies (`judge_copies`), is deleted on that target and written again, create-only, from a copy that
-passes.
+Heal also judges every copy of the small objects (config, key slots, manifests; chunks too with
+``read_data``) and reports what it found and could not fix. With ``repair``, it replaces damaged
+copies: a chunk or manifest whose copy fails authentication, or a config or key slot whose copy
+loses the comparison with the other targets' copies (`judge_copies`), is deleted on that target
+and written again, create-only, from a copy that passes. What no good copy proves damaged (a
+stray name under ``objects/`` or ``snapshots/``, a snapshot object that opens on no target) is
+never deleted outright: repair moves it to ``quarantine/<time>/<key>`` on its own target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from ctfy_vault.crypto import KEYS_PREFIX, Sealer
 from ctfy_vault.crypto._slots import decode_slot
@@ -24,11 +29,18 @@ from ctfy_vault.exceptions import (
     ObjectExistsError,
     StorageError,
     TargetsFailedError,
+    TransientStorageError,
 )
 from ctfy_vault.manifest import Manifest, open_entry
 from ctfy_vault.storage import Target
 from ctfy_vault.writer._outcome import HealOutcome, HealReport
-from ctfy_vault.writer._writer import OBJECTS_PREFIX, SNAPSHOTS_PREFIX
+from ctfy_vault.writer._writer import (
+    OBJECTS_PREFIX,
+    QUARANTINE_PREFIX,
+    SNAPSHOTS_PREFIX,
+    chunk_id_of,
+    unexpected_key,
+)
 
 __all__ = ["heal", "judge_copies", "well_formed"]
 
@@ -51,14 +63,7 @@ def _list(target: Target, stage: str) -> set[str]:
 
 
 def _chunk_ids(keys: set[str]) -> set[bytes]:
-    ids = set()
-    for key in keys:
-        name = key.rsplit("/", 1)[-1]
-        try:
-            ids.add(bytes.fromhex(name))
-        except ValueError:
-            continue
-    return ids
+    return {chunk for chunk in map(chunk_id_of, keys) if chunk is not None}
 
 
 def _verify(sealer: Sealer, key: str, blob: bytes) -> Manifest | None:
@@ -66,10 +71,10 @@ def _verify(sealer: Sealer, key: str, blob: bytes) -> Manifest | None:
     name = key.rsplit("/", 1)[-1]
     try:
         if key.startswith(f"{OBJECTS_PREFIX}/"):
-            parts = key.split("/")
-            if len(parts) != 3 or parts[1] != name[:2]:
+            chunk_id = chunk_id_of(key)
+            if chunk_id is None:
                 raise _UnverifiableError
-            sealer.open_chunk(bytes.fromhex(name), blob)
+            sealer.open_chunk(chunk_id, blob)
             return None
         if key.startswith(f"{SNAPSHOTS_PREFIX}/"):
             entry = open_entry(sealer, name, blob).entry
@@ -151,16 +156,30 @@ class _Healer:
         targets: Sequence[Target],
         sealer: Sealer,
         config_check: Callable[[bytes], bool] | None = None,
+        *,
+        repairing: bool = False,
+        now: datetime | None = None,
     ) -> None:
         self.targets = list(targets)
         self.sealer = sealer
         self.config_check = config_check
+        self.repairing = repairing
+        self.now = now
         self.held: dict[str, set[str]] = {t.name: set() for t in self.targets}
         self.copied: dict[str, list[str]] = {t.name: [] for t in self.targets}
         self.repaired: dict[str, list[str]] = {t.name: [] for t in self.targets}
+        self.quarantined: dict[str, list[tuple[str, str]]] = {t.name: [] for t in self.targets}
+        self.unfixed: dict[str, list[tuple[str, str]]] = {t.name: [] for t in self.targets}
+        self.strays: set[str] = set()  # no object of the repository: never copied
         self.failed: dict[str, BaseException] = {}
         self.problems: dict[str, BaseException] = {}
         self.lock = threading.Lock()
+
+    def leave(self, target: Target, key: str, why: str) -> None:
+        """Record something found wrong on a target and left as it is."""
+        log.warning("heal: %s on %s left as it is: %s", key, target.name, why)
+        with self.lock:
+            self.unfixed[target.name].append((key, why))
 
     def note(self, target: Target, err: BaseException) -> None:
         """Record an object the target must go without; the target keeps being healed."""
@@ -179,7 +198,9 @@ class _Healer:
                 log.warning("heal: target %s failed: %s", target.name, err)
                 self.failed[target.name] = err
 
-    def list_stage(self, stage: str) -> None:
+    def list_stage(self, stage: str) -> dict[str, set[str]]:
+        """List one stage everywhere; return the stray keys found, by target (not kept as held)."""
+        strays: dict[str, set[str]] = {}
         for target in self.targets:
             if target.name in self.failed:
                 continue
@@ -188,11 +209,56 @@ class _Healer:
             except StorageError as err:
                 self.fail(target, err)
                 continue
-            self.held[target.name] |= found
+            stray = {key for key in found if unexpected_key(key)}
+            if stray:
+                strays[target.name] = stray
+            self.held[target.name] |= found - stray
+        return strays
+
+    def stray(self, target: Target, key: str) -> None:
+        """Deal with a key that is no object of the repository: report it, or quarantine it."""
+        if self.repairing:
+            self.quarantine(target, key, "not an object this repository writes")
+        else:
+            self.leave(
+                target,
+                key,
+                "not an object this repository writes (ignored; heal --repair quarantines it)",
+            )
+
+    def quarantine(self, target: Target, key: str, why: str) -> None:
+        """Move one object to ``quarantine/<time>/<key>`` on its target; never delete it outright.
+
+        The copy is written create-only and read back; the original is deleted only when the
+        copy holds the same bytes.
+        """
+        if self.now is None:
+            self.leave(target, key, f"{why}; give heal a time (now=) to quarantine it")
+            return
+        stamp = self.now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = f"{QUARANTINE_PREFIX}/{stamp}/{key}"
+        try:
+            blob = target.read(key)
+            # Quarantined before, maybe by a run that stopped: the bytes are compared below.
+            with contextlib.suppress(ObjectExistsError):
+                target.write(aside, blob)
+            if target.read(aside) != blob:
+                self.leave(target, key, f"{why}; {aside} already holds other bytes")
+                return
+            _remove(target, key)  # a verified copy of these bytes is in quarantine
+        except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+            self.leave(target, key, f"{why}; could not quarantine it: {err}")
+            return
+        log.warning("heal: moved %s on %s to %s (%s)", key, target.name, aside, why)
+        with self.lock:
+            self.held[target.name].discard(key)
+            self.quarantined[target.name].append((key, aside))
 
     def copy(self, key: str) -> None:
         """Copy one object to every live target lacking it, from the first donor that verifies."""
         with self.lock:
+            if key in self.strays:
+                return
             live = [t for t in self.targets if t.name not in self.failed]
             lacking = [t for t in live if key not in self.held[t.name]]
             donors = [t for t in live if key in self.held[t.name]]
@@ -234,46 +300,89 @@ class _Healer:
             reads.append(blob)
         return None
 
-    def repair(self, key: str) -> None:
-        """Replace every copy of one object that fails its check with a copy that passes.
+    def judge(self, key: str) -> None:
+        """Check every copy of one object; replace (with ``repair``) or report each damaged one.
 
         A chunk or manifest copy must authenticate (`_verify`); copies of the config and of key
-        slots are compared (`judge_copies`). A damaged copy is deleted, then the good bytes are
-        written create-only; a damaged copy with no good copy anywhere is left in place and the
-        target is reported incomplete.
+        slots are compared (`judge_copies`). With ``repair`` a damaged copy is deleted, then the
+        good bytes are written create-only; a damaged copy with no good copy anywhere is left in
+        place and the target is reported incomplete. Without ``repair`` each damaged copy is
+        reported, and nothing changes.
+
+        A snapshot object that every target holding it gives damaged, while every target could
+        be listed and read, is no snapshot (nobody without the keys can make one that opens):
+        it is not copied, it is reported on each holder and ``repair`` quarantines it there.
         """
         with self.lock:
             holders = [
                 t for t in self.targets if t.name not in self.failed and key in self.held[t.name]
             ]
         copies: dict[str, bytes] = {}
+        unread = False
         for target in holders:
             try:
                 copies[target.name] = target.read(key)
             except StorageError as err:
-                self.note(target, err)
+                unread = unread or isinstance(err, TransientStorageError)
+                if self.repairing:
+                    self.note(target, err)
+                else:
+                    self.leave(target, key, f"could not be read: {err}")
         good, damaged = self._judge(key, copies)
+        if good is None and damaged and self._not_an_object(key, unread):
+            with self.lock:
+                self.strays.add(key)
+            why = "a snapshot object that opens on no target (no snapshot: backups chain past it)"
+            for target in holders:
+                if target.name not in damaged:
+                    continue
+                if self.repairing:
+                    self.quarantine(target, key, why)
+                else:
+                    self.leave(target, key, f"{why}; heal --repair quarantines it")
+            return
         for target in holders:
-            if target.name not in damaged:
-                continue
-            if good is None:
+            if target.name in damaged:
+                self._damaged(target, key, good)
+
+    def _damaged(
+        self, target: Target, key: str, good: tuple[bytes, Manifest | None] | None
+    ) -> None:
+        """Replace one damaged copy from the good one (with ``repair``), or report it."""
+        if good is None:
+            if self.repairing:
                 self.note(
                     target,
                     IntegrityError(f"{key} is damaged here and no target holds a good copy"),
                 )
-                continue
-            blob, manifest = good
-            if not self._chunks_present(target, key, manifest):
-                continue
-            try:  # the writer package's only delete: opt-in, of a copy read and found damaged
-                target.delete(key)  # repair-delete
-            except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
-                self.fail(target, err)
-                continue
-            with self.lock:
-                self.held[target.name].discard(key)
-            log.warning("heal: replacing the damaged copy of %s on %s", key, target.name)
-            self._write(target, key, blob, manifest, repairing=True)
+            else:
+                self.leave(target, key, "damaged here and no target holds a good copy")
+            return
+        if not self.repairing:
+            self.leave(target, key, "damaged here; heal --repair replaces it from a good copy")
+            return
+        blob, manifest = good
+        if not self._chunks_present(target, key, manifest):
+            return
+        try:
+            _remove(target, key)
+        except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+            self.fail(target, err)
+            return
+        with self.lock:
+            self.held[target.name].discard(key)
+        log.warning("heal: replacing the damaged copy of %s on %s", key, target.name)
+        self._write(target, key, blob, manifest, repairing=True)
+
+    def _not_an_object(self, key: str, unread: bool) -> bool:
+        """Whether a snapshot key whose every copy read is damaged can be judged no snapshot.
+
+        Not when a copy could not be read for a transient reason, nor when a target could not
+        be listed: that copy might be a good one.
+        """
+        with self.lock:
+            failed = bool(self.failed)
+        return key.startswith(f"{SNAPSHOTS_PREFIX}/") and not unread and not failed
 
     def _judge(
         self, key: str, copies: Mapping[str, bytes]
@@ -342,58 +451,81 @@ def heal(
     sealer: Sealer,
     workers: int = 8,
     repair: bool = False,
+    read_data: bool = False,
+    now: datetime | None = None,
     config_check: Callable[[bytes], bool] | None = None,
 ) -> HealReport:
     """Copy to each target the config, key slots, chunks and manifests it lacks from another.
 
     Each object is read from one target that holds it, checked (a chunk must open under its id, a
     manifest must open under its name, a key slot must name itself), then written create-only to
-    every target lacking it. Without ``repair`` nothing is deleted or overwritten: a damaged copy
-    on a target stays there for ``verify`` to report. Chunks are copied before manifests, and a
-    manifest is written to a target only when every chunk it names is there, so heal keeps each
-    target's commit guarantee. Lock files are never copied.
+    every target lacking it. Chunks are copied before manifests, and a manifest is written to a
+    target only when every chunk it names is there, so heal keeps each target's commit guarantee.
+    Lock files and ``quarantine/`` are never copied.
 
-    With ``repair``, every copy of every object is read first (as ``verify(read_data=True)``
-    does): a chunk or manifest copy that fails authentication, or a config or key slot copy that
-    does not parse or loses the comparison with the other copies (`judge_copies`), is deleted on
-    its target and written again, create-only, from a copy that passes. This is the one case in
-    which heal deletes, and it deletes only a copy it has read and found damaged; a crash between
-    the delete and the write leaves the target lacking the object, which the next heal copies. A
-    credential that may not delete makes repair fail on that target (reported, nothing lost).
+    Every copy of the config, of each key slot and of each manifest is judged too (chunks only
+    with ``read_data`` or ``repair``: that reads every chunk on every target). What heal finds
+    and does not fix is listed in each outcome's ``unfixed``: damaged copies (without
+    ``repair``), stray names under ``objects/`` or ``snapshots/`` (which are never copied), and
+    snapshot objects that open on no target (no snapshot: never copied). Without ``repair``
+    nothing is deleted or overwritten.
+
+    With ``repair``, a chunk or manifest copy that fails authentication, or a config or key slot
+    copy that does not parse or loses the comparison with the other copies (`judge_copies`), is
+    deleted on its target and written again, create-only, from a copy that passes; a crash
+    between the delete and the write leaves the target lacking the object, which the next heal
+    copies. What no good copy proves damaged (a stray name; a snapshot object that opens on no
+    target while every target was listed and read) is moved aside, never deleted outright: it is
+    written create-only to ``quarantine/<now>/<key>`` on the same target, read back, and only
+    then deleted from its place (``HealOutcome.quarantined``). A credential that may not delete
+    makes repair fail on that target (reported, nothing lost).
 
     Args:
         targets: the repository's targets (two or more, unique names).
         sealer: the repository's sealer, to verify what is copied.
         workers: objects copied concurrently.
-        repair: also replace damaged copies (reads every object on every target).
+        repair: also replace damaged copies and quarantine strays (reads every object on every
+            target).
+        read_data: without ``repair``, also judge every chunk copy (reads every chunk).
+        now: the time that names the quarantine folder (aware); without it, repair reports
+            what it would quarantine instead of moving it.
         config_check: whether a copy of ``config`` is the repository's (the config is plaintext
             and cannot be authenticated; `Vault.heal` compares it with the config it opened).
 
     Returns:
-        What was copied to (and, with ``repair``, repaired on) each target.
+        What was copied to, repaired on, quarantined on and left unfixed on each target;
+        ``report.ok`` only when nothing was left unfixed.
 
     Raises:
         TargetsFailedError: a target could not be listed or written, or an object it lacks (or, with
             ``repair``, holds damaged) has no verifiable copy anywhere; holds every target's outcome
             (``None`` = complete). Whatever could be copied or repaired was, first.
-        ConfigurationError: fewer than two targets, or duplicate names.
+        ConfigurationError: fewer than two targets, or duplicate names, or a naive ``now``.
     """
     names = [target.name for target in targets]
     if len(names) < 2 or len(set(names)) != len(names):
         raise ConfigurationError("heal needs two or more targets with unique names")
-    healer = _Healer(targets, sealer, config_check)
+    if now is not None and now.utcoffset() is None:
+        raise ConfigurationError("heal's now must be an aware datetime")
+    healer = _Healer(targets, sealer, config_check, repairing=repair, now=now)
+    by_name = {target.name: target for target in targets}
     for stage in _STAGES:
-        healer.list_stage(stage)
+        strays = healer.list_stage(stage)
+        for name, stray in sorted(strays.items()):
+            for key in sorted(stray):
+                healer.stray(by_name[name], key)
         keys = sorted({k for t in healer.targets for k in healer.held[t.name] if _in(k, stage)})
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctfy-heal") as pool:
-            if repair:
-                list(pool.map(healer.repair, keys))
+            if repair or read_data or stage != OBJECTS_PREFIX:
+                list(pool.map(healer.judge, keys))
             list(pool.map(healer.copy, keys))
     outcomes = tuple(
         HealOutcome(
             target=t.name,
             copied=tuple(sorted(healer.copied[t.name])),
             repaired=tuple(sorted(healer.repaired[t.name])),
+            quarantined=tuple(sorted(healer.quarantined[t.name])),
+            unfixed=tuple(sorted(healer.unfixed[t.name])),
             error=healer.error(t),
         )
         for t in healer.targets
@@ -404,7 +536,12 @@ def heal(
             f"heal left {incomplete} of {len(names)} targets incomplete",
             {outcome.target: outcome.error for outcome in outcomes},
         )
-    return HealReport(outcomes=outcomes)
+    return HealReport(outcomes=outcomes, data_read=repair or read_data)
+
+
+def _remove(target: Target, key: str) -> None:
+    """The writer package's one delete: repair's, of a copy found damaged or quarantined."""
+    target.delete(key)  # repair-delete
 
 
 def _in(key: str, stage: str) -> bool:

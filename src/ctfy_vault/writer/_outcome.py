@@ -81,12 +81,17 @@ class HealOutcome:
         target: the target's display name.
         copied: object keys copied to it, sorted.
         repaired: object keys whose damaged copy was replaced there (``heal(repair=True)``), sorted.
+        quarantined: ``(key, quarantine key)`` for each object ``heal(repair=True)`` moved aside
+            there (a stray name, or a snapshot object that opens on no target), sorted.
+        unfixed: ``(key, why)`` for each thing found wrong there and left as it is, sorted.
         error: the first failure that left it incomplete, or ``None``.
     """
 
     target: str
     copied: tuple[str, ...] = ()
     repaired: tuple[str, ...] = ()
+    quarantined: tuple[tuple[str, str], ...] = ()
+    unfixed: tuple[tuple[str, str], ...] = ()
     error: BaseException | None = attrs.field(default=None, eq=False)
 
 
@@ -96,9 +101,17 @@ class HealReport:
 
     Attributes:
         outcomes: one per target, in the order given.
+        data_read: whether every chunk copy was read and judged (``read_data`` or ``repair``);
+            otherwise only the config, key slots and manifests were.
     """
 
     outcomes: tuple[HealOutcome, ...]
+    data_read: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether heal left nothing it found wrong (see `HealOutcome.unfixed`)."""
+        return not any(outcome.unfixed for outcome in self.outcomes)
 
     @property
     def copied(self) -> int:
@@ -109,3 +122,15 @@ class HealReport:
     def repaired(self) -> int:
         """Damaged copies replaced over all targets (``heal(repair=True)`` only)."""
         return sum(len(outcome.repaired) for outcome in self.outcomes)
+
+    @property
+    def quarantined(self) -> int:
+        """Objects moved to ``quarantine/`` over all targets (``heal(repair=True)`` only)."""
+        return sum(len(outcome.quarantined) for outcome in self.outcomes)
+
+    @property
+    def unfixed(self) -> tuple[tuple[str, str, str], ...]:
+        """``(target, key, why)`` for everything found wrong and left as it is."""
+        return tuple(
+            (outcome.target, key, why) for outcome in self.outcomes for key, why in outcome.unfixed
+        )
