@@ -274,9 +274,11 @@ def test_a_wiped_folder_target_exits_3_naming_heal_and_gets_nothing(tmp_path: Pa
     assert "ctfy-vault heal" in partial.stderr
     assert not dub.exists()  # nothing at all was written there
     healed = cli.json("heal")
-    assert "config" in healed["dub"]
-    assert any(key.startswith("keys/") for key in healed["dub"])
-    assert len([key for key in healed["dub"] if key.startswith("snapshots/")]) == 2
+    assert healed["ok"]
+    copied = healed["targets"]["dub"]["copied"]
+    assert "config" in copied
+    assert any(key.startswith("keys/") for key in copied)
+    assert len([key for key in copied if key.startswith("snapshots/")]) == 2
     again = cli.json("backup", "files")
     assert [(t["target"], t["committed"]) for t in again["targets"]] == [
         ("ams", True),
@@ -329,10 +331,50 @@ def test_a_mistyped_s3_prefix_exits_3_then_heal(tmp_path: Path, moto_s3: S3Endpo
     assert "ctfy-vault heal" in partial.stderr
     listed = s3_client(moto_s3).list_objects_v2(Bucket=bucket, Prefix="repo-tow/")
     assert listed.get("KeyCount", 0) == 0
-    assert "config" in cli.json("heal")["two"]
+    assert "config" in cli.json("heal")["targets"]["two"]["copied"]
     again = cli.json("backup", "files")
     assert all(t["committed"] for t in again["targets"])
     assert len(cli.json("snapshots")) == 3
+
+
+def test_junk_and_a_damaged_chunk_on_one_folder_then_heal_repair(tmp_path: Path) -> None:
+    """Junk stops no backup; heal exits 1 naming it and a bad chunk; heal --repair cleans up."""
+    cli = local_cli(tmp_path)
+    sample_tree(tmp_path / "data")
+    cli.ok("init")
+    cli.ok("backup", "files")
+    dub = tmp_path / "targets" / "dub"
+    (dub / "snapshots" / "zzz").write_text("junk\n")
+    (tmp_path / "data" / "new.txt").write_text("after the junk\n")
+    cli.ok("backup", "files")
+    cli.ok("backup", "db", "--stdin", "--name", "db.sql", stdin=b"INSERT 1;\n" * 500)
+    check = cli("check")
+    assert check.returncode == 0, check.stdout
+    assert "unexpected (warning)" in check.stdout
+    assert "snapshots/zzz" in check.stdout
+    chunk = sorted(p for p in (dub / "objects").rglob("*") if p.is_file())[0]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    key = chunk.relative_to(dub).as_posix()
+    plain = cli("heal")
+    assert plain.returncode == 1
+    assert "NOT FIXED snapshots/zzz" in plain.stdout
+    assert "every target holds every object" not in plain.stdout
+    looked = cli("heal", "--read-data", "--json")
+    assert looked.returncode == 1
+    report = json.loads(looked.stdout)
+    assert not report["ok"]
+    assert set(report["targets"]["dub"]["unfixed"]) == {"snapshots/zzz", key}
+    assert cli("check", "--read-data").returncode == 1
+    repaired = cli("heal", "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "quarantined snapshots/zzz -> quarantine/" in repaired.stdout
+    assert not (dub / "snapshots" / "zzz").exists()
+    assert [p.read_text() for p in (dub / "quarantine").rglob("zzz")] == ["junk\n"]
+    clean = cli.json("check", "--read-data")
+    assert clean["ok"], clean["problems"]
+    assert [p["kind"] for p in clean["problems"]] == ["quarantined"]
 
 
 def free_port() -> int:

@@ -167,3 +167,73 @@ def test_heal_of_identical_targets_copies_nothing() -> None:
     report = heal([left, right], sealer=sealer())
     assert report.copied == 0
     assert contents(left) == contents(right) == before
+
+
+def test_a_stray_name_is_never_copied_and_does_not_fail_heal() -> None:
+    """Junk under objects/ or snapshots/ is reported where it is, not spread, and not fatal."""
+    source, empty = memory_target(), memory_target()
+    _seed(source)
+    _raw_store(source, "objects/zz/junk", b"junk")
+    _raw_store(source, "snapshots/zzz", b"junk")
+    report = heal([source, empty], sealer=sealer())
+    assert not report.ok
+    assert {(target, key) for target, key, _why in report.unfixed} == {
+        (source.name, "objects/zz/junk"),
+        (source.name, "snapshots/zzz"),
+    }
+    assert not empty.exists("objects/zz/junk")
+    assert not empty.exists("snapshots/zzz")
+    assert len(manifests(empty, sealer())) == 1
+
+
+def test_repair_without_a_time_reports_what_it_would_quarantine() -> None:
+    """Quarantine folders are named by the time given; without one nothing is moved."""
+    left, right = memory_target(), memory_target()
+    _seed(left, right)
+    _raw_store(left, "snapshots/zzz", b"junk")
+    report = heal([left, right], sealer=sealer(), repair=True)
+    assert report.quarantined == 0
+    assert [key for _target, key, _why in report.unfixed] == ["snapshots/zzz"]
+    assert left.read("snapshots/zzz") == b"junk"
+
+
+def test_quarantine_never_replaces_other_bytes_already_set_aside() -> None:
+    """A quarantine key holding other bytes is left alone, and so is the original."""
+    left, right = memory_target(), memory_target()
+    _seed(left, right)
+    aside = f"quarantine/{NOW.strftime('%Y%m%dT%H%M%SZ')}/snapshots/zzz"
+    _raw_store(left, "snapshots/zzz", b"junk")
+    _raw_store(left, aside, b"earlier junk")
+    report = heal([left, right], sealer=sealer(), repair=True, now=NOW)
+    assert report.quarantined == 0
+    assert [key for _target, key, _why in report.unfixed] == ["snapshots/zzz"]
+    assert left.read("snapshots/zzz") == b"junk"
+    assert left.read(aside) == b"earlier junk"
+
+
+def test_an_unopenable_snapshot_is_not_quarantined_while_a_target_is_unreachable() -> None:
+    """A target that could not be listed may hold a good copy: nothing is set aside then."""
+    left, right = memory_target(), memory_target()
+    dead = faulty_target(Faults(down=True))
+    _seed(left, right)
+    key = "snapshots/99991231T235959.999999Z-zzz"
+    _raw_store(left, key, b"junk")
+    with pytest.raises(TargetsFailedError):
+        heal([left, dead, right], sealer=sealer(), repair=True, now=NOW)
+    assert left.read(key) == b"junk"
+    assert not right.exists(key)
+
+
+def test_an_unopenable_snapshot_is_reported_not_spread_by_plain_heal() -> None:
+    """A well-formed name whose only copy opens nowhere is no snapshot: reported, not fatal."""
+    left, right = memory_target(), memory_target()
+    _seed(left, right)
+    key = "snapshots/99991231T235959.999999Z-zzz"
+    _raw_store(left, key, b"\x01" + b"x" * 80)
+    report = heal([left, right], sealer=sealer())
+    assert [(target, k) for target, k, _why in report.unfixed] == [(left.name, key)]
+    assert not right.exists(key)
+    repaired = heal([left, right], sealer=sealer(), repair=True, now=NOW)
+    assert repaired.ok
+    assert repaired.outcomes[0].quarantined[0][0] == key
+    assert not left.exists(key)

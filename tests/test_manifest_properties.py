@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
@@ -20,10 +20,18 @@ from ctfy_vault.manifest import (
     encode,
     entry_hash,
     open_entry,
+    parse_entry_name,
     seal_entry,
     verify_chain,
 )
-from tests.crypto_strategies import FIXED_KEYS, FIXED_REPO_ID, entries, manifests, sealers
+from tests.crypto_strategies import (
+    FIXED_KEYS,
+    FIXED_REPO_ID,
+    entries,
+    ident,
+    manifests,
+    sealers,
+)
 
 SEALER = Sealer(repo_id=FIXED_REPO_ID, keys=FIXED_KEYS)
 
@@ -167,3 +175,26 @@ def test_known_head_is_lost_only_by_an_unexplained_deletion(
     assert verify_chain([*left, record], known_heads=heads).ok
     assert verify_chain([*left, record], known_heads={base.lineage: entry_hash(record)}).ok
     assert not verify_chain(left, known_heads={base.lineage: entry_hash(record)}).ok
+
+
+@given(entries)
+def test_every_entry_name_parses_back_to_its_time_and_id(entry: Entry) -> None:
+    """The name an entry is stored under parses to exactly its creation time and id."""
+    assert parse_entry_name(entry.name) == (entry.created, entry.id)
+
+
+@given(st.datetimes(timezones=st.just(UTC)), ident)
+def test_names_of_any_year_parse_back(created: datetime, snapshot_id: str) -> None:
+    """Any aware time from year 1 to 9999 (the C library pads no year) survives the name."""
+    manifest = Manifest(snapshot_id=snapshot_id, lineage="db", created=created, host="h")
+    assert parse_entry_name(manifest.name) == (manifest.created, snapshot_id)
+
+
+@given(st.one_of(st.text(max_size=60), st.from_regex(r"[0-9]{1,9}T[0-9]{6}\.[0-9]{6}Z-.{0,8}")))
+def test_only_names_an_entry_could_have_parse(name: str) -> None:
+    """Whatever parses is exactly the name of an entry with that time and id; junk does not."""
+    parsed = parse_entry_name(name)
+    if parsed is not None:
+        created, snapshot_id = parsed
+        entry = Manifest(snapshot_id=snapshot_id, lineage="db", created=created, host="h")
+        assert entry.name == name
