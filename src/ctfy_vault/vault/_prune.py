@@ -13,7 +13,9 @@ The order keeps every step re-runnable and every crash harmless:
    than the grace period allows; choose ``grace`` longer than your longest backup.
 
 Chunk deletion is skipped entirely when any target could not be listed or any snapshot object
-could not be opened: a manifest that cannot be read may name chunks that look unreferenced.
+could not be opened: a manifest that cannot be read may name chunks that look unreferenced. Names
+under ``snapshots/`` that are no snapshot object's (``snapshots/zzz``) are not listed at all and
+hold nothing up.
 """
 
 from __future__ import annotations
@@ -341,7 +343,15 @@ def _sweep(run: _Run, grace: timedelta, degraded: bool) -> tuple[int, int, int, 
         return 0, 0, 0, "a target could not be listed; no chunk was deleted"
     catalog = run.reader.catalog()
     if run.reader.broken_names():
-        return 0, 0, 0, "a snapshot object could not be opened; no chunk was deleted"
+        return (
+            0,
+            0,
+            0,
+            (
+                "a snapshot object could not be opened; no chunk was deleted (check names it; "
+                "heal --repair replaces or quarantines it)"
+            ),
+        )
     referenced = {
         chunk
         for opened in catalog.values()
