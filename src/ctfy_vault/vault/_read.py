@@ -59,8 +59,9 @@ class Reader:
     repository's keys and decodes). One that every target holding it gives damaged, or refuses
     to give for a reason that will not pass, is *broken*: it is no entry of any lineage (nobody
     without the keys can make one that opens, so it proves nothing), `verify` reports it and
-    ``heal(repair=True)`` moves it to quarantine. One that some target could not give because of
-    a transient failure, and no target gave intact, is also *undecided*: it may be a real entry.
+    ``heal(repair=True)`` moves it to quarantine. One that some target could not give reliably
+    (a transient failure, or two reads that differ: a flip in transit), and no target gave
+    intact, is also *undecided*: it may be a real entry.
     """
 
     _targets: tuple[Target, ...] = attrs.field(alias="targets")
@@ -81,10 +82,11 @@ class Reader:
         return set(self._broken)
 
     def undecided_names(self) -> set[str]:
-        """The broken snapshot objects some target failed to give because of a transient failure.
+        """The broken snapshot objects some target could not give reliably.
 
-        Such an object may be a real entry that a retry would read; the others in
-        `broken_names` were read (or refused for good) everywhere and failed.
+        A transient failure, or two reads of one copy that differ (a flip in transit): such an
+        object may be a real entry that a retry would read. The others in `broken_names` read
+        the same, damaged, twice on every target (or were refused for good).
         """
         return set(self._undecided)
 
@@ -131,9 +133,17 @@ class Reader:
         return found
 
     def _open(self, name: str, targets: Sequence[Target]) -> OpenedEntry | None:
-        """Open a snapshot object from the first target giving it intact (each tried twice)."""
+        """Open a snapshot object from the first target giving it intact (each tried twice).
+
+        A target's copy is *settled* as damaged only when two reads return the same bytes and
+        they do not open, or the target refuses it for a reason that will not pass; reads that
+        differ (a flip in transit) or transient failures leave the object undecided.
+        """
         errors: dict[str, BaseException | None] = {}
+        unsettled = False
         for target in targets:
+            failed: bytes | None = None
+            settled = False
             for _attempt in range(2):  # a second read gets past a flip in transit
                 try:
                     blob = target.read(f"{SNAPSHOTS_PREFIX}/{name}")
@@ -141,10 +151,18 @@ class Reader:
                 except (StorageError, IntegrityError, FormatError) as err:
                     log.warning("snapshot %s on %s cannot be opened: %s", name, target.name, err)
                     errors[target.name] = err
+                    if isinstance(err, StorageError):
+                        settled = not isinstance(err, TransientStorageError)
+                        if settled:
+                            break
+                        continue
+                settled = failed == blob  # the same bytes twice: damaged where stored
+                failed = blob
+            unsettled = unsettled or not settled
         found = list(errors.values())
         if found and all(isinstance(err, ObjectNotFoundError) for err in found):
             return None  # deleted since it was listed (a prune): there is nothing to judge
-        if any(isinstance(err, TransientStorageError) for err in found):
+        if unsettled:
             self._undecided.add(name)
         if found and all(isinstance(err, FormatError) for err in found):
             # The same format error on every target (often content that is no sealed object at

@@ -492,12 +492,12 @@ class Vault:
         Only snapshot objects some target gives intact count (see `Reader`): a stray name under
         ``snapshots/``, or an object that opens on no target, is no entry of any lineage and
         cannot stop a backup (``verify`` reports it). An object newer than the head that no
-        target could be asked for just now (a transient failure) may be the head: chaining past
-        it would fork the chain, so the backup waits for it.
+        target could give reliably just now (a transient failure, or two reads that differ) may
+        be the head: chaining past it would fork the chain, so the backup waits for it.
 
         Raises:
-            TargetsFailedError: a snapshot object newer than the head could not be read from any
-                target because of transient failures.
+            TargetsFailedError: a snapshot object newer than the head could not be read reliably
+                from any target (transient failures or reads that differ).
             RollbackError: the storage no longer accounts for the lineage's known head.
         """
         catalog = self._reader.catalog().values()
@@ -510,9 +510,10 @@ class Vault:
             err = self._reader.broken(undecided[-1])
             outcomes = err.outcomes if isinstance(err, TargetsFailedError) else {}
             raise TargetsFailedError(
-                f"snapshot {undecided[-1]} could not be read from any target just now (a "
-                f"transient failure) and may be the head of lineage {lineage}; backing up now "
-                "could fork its chain: back up again once the targets answer",
+                f"snapshot {undecided[-1]} could not be read reliably from any target just now "
+                f"(transient failures, or reads that differ) and may be the head of lineage "
+                f"{lineage}; backing up now could fork its chain: back up again once the targets "
+                "answer",
                 outcomes,
             )
         for name in newer:

@@ -229,8 +229,8 @@ class _Healer:
     def quarantine(self, target: Target, key: str, why: str) -> None:
         """Move one object to ``quarantine/<time>/<key>`` on its target; never delete it outright.
 
-        The copy is written create-only and read back; the original is deleted only when the
-        copy holds the same bytes.
+        The object is read twice (the reads must agree), the copy is written create-only and read
+        back; the original is deleted only when the copy holds the same bytes.
         """
         if self.now is None:
             self.leave(target, key, f"{why}; give heal a time (now=) to quarantine it")
@@ -239,6 +239,9 @@ class _Healer:
         aside = f"{QUARANTINE_PREFIX}/{stamp}/{key}"
         try:
             blob = target.read(key)
+            if target.read(key) != blob:  # a flip in transit must not be what is kept
+                self.leave(target, key, f"{why}; two reads differ, not moved")
+                return
             # Quarantined before, maybe by a run that stopped: the bytes are compared below.
             with contextlib.suppress(ObjectExistsError):
                 target.write(aside, blob)
@@ -329,6 +332,8 @@ class _Healer:
                 else:
                     self.leave(target, key, f"could not be read: {err}")
         good, damaged = self._judge(key, copies)
+        if good is None and damaged and key.startswith(f"{SNAPSHOTS_PREFIX}/"):
+            unread = unread or not self._confirmed(holders, key, copies, damaged)
         if good is None and damaged and self._not_an_object(key, unread):
             with self.lock:
                 self.strays.add(key)
@@ -373,6 +378,25 @@ class _Healer:
             self.held[target.name].discard(key)
         log.warning("heal: replacing the damaged copy of %s on %s", key, target.name)
         self._write(target, key, blob, manifest, repairing=True)
+
+    def _confirmed(
+        self, holders: Sequence[Target], key: str, copies: Mapping[str, bytes], damaged: set[str]
+    ) -> bool:
+        """Whether a second read of each damaged copy gives the same bytes (damage at rest).
+
+        A flip in transit gives other bytes the second time: such a copy is not judged.
+        """
+        for target in holders:
+            if target.name not in damaged:
+                continue
+            try:
+                again = target.read(key)
+            except StorageError:
+                return False
+            if again != copies[target.name]:
+                log.warning("heal: two reads of %s on %s differ", key, target.name)
+                return False
+        return True
 
     def _not_an_object(self, key: str, unread: bool) -> bool:
         """Whether a snapshot key whose every copy read is damaged can be judged no snapshot.
