@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,13 @@ class TestFile:
         path.write_bytes(b" " * (16 * 1024 * 1024 + 1))
         with pytest.raises(FormatError, match="larger"):
             KnownHeads.load(path)
+
+
+def test_a_fifo_or_folder_as_the_heads_file_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO at the state file's path is refused without blocking; a folder is named as one."""
+    fifo = tmp_path / "heads.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigurationError, match="FIFO"):
+        KnownHeads.load(fifo)  # a plain open would wait forever for a writer
+    with pytest.raises(ConfigurationError, match="folder"):
+        KnownHeads.load(tmp_path)

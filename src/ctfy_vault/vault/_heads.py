@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import attrs
 
+from ctfy_vault._files import read_regular_file
 from ctfy_vault.crypto import REPO_ID_SIZE
 from ctfy_vault.exceptions import ConfigurationError, FormatError
 from ctfy_vault.manifest import HASH_SIZE
@@ -206,12 +207,13 @@ class KnownHeads:
 
         Raises:
             FormatError: the file is not a known-heads document (see `from_json`), or too large.
+            ConfigurationError: the path is a FIFO, a device, a socket or a folder.
             OSError: the file exists but cannot be read.
         """
         where = Path(path)
         try:
-            with where.open("rb") as source:
-                data = source.read(_MAX_BYTES + 1)
+            # Never a plain open: a FIFO or a device at the path would block or read forever.
+            data, _status = read_regular_file(where, what="known-heads file", limit=_MAX_BYTES + 1)
         except FileNotFoundError:
             return None
         if len(data) > _MAX_BYTES:
