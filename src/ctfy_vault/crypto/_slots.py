@@ -147,12 +147,16 @@ class RawKey:
             The key.
 
         Raises:
-            ConfigurationError: the variable is missing or does not hold 32 bytes (the message
-                names the variable, never its value).
+            ConfigurationError: the variable is missing (the message does not repeat ``name``,
+                which may be a key passed by mistake) or does not hold 32 bytes (the message names
+                the variable, never its value).
         """
         text = environ.get(name)
         if text is None:
-            raise ConfigurationError(f"environment variable {name} is not set")
+            # Not named: what was passed as the name may be the key itself, given by mistake.
+            raise ConfigurationError(
+                "the environment variable named for RawKey.from_env is not set"
+            )
         text = text.strip()
         value: bytes | None = None
         if re.fullmatch(r"[0-9a-fA-F]{64}", text):
