@@ -19,6 +19,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -340,6 +341,6 @@ def test_a_key_passed_as_the_variable_name_is_never_echoed() -> None:
     """``RawKey.from_env(<the key itself>)``: the error says the variable is unset, not its name."""
     key = os.urandom(32)
     for mistaken in (key.hex(), base64.b64encode(key).decode()):
-        texts = error_texts(lambda mistaken=mistaken: RawKey.from_env(mistaken, {}))
+        texts = error_texts(partial(RawKey.from_env, mistaken, {}))
         assert_clean(texts, extra={"key given as a name": {mistaken}})
         assert "is not set" in texts[0]
