@@ -190,6 +190,7 @@ def test_ctrl_c_during_backup_commits_nothing_and_exits_130(tmp_path: Path) -> N
     """SIGINT mid-backup: exit 130, one stderr line saying nothing was committed, no snapshot."""
     cli = local_cli(tmp_path)
     cli.ok("init")
+    cli.ok("check")  # records the known heads: no first-run note below
     big_tree(tmp_path / "data")
     objects = tmp_path / "targets" / "ams" / "objects"
     code, err, seconds = interrupt_when(cli, ["backup", "files"], lambda: bool(stored(objects)))
@@ -482,6 +483,7 @@ def test_the_line_after_the_bar_starts_clean_at_column_0(tmp_path: Path, command
     """On a terminal: one bar on one line, then carriage return + erase-line, then the summary."""
     cli = local_cli(tmp_path, names=("ams",))
     cli.ok("init")
+    cli.ok("check")  # records the known heads: no first-run note before the bar
     sample_tree(tmp_path / "data")
     if command == "backup":
         written = on_terminal(cli, ["backup", "files"])

@@ -597,6 +597,7 @@ def test_pg_dump_that_cannot_connect_fails_the_cli_backup(
     """pg_dump on a port nothing listens on: its own error, then exit 1 and no snapshot."""
     config, env = _cli_config(postgres, tmp_path)
     _cli("init", "--config", str(config), env=env)
+    _cli("check", "--config", str(config), env=env)  # records the known heads: no first-run note
     wrong = {**env, "PGPORT": str(_free_port())}
     argv = postgres.dump_argv(source_db)
     done = _cli_run(
@@ -650,11 +651,12 @@ def test_nightly_example_backs_up_and_prunes(
         assert done.returncode == 0, done.stderr
         assert ("full server: full-server" in done.stderr) == (n == 0)
 
-    # Six weeks later, the weekly window keeps one snapshot of that week: 09-03.
+    # Six weeks later, the weekly window keeps one snapshot of that week (09-03) and, as restic
+    # does while the window reaches back that far, the oldest one (09-01): 09-02 is forgotten.
     done = _night("2026-10-15T02:30:00+00:00", *common, env=env, targets=targets)
     assert done.returncode == 0, done.stderr
-    assert "prune db: keep 2, forgot 2" in done.stderr
-    assert "prune server-files: keep 2, forgot 2" in done.stderr
+    assert "prune db: keep 3, forgot 1" in done.stderr
+    assert "prune server-files: keep 3, forgot 1" in done.stderr
 
     vault = Vault.open([Target.from_url(str(t), name=t.name) for t in targets], key=RawKey(key))
     by_lineage = {
@@ -662,8 +664,8 @@ def test_nightly_example_backs_up_and_prunes(
         for lineage in ("db", "server-files", "full-server")
     }
     assert by_lineage == {
-        "db": ["10-15", "09-03"],
-        "server-files": ["10-15", "09-03"],
+        "db": ["10-15", "09-03", "09-01"],
+        "server-files": ["10-15", "09-03", "09-01"],
         "full-server": ["09-01"],
     }
     latest = vault.snapshots("db")[0]
