@@ -35,8 +35,8 @@ def tests(session: nox.Session) -> None:
 @nox.session(name="tests-fast")
 def tests_fast(session: nox.Session) -> None:
     """Run the tests that need no external server (moto runs in-process) and are not slow."""
-    session.install(".[azure]", *_groups("test"))
-    session.run("pytest", "-q", "-m", "not server and not slow", *session.posargs)
+    session.install(".[azure]", *_groups("fast"))
+    session.run("pytest", "-q", "-n", "auto", "-m", "not server and not slow", *session.posargs)
 
 
 @nox.session
