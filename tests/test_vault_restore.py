@@ -132,6 +132,36 @@ class TestRefusals:
         vault.restore(info, dest, overwrite=True)
         assert (dest / "src" / "a.txt").read_bytes() == b"alpha " * 500
 
+    @pytest.mark.parametrize(
+        ("in_the_way", "include", "named"),
+        [
+            ("src/sub", None, "folder src/sub: the destination holds a file there"),
+            ("src", None, "folder src: the destination holds a file there"),
+            ("src", ["src/sub/b.bin"], "src/sub/b.bin: the destination holds a file where its"),
+            ("src/a.txt/", None, "file src/a.txt: the destination holds a folder there"),
+            ("src/link/", None, "symlink src/link: the destination holds a folder there"),
+        ],
+    )
+    def test_overwrite_refuses_a_file_for_a_folder_or_a_folder_for_a_file(
+        self, tmp_path: Path, in_the_way: str, include: list[str] | None, named: str
+    ) -> None:
+        """With overwrite, a file where a folder goes (or the reverse) is named; nothing changes."""
+        vault = new_vault()
+        info = vault.backup([sample_tree(tmp_path)], lineage="files", host="h", now=NOW)
+        dest = tmp_path / "out"
+        blocker = dest / in_the_way
+        blocker.parent.mkdir(parents=True, exist_ok=True)
+        if in_the_way.endswith("/"):
+            blocker.mkdir()
+            (blocker / "keep.txt").write_bytes(b"mine")
+        else:
+            blocker.write_bytes(b"mine")
+        before = tree(dest)
+        with pytest.raises(ObjectExistsError, match=re.escape(named)) as caught:
+            vault.restore(info, dest, include=include, overwrite=True)
+        assert isinstance(caught.value, FileExistsError)
+        assert tree(dest) == before  # refused before anything was written
+
     def test_destination_that_is_a_file_is_refused(self, tmp_path: Path) -> None:
         """A destination that is a file is refused even with overwrite."""
         vault = new_vault()

@@ -6,6 +6,7 @@ import fnmatch
 import logging
 import os
 import posixpath
+import stat
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -129,6 +130,56 @@ def _check_destination(dest: Path, *, overwrite: bool) -> None:
             target="restore",
             key=str(dest),
         )
+
+
+def _found_at(path: Path) -> str | None:
+    """What the destination holds at ``path``: ``folder``, ``link``, ``file`` or ``None``."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISLNK(mode):
+        return "link"
+    return "file" if stat.S_ISREG(mode) else "special file"
+
+
+def _check_in_the_way(targets: Sequence[tuple[FileEntry, Path]], dest: Path) -> None:
+    """Refuse, before anything is written, what overwriting cannot replace in place.
+
+    Overwriting replaces files and links; it never removes a folder to put a file or a link there,
+    nor a file to put a folder there. Links already in the destination are handled where they
+    are met (replaced, or refused when they lead outside).
+
+    Raises:
+        ObjectExistsError: the destination holds a file where a folder of the snapshot goes, or
+            a folder where one of its files or links goes; the message names both.
+    """
+    for entry, local in targets:
+        for parent in reversed(local.parents):
+            if not _inside(dest, parent) or parent == dest:
+                continue
+            found = _found_at(parent)
+            if found in ("file", "special file"):
+                raise ObjectExistsError(
+                    f"cannot restore {entry.path}: the destination holds a {found} where its "
+                    "folder goes (overwrite replaces files, never a file by a folder)",
+                    target="restore",
+                    key=str(parent),
+                )
+        found = _found_at(local)
+        wanted_folder = entry.type is FileType.DIR
+        if (wanted_folder and found in ("file", "special file")) or (
+            not wanted_folder and found == "folder"
+        ):
+            what = "folder" if wanted_folder else entry.type.value
+            raise ObjectExistsError(
+                f"cannot restore {what} {entry.path}: the destination holds a {found} there "
+                "(overwrite replaces files, never a folder by a file or a file by a folder)",
+                target="restore",
+                key=str(local),
+            )
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -274,6 +325,8 @@ def restore_manifest(
     _check_destination(dest, overwrite=overwrite)
     entries = select(manifest.files, include)
     targets = [(entry, safe_join(dest, entry.path)) for entry in entries]  # all checked first
+    if overwrite:
+        _check_in_the_way(targets, dest)
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
     fallbacks: list[tuple[str, str]] = []
