@@ -156,10 +156,12 @@ def _check_in_the_way(targets: Sequence[tuple[FileEntry, Path]], dest: Path) -> 
         ObjectExistsError: the destination holds a file where a folder of the snapshot goes, or
             a folder where one of its files or links goes; the message names both.
     """
+    checked: set[Path] = set()  # folders shared by many entries are looked at once
     for entry, local in targets:
         for parent in reversed(local.parents):
-            if not _inside(dest, parent) or parent == dest:
+            if parent in checked or parent == dest or not _inside(dest, parent):
                 continue
+            checked.add(parent)
             found = _found_at(parent)
             if found in ("file", "special file"):
                 raise ObjectExistsError(
