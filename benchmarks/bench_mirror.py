@@ -29,7 +29,7 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE.parent))
 
-from tests.servers import S3Endpoint, make_bucket, rgw_server, s3_client, s3_target  # noqa: E402
+from tests.support.servers import S3Endpoint, make_bucket, rgw_server, s3_client, s3_target  # noqa: E402
 
 from ctfy_vault.mirror import MirrorState, mirror  # noqa: E402
 from ctfy_vault.storage import Target  # noqa: E402

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import fsspec
 import pytest
 
-from tests.servers import (
+from tests.support.servers import (
     AzureEndpoint,
     S3Endpoint,
     azurite_server,
@@ -16,7 +16,7 @@ from tests.servers import (
 )
 
 # --------------------------------------------------------------------------------------------------
-# Servers (session-scoped: started once, shared by every test that asks). See tests/servers.py.
+# Servers (session-scoped: started once, shared by every test that asks). See tests/support/servers.py.
 
 
 @pytest.fixture(scope="session")
@@ -40,15 +40,26 @@ def azurite() -> Iterator[AzureEndpoint]:
         yield endpoint
 
 
-# Fixtures that start or need a server, a program or a download outside this process. A test using any of them
-# (directly or through another fixture) is marked ``server``; ``nox -s tests-fast`` leaves those out.
-SERVER_FIXTURES = frozenset({"rgw_s3", "azurite", "postgres", "restic", "restic_fixtures"})
+# Fixtures that start or need a server, a program or a download outside this process, and the marker
+# each adds. A test using any of them (directly or through another fixture) gets that marker and
+# ``server``, so ``-m "not rgw"`` never starts Ceph and ``nox -s tests-fast`` leaves all of them out.
+FIXTURE_MARKERS: dict[str, str] = {
+    "rgw_s3": "rgw",
+    "azurite": "azurite",
+    "postgres": "postgres",
+    "restic": "restic",
+    "restic_fixtures": "restic",
+}
+SERVER_FIXTURES = frozenset(FIXTURE_MARKERS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs an external server, from the fixtures it uses."""
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        used = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        for marker in sorted({FIXTURE_MARKERS[name] for name in used}):
+            item.add_marker(getattr(pytest.mark, marker))
+        if used:
             item.add_marker(pytest.mark.server)
 
 

@@ -1,0 +1,1 @@
+"""The storage contract, the same assertions on every backend."""

@@ -1,0 +1,1 @@
+"""Harnesses: crashes, storage and network faults, hostile input, memory bounds, secret leaks."""

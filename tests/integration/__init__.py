@@ -1,0 +1,1 @@
+"""Integration tests against real servers and programs (Ceph RGW, Azurite, PostgreSQL, restic)."""

@@ -1,0 +1,1 @@
+"""Unit tests of the package as a whole: public names, packaging, the testing helpers."""
