@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -96,3 +98,70 @@ def test_targets_failed_error_holds_every_outcome() -> None:
     assert err.outcomes == {"s3://a": None, "s3://b": boom}
     assert "s3://b" in str(err)
     assert "s3://a:" not in str(err)
+
+
+def _modules_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``statement``."""
+    code = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+HEAVY = ("cryptography", "botocore", "fsspec", "s3fs", "aiohttp", "adlfs", "azure")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["import ctfy_vault", "import ctfy_vault.retention", "import ctfy_vault.exceptions"],
+)
+def test_light_imports_load_no_heavy_library(statement: str) -> None:
+    """The top level and the pure retention engine load no crypto or storage library."""
+    loaded = _modules_after(statement)
+    heavy = sorted(name for name in loaded if name.split(".")[0] in HEAVY)
+    assert heavy == [], heavy
+    library = {name for name in loaded if name.startswith("ctfy_vault")}
+    assert "ctfy_vault.vault" not in library
+    assert "ctfy_vault.storage" not in library
+
+
+def test_front_door_names_resolve_to_their_subpackages() -> None:
+    """Each front-door name is the very object its subpackage defines, and ``dir`` lists it."""
+    for name in ctfy_vault.__all__:
+        if name == "__version__":
+            continue
+        module = importlib.import_module(ctfy_vault._FRONT[name])  # noqa: SLF001 - the table under test
+        assert getattr(ctfy_vault, name) is getattr(module, name), name
+        assert name in dir(ctfy_vault)
+    assert set(ctfy_vault._FRONT) == set(ctfy_vault.__all__) - {"__version__"}  # noqa: SLF001
+    assert len(ctfy_vault.__all__) <= 25  # a front door, not the whole house
+
+
+def test_moved_names_still_import_with_a_deprecation_naming_their_home() -> None:
+    """A name the top level used to export still works, warning where to import it from."""
+    moved = ctfy_vault._MOVED  # noqa: SLF001 - the table under test
+    assert "Writer" in moved
+    assert "Sealer" in moved
+    for name, home in moved.items():
+        with pytest.warns(DeprecationWarning, match=rf"import it from {home}\b"):
+            value = getattr(ctfy_vault, name)
+        assert value is getattr(importlib.import_module(home), name)
+        assert name not in ctfy_vault.__all__
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    """A name that never existed fails as ``AttributeError`` (so ``hasattr`` answers False)."""
+    assert not hasattr(ctfy_vault, "NoSuchThing")
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        _ = ctfy_vault.NoSuchThing
+
+
+def test_importing_the_mirror_package_keeps_the_mirror_function() -> None:
+    """``ctfy_vault.mirror`` stays the function after its subpackage is imported, in any order."""
+    code = (
+        "import ctfy_vault.mirror, ctfy_vault, inspect\n"
+        "print(inspect.isfunction(ctfy_vault.mirror))\n"
+        "from ctfy_vault import mirror\n"
+        "print(inspect.isfunction(mirror))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]
