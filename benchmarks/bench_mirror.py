@@ -5,7 +5,7 @@ another RGW bucket and to a local folder, once by `mirror` and once by Debian's 
 (installed with apt-get if missing), each into its own fresh destination. Then both run again over
 the unchanged data (the incremental case). ``*_ratio`` = our time / rclone's time (target <= 1.0).
 
-The RGW server comes from ``tests/servers.py`` (``CTFY_TEST_RGW_ENV`` names a running one; otherwise
+The RGW server comes from ``tests/support/servers.py`` (``CTFY_TEST_RGW_ENV`` names a running one; otherwise
 one is started and stopped). Results: printed as a Markdown table and written to
 ``benchmarks/results/mirror.json``.
 """

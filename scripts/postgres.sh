@@ -20,7 +20,7 @@
 #   PG_BIN       the server binaries                 (default: the newest /usr/lib/postgresql/*/bin)
 #
 # $PG_DIR/env holds PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE and PG_BIN, one KEY='value' a
-# line (readable by `source` and by tests/servers.py's read_env_file): with it, psql, pg_dump and
+# line (readable by `source` and by tests/support/servers.py's read_env_file): with it, psql, pg_dump and
 # createdb connect without more options. The password is drawn at start; it guards a test cluster.
 set -Eeuo pipefail
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# restic's own retention fixtures (TestApplyPolicy) for tests/test_retention_restic_fixtures.py.
+# restic's own retention fixtures (TestApplyPolicy) for tests/integration/test_retention_restic_fixtures.py.
 #
 # Downloads Debian's source package of restic with apt-get, which checks the .dsc and every file it
 # names against the suite's signed Sources index; checks the upstream tarball against the .dsc's

@@ -25,7 +25,7 @@
 #
 # $RGW_DIR/env holds RGW_ENDPOINT, RGW_ACCESS_KEY, RGW_SECRET_KEY, RGW_REGION and the writer's
 # RGW_WRITER_ACCESS_KEY and RGW_WRITER_SECRET_KEY, one KEY='value' a
-# line (readable by `source` and by tests/servers.py). Any step that does not finish in time makes the
+# line (readable by `source` and by tests/support/servers.py). Any step that does not finish in time makes the
 # script print the tail of the logs, stop what it started and exit non-zero.
 set -Eeuo pipefail
 
