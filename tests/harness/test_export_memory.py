@@ -70,7 +70,7 @@ def test_export_memory_stays_bounded(tmp_path: Path) -> None:
                 out.write(os.urandom(2**20))
     spec = {"source": str(docs), "dest": str(tmp_path / "out")}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.test_export_memory"],
+        [sys.executable, "-m", __name__],
         input=json.dumps(spec),
         capture_output=True,
         text=True,
