@@ -7,11 +7,13 @@ caller already catches, so ``except FileExistsError`` or ``except ValueError`` k
     ├── ConfigurationError (ValueError)          bad URL, option, policy or config value
     │   ├── InvalidURLError                      a target URL that cannot be used
     │   ├── InvalidObjectKeyError                an object key that could escape or break a target
-    │   └── PolicyError                          a retention policy that cannot be applied
+    │   ├── PolicyError                          a retention policy that cannot be applied
+    │   └── AmbiguousSnapshotError (LookupError)  an id prefix that several snapshots share
     ├── UnsupportedError (NotImplementedError)   the backend cannot do what was asked
     ├── StorageError (OSError)                   a target failed; names the target (and key)
     │   ├── ObjectExistsError (FileExistsError)  create-only write refused: the object is there
     │   ├── ObjectNotFoundError (FileNotFoundError)
+    │   │   └── SnapshotNotFoundError (LookupError)  no snapshot matches a reference
     │   ├── NotAFolderError (NotADirectoryError)  a key's parent is an object (a local file)
     │   ├── AccessDeniedError (PermissionError)  the credentials may not do this
     │   ├── DegradedTargetError                  holds no repository config or key slot (run heal)
@@ -29,10 +31,11 @@ No message ever contains a key, a passphrase or a signed URL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "AccessDeniedError",
+    "AmbiguousSnapshotError",
     "ConfigurationError",
     "DegradedTargetError",
     "FormatError",
@@ -45,6 +48,7 @@ __all__ = [
     "ObjectNotFoundError",
     "PolicyError",
     "RollbackError",
+    "SnapshotNotFoundError",
     "SourceFailedError",
     "StorageError",
     "TargetUnreachableError",
@@ -73,6 +77,27 @@ class InvalidObjectKeyError(ConfigurationError):
 
 class PolicyError(ConfigurationError):
     """A retention policy is invalid (negative counts, unknown keys, bad durations, unknown zones)."""
+
+
+class AmbiguousSnapshotError(ConfigurationError, LookupError):
+    """A snapshot reference is a prefix of several snapshot ids; nothing was chosen.
+
+    A `ConfigurationError` (a reference the caller must make longer, exit code 2 in the CLI) and a
+    `LookupError`, like `SnapshotNotFoundError`. The message lists the first five ids.
+
+    Attributes:
+        ref: the reference given.
+        matches: the ids it is a prefix of.
+    """
+
+    def __init__(self, ref: str, matches: Iterable[str]) -> None:
+        self.ref = ref
+        self.matches = tuple(matches)
+        listed = ", ".join(self.matches[:5])
+        super().__init__(f"snapshot prefix {ref!r} is ambiguous: {listed}")
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep the arguments through pickling
+        return (type(self), (self.ref, self.matches))
 
 
 class UnsupportedError(VaultError, NotImplementedError):
@@ -114,6 +139,14 @@ class ObjectExistsError(StorageError, FileExistsError):
 
 class ObjectNotFoundError(StorageError, FileNotFoundError):
     """The object (or the bucket/container holding it) does not exist."""
+
+
+class SnapshotNotFoundError(ObjectNotFoundError, LookupError):
+    """No snapshot matches a reference (a name, an id, an id prefix, ``latest[:LINEAGE]``).
+
+    An `ObjectNotFoundError` whose ``target`` is ``repository`` (every target was listed) and
+    whose ``key`` is the reference; also a `LookupError`, as a missing mapping key is.
+    """
 
 
 class NotAFolderError(StorageError, NotADirectoryError):

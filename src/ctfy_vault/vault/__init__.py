@@ -17,6 +17,8 @@ every target create-only; reads take each object from the first target that give
     >>> info = vault.backup(dump, lineage="db", host="h", now=now)
     >>> [s.snapshot_id == info.snapshot_id for s in vault.snapshots()]
     [True]
+    >>> vault.find("latest:db") == vault.find(info.snapshot_id[:8])
+    True
     >>> vault.open_file(info, "db.sql").read()
     b'INSERT 1;'
     >>> report = vault.verify(read_data=True)
@@ -29,6 +31,7 @@ every target create-only; reads take each object from the first target that give
 """
 
 from ctfy_vault.vault._config import CONFIG_KEY, REPOSITORY_FORMAT, RepoConfig
+from ctfy_vault.vault._find import LATEST, check_reference, find_snapshot
 from ctfy_vault.vault._heads import HEADS_FORMAT, KnownHeads, LineageHead
 from ctfy_vault.vault._lock import LOCK_KEY, LockInfo
 from ctfy_vault.vault._model import BackupInfo, Problem, RestoreReport, SnapshotInfo, VerifyReport
@@ -40,6 +43,7 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_LOCK_TTL",
     "HEADS_FORMAT",
+    "LATEST",
     "LOCK_KEY",
     "REPOSITORY_FORMAT",
     "BackupInfo",
@@ -54,4 +58,6 @@ __all__ = [
     "Source",
     "Vault",
     "VerifyReport",
+    "check_reference",
+    "find_snapshot",
 ]

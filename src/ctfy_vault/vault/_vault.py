@@ -43,6 +43,7 @@ from ctfy_vault.manifest import FileEntry, FileType, Manifest, OpenedEntry, chec
 from ctfy_vault.retention import Policy, RetentionPlan, plan
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._config import CONFIG_KEY, RepoConfig
+from ctfy_vault.vault._find import check_reference, find_snapshot
 from ctfy_vault.vault._heads import KnownHeads
 from ctfy_vault.vault._lock import LOCK_KEY, LockInfo, read_lock
 from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo, VerifyReport
@@ -1046,6 +1047,25 @@ class Vault:
             return RepoConfig.from_json(data) == self._config
         except FormatError:
             return False
+
+    def find(self, ref: str) -> SnapshotInfo:
+        """Find the snapshot a reference names, as ``ctfy-vault ls`` and ``restore`` take it.
+
+        Args:
+            ref: ``latest`` (the newest snapshot), ``latest:LINEAGE`` (the newest of a lineage),
+                a snapshot's name or id, or a prefix of exactly one snapshot's id.
+
+        Returns:
+            The snapshot, for `ls`, `restore` and the other readers.
+
+        Raises:
+            ConfigurationError: the reference is malformed; checked before anything is listed.
+            AmbiguousSnapshotError: a prefix of several ids (the message lists them).
+            SnapshotNotFoundError: no snapshot matches (also a `LookupError`).
+            TargetsFailedError: no target could be listed.
+        """
+        check_reference(ref)
+        return find_snapshot(self.snapshots(), ref)
 
 
 def _order(opened: OpenedEntry) -> tuple[datetime, str]:
