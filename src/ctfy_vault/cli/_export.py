@@ -4,75 +4,23 @@ from __future__ import annotations
 
 import argparse
 import binascii
-import json
 import os
-import sys
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, TextIO
+from typing import TextIO
 
-from ctfy_vault.cli._options import add_target_options, count_option, target_from_args
-from ctfy_vault.cli._progress import Progress, format_bytes
+from ctfy_vault.cli._options import target_from_args
+from ctfy_vault.cli._progress import format_bytes
+from ctfy_vault.cli._render import ExitCode, dump_line, progress
 from ctfy_vault.exceptions import ConfigurationError
 from ctfy_vault.export import ExportProgress, ExportSummary, TargetSource, export
 from ctfy_vault.links import LinkSigner
 from ctfy_vault.storage import Target
 
-EXIT_OK = 0
+__all__ = ["SECRET_ENV", "run"]
+
 #: The link secret for local destinations: at least 32 bytes as hex digits.
 SECRET_ENV = "CTFY_VAULT_LINK_SECRET"  # noqa: S105 - the variable's name, not a secret
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the ``export`` subcommand on ``subparsers`` (from ``add_subparsers``).
-
-    Returns:
-        The subcommand's parser, with ``run`` set to its function.
-    """
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "export",
-        help="export one tenant's documents as one archive with an inventory and a signed link",
-        description=(
-            "Stream everything stored under the tenant's prefix at SOURCE into one archive (zip "
-            "or tar.gz) written create-only under a new name in DEST, with a README and an "
-            "inventory (path, size, SHA-256, modification time; JSON and CSV), record it in the "
-            "tenant's export register, and print a signed link valid at most one hour. Local "
-            f"destinations sign links for your download endpoint: --link-base-url and {SECRET_ENV} "
-            "(hex). Credentials come from the environment, never from arguments."
-        ),
-    )
-    parser.add_argument("source", help="documents URL (s3://, az://, file://, or a folder)")
-    parser.add_argument("dest", help="destination URL for the archive and the register")
-    parser.add_argument("--tenant", required=True, help="the tenant id")
-    parser.add_argument(
-        "--prefix",
-        help="the tenant's folder at SOURCE (default: the tenant id; '' for all of SOURCE)",
-    )
-    parser.add_argument("--format", choices=("zip", "tar.gz"), default="zip", help="archive type")
-    parser.add_argument("--store", action="store_true", help="do not compress (faster)")
-    parser.add_argument("--requested-by", help="who asked for the export (for the register)")
-    parser.add_argument(
-        "--allow-empty",
-        action="store_true",
-        help="the tenant exists: export an empty archive rather than fail when it holds nothing",
-    )
-    parser.add_argument(
-        "--skip-unsafe",
-        action="store_true",
-        help="leave out objects with unsafe keys (listed in the inventory) instead of failing",
-    )
-    parser.add_argument(
-        "--link-minutes",
-        type=count_option("--link-minutes", minimum=1, maximum=60),
-        default=60,
-        help="signed link lifetime, 1-60 minutes (a link lives at most one hour)",
-    )
-    parser.add_argument("--link-base-url", help="download endpoint that serves local exports")
-    parser.add_argument("--no-link", action="store_true", help="do not sign a link")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    add_target_options(parser, scope="every s3:// URL")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def _signer(args: argparse.Namespace, environ: Mapping[str, str]) -> LinkSigner | None:
@@ -93,20 +41,11 @@ def _wants_signer(url: str) -> bool:
     return scheme in ("file", "memory")
 
 
-def _progress(err: TextIO) -> tuple[Progress, Callable[[ExportProgress], None]]:
-    bar = Progress("export", stream=err)
-
-    def show(progress: ExportProgress) -> None:
-        bar.set(progress.bytes_done, progress.files_done)
-
-    return bar, show
-
-
 def _print(summary: ExportSummary, note: str | None, as_json: bool, out: TextIO) -> None:
     if as_json:
         document = summary.to_dict()
         document["link"] = summary.link.url if summary.link else None
-        out.write(json.dumps(document, ensure_ascii=False, sort_keys=True) + "\n")
+        dump_line(document, out, ensure_ascii=False)
         return
     out.write(
         f"export {summary.tenant}: {summary.files} files, {format_bytes(summary.bytes)} -> "
@@ -123,7 +62,7 @@ def _print(summary: ExportSummary, note: str | None, as_json: bool, out: TextIO)
         out.write(f"  {note}\n")
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
+def run(args: argparse.Namespace, out: TextIO) -> ExitCode:
     """Run ``ctfy-vault export`` with parsed ``args``; return the exit code."""
     if not 1 <= args.link_minutes <= 60:
         raise ConfigurationError("--link-minutes is 1 to 60 (a link lives at most one hour)")
@@ -138,12 +77,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             "no link: a local destination needs --link-base-url and "
             f"{SECRET_ENV} for your download endpoint"
         )
-    bar, show = _progress(sys.stderr)
+    bar = progress("export")
+
+    def show(done: ExportProgress) -> None:
+        bar.set(done.bytes_done, done.files_done)
+
     with bar:
         on_progress = show if bar.enabled and not args.json else None
         summary = _run_export(args, source, dest, link=link, signer=signer, on_progress=on_progress)
     _print(summary, note, args.json, out)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _run_export(

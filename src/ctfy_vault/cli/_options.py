@@ -1,8 +1,9 @@
-"""Options shared by commands: backend options for URLs (never secrets), and numeric options.
+"""Option values: targets from URLs and backend options (never secrets), numbers, references.
 
-Every numeric option goes through `duration_option`, `count_option` or `seconds_option`, so a value
-that is malformed, out of range or too large to represent (``--grace 999999999w``) is an argparse
-usage error (exit 2) naming the option and what is wrong with the value, never a traceback.
+Every numeric option goes through `duration_option`, `count_option`, `seconds_option` or
+`read_data_option`, and a snapshot reference through `reference_option`, so a value that is
+malformed, out of range or too large to represent (``--grace 999999999w``) is an argparse usage
+error (exit 2) naming the option and what is wrong with the value, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,19 @@ from typing import Any
 from ctfy_vault.exceptions import ConfigurationError, PolicyError
 from ctfy_vault.retention import Duration
 from ctfy_vault.storage import Target
+from ctfy_vault.vault import check_reference
+
+__all__ = [
+    "MAX_DURATION",
+    "SECRET_OPTIONS",
+    "count_option",
+    "duration_option",
+    "parse_read_data",
+    "read_data_option",
+    "reference_option",
+    "seconds_option",
+    "target_from_args",
+]
 
 #: The longest duration any option takes: far beyond any sensible grace period, and small enough
 #: that adding it to any date of this era stays representable.
@@ -28,26 +42,10 @@ SECRET_OPTIONS = frozenset(
 _S3_FLAGS = ("endpoint_url", "region", "addressing_style")
 
 
-def add_target_options(parser: argparse.ArgumentParser, *, scope: str = "the target") -> None:
-    """Add ``--endpoint-url``, ``--region``, ``--addressing-style`` and ``--option KEY=VALUE``."""
-    parser.add_argument(
-        "--endpoint-url", help=f"S3-compatible endpoint for {scope} (Spaces, Ceph, MinIO)"
-    )
-    parser.add_argument("--region", help="S3 region")
-    parser.add_argument(
-        "--addressing-style", choices=("path", "virtual", "auto"), help="S3 addressing style"
-    )
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another backend option for s3:// and az:// URLs (e.g. account_name=...); not for secrets",
-    )
-
-
 def target_from_args(url: str, args: argparse.Namespace) -> Target:
     """Build a target from a URL and the shared options that apply to its scheme.
+
+    The options are those `ctfy_vault.cli._parser.add_target_options` adds.
 
     Raises:
         ConfigurationError: a malformed ``--option`` or one that would carry a secret.
@@ -150,3 +148,47 @@ def seconds_option(option: str, *, maximum: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def parse_read_data(text: str | None) -> bool | float:
+    """Parse ``--read-data[=FRACTION or N%]``.
+
+    Args:
+        text: ``None`` (flag absent), ``""`` (flag without a value: read everything), a fraction
+            from 0 to 1, or a percentage.
+
+    Returns:
+        ``False``, ``True`` or the fraction.
+
+    Raises:
+        ConfigurationError: not a fraction from 0 to 1 or a percentage from 0 to 100.
+    """
+    if text is None:
+        return False
+    if text == "":
+        return True
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ConfigurationError(
+            f"--read-data takes a fraction from 0 to 1 or a percentage, got {text!r}"
+        )
+    return True if value == 1.0 else value
+
+
+def read_data_option(text: str) -> bool | float:
+    """``--read-data`` as an argparse ``type``: a bad value is a usage error naming it."""
+    try:
+        return parse_read_data(text)
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--read-data ")) from None
+
+
+def reference_option(text: str) -> str:
+    """A snapshot reference as an argparse ``type`` (see `ctfy_vault.vault.check_reference`)."""
+    try:
+        return check_reference(text)
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

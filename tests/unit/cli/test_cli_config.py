@@ -20,17 +20,15 @@ from ctfy_vault.cli._config import (
     parse_config,
 )
 from ctfy_vault.cli._heads import heads_path
+from ctfy_vault.cli._options import parse_read_data
 from ctfy_vault.cli._progress import Progress, format_bytes
-from ctfy_vault.cli._vault_commands import (
-    exit_code_for_partial,
-    parse_read_data,
-    resolve_snapshot,
-)
+from ctfy_vault.cli._render import exit_code_for_partial
 from ctfy_vault.crypto import Passphrase, RawKey
 from ctfy_vault.exceptions import ConfigurationError, ObjectNotFoundError, StorageError
 from ctfy_vault.retention import Policy
 from ctfy_vault.testing import memory_target
 from ctfy_vault.vault import Vault
+from ctfy_vault.vault import find_snapshot as resolve_snapshot
 from tests.support.cli import LISTED, snapshot
 from tests.support.paths import REPO_ROOT
 

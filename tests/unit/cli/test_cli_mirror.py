@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ctfy_vault.cli import main
-from ctfy_vault.cli._mirror import add_parser, run
+from ctfy_vault.cli._mirror import run
+from ctfy_vault.cli._parser import add_mirror as add_parser
 from ctfy_vault.storage import Target
 
 

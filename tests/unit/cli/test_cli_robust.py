@@ -24,16 +24,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctfy_vault.cli._config import KeySource, load_config
-from ctfy_vault.cli._main import _parser
 from ctfy_vault.cli._options import MAX_DURATION, duration_option
+from ctfy_vault.cli._parser import build_parser as _parser
 from ctfy_vault.cli._progress import Progress
-from ctfy_vault.cli._vault_commands import check_reference, resolve_snapshot
 from ctfy_vault.escrow import read_identity, read_signing_key, recipient_key, verify_key
 from ctfy_vault.exceptions import ConfigurationError, ObjectNotFoundError
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.mirror import MirrorState
 from ctfy_vault.retention import Duration
 from ctfy_vault.storage import Target
+from ctfy_vault.vault import check_reference
+from ctfy_vault.vault import find_snapshot as resolve_snapshot
 from ctfy_vault.vault._restore import _write_files
 from ctfy_vault.writer import COMMIT_INTERRUPTED
 from tests.support.cli import LISTED, TIMEOUT, Cli, local_cli, sample_tree

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctfy_vault.cli._vault_commands import split_command
+from ctfy_vault.cli._parser import split_command
 from tests.support.cli import OTHER_KEY, TIMEOUT, Cli, TargetSpec, local_cli, sample_tree
 from tests.support.servers import S3Endpoint, make_bucket, s3_client
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ctfy_vault.cli._escrow import add_parser
+from ctfy_vault.cli._parser import add_escrow as add_parser
 from ctfy_vault.exceptions import ConfigurationError, IntegrityError
 from tests.support.escrow import make_repo
 

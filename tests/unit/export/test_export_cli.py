@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ctfy_vault.cli._export import SECRET_ENV, add_parser
+from ctfy_vault.cli._export import SECRET_ENV
+from ctfy_vault.cli._parser import add_export as add_parser
 from ctfy_vault.exceptions import ConfigurationError, ObjectNotFoundError
 from ctfy_vault.export import history
 from ctfy_vault.links import LinkSigner, verify_link

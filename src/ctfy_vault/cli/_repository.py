@@ -1,0 +1,124 @@
+"""The repository's own commands: ``init``, ``key add|list|remove`` and ``lock show|break``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from ctfy_vault.cli._config import KeySource
+from ctfy_vault.cli._context import load, now, open_vault
+from ctfy_vault.cli._render import (
+    ExitCode,
+    dump,
+    report_failed_targets,
+    table,
+    utc_time,
+    write_error,
+)
+from ctfy_vault.exceptions import ConfigurationError, LockError, TargetsFailedError
+from ctfy_vault.vault import LockInfo, Vault
+
+__all__ = ["init", "key_add", "key_list", "key_remove", "lock_break", "lock_show"]
+
+
+def init(args: argparse.Namespace, out: TextIO) -> int:
+    """``init``: create the repository on every configured target."""
+    config = load(args)
+    targets = config.build_targets(os.environ)
+    credential = config.key.credential(os.environ)
+    try:
+        vault = Vault.init(targets, key=credential, now=now())
+    except TargetsFailedError as err:
+        return report_failed_targets("init", err)
+    if args.json:
+        dump({"repo_id": vault.repo_id.hex(), "targets": [t.name for t in targets]}, out)
+    else:
+        out.write(f"created repository {vault.repo_id.hex()} on {len(targets)} target(s):\n")
+        for target in targets:
+            out.write(f"  {target.name}\n")
+    return ExitCode.OK
+
+
+def key_add(args: argparse.Namespace, out: TextIO) -> int:
+    """``key add``: a slot for the key in ``--new-env`` or ``--new-file``."""
+    if (args.new_env is None) == (args.new_file is None):
+        raise ConfigurationError("key add needs exactly one of --new-env VARIABLE or --new-file")
+    source = KeySource(
+        type=args.type,
+        env=args.new_env,
+        file=Path(args.new_file) if args.new_file is not None else None,
+        setting="--new-env",
+    )
+    credential = source.credential(os.environ)
+    _config, vault = open_vault(args)
+    try:
+        slot = vault.add_key(credential, now=now())
+    except TargetsFailedError as err:
+        return report_failed_targets("key add", err)
+    out.write(f"added key slot {slot.key_id} ({slot.type})\n")
+    return ExitCode.OK
+
+
+def key_list(args: argparse.Namespace, out: TextIO) -> int:
+    """``key list``: every key slot."""
+    _config, vault = open_vault(args)
+    slots = vault.keys()
+    if args.json:
+        dump([{"id": s.key_id, "type": s.type, "created": s.created} for s in slots], out)
+        return ExitCode.OK
+    rows = [["ID", "TYPE", "CREATED (UTC)"]]
+    rows.extend([s.key_id, s.type, utc_time(s.created)] for s in slots)
+    table(rows, out)
+    return ExitCode.OK
+
+
+def key_remove(args: argparse.Namespace, out: TextIO) -> int:
+    """``key remove KEY_ID``: remove one slot (the library refuses the last)."""
+    _config, vault = open_vault(args)
+    try:
+        vault.remove_key(args.key_id)
+    except TargetsFailedError as err:
+        return report_failed_targets("key remove", err)
+    out.write(f"removed key slot {args.key_id}\n")
+    return ExitCode.OK
+
+
+def lock_show(args: argparse.Namespace, out: TextIO) -> int:
+    """``lock show``: who holds the prune lock, and whether it is stale."""
+    _config, vault = open_vault(args)
+    held = vault.lock_info()
+    moment = now()
+    if args.json:
+        dump(None if held is None else _lock_dict(held, moment), out)
+    elif held is None:
+        out.write("not locked\n")
+    else:
+        state = "stale (may be broken)" if held.stale(moment) else "held"
+        out.write(f"locked by {held.describe()}: {state}\n")
+    return ExitCode.OK
+
+
+def _lock_dict(held: LockInfo, moment: datetime) -> dict[str, object]:
+    return {
+        "lock_id": held.lock_id,
+        "host": held.host,
+        "pid": held.pid,
+        "created": held.created,
+        "expires": held.expires,
+        "stale": held.stale(moment),
+    }
+
+
+def lock_break(args: argparse.Namespace, out: TextIO) -> int:
+    """``lock break``: remove a stale lock (any lock with ``--force``)."""
+    _config, vault = open_vault(args)
+    try:
+        held = vault.break_lock(now=now(), force=args.force)
+    except LockError as err:
+        write_error("lock break", err)
+        return ExitCode.FAILED
+    out.write(f"broke the lock of {held.describe()}\n")
+    return ExitCode.OK
