@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -24,7 +25,7 @@ from ctfy_vault.vault import LockInfo, Vault
 __all__ = ["init", "key_add", "key_list", "key_remove", "lock_break", "lock_show"]
 
 
-def init(args: argparse.Namespace, out: TextIO) -> int:
+def init(args: argparse.Namespace, out: TextIO) -> ExitCode:
     """``init``: create the repository on every configured target."""
     config = load(args)
     targets = config.build_targets(os.environ)
@@ -42,7 +43,7 @@ def init(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK
 
 
-def key_add(args: argparse.Namespace, out: TextIO) -> int:
+def key_add(args: argparse.Namespace, out: TextIO) -> ExitCode:
     """``key add``: a slot for the key in ``--new-env`` or ``--new-file``."""
     if (args.new_env is None) == (args.new_file is None):
         raise ConfigurationError("key add needs exactly one of --new-env VARIABLE or --new-file")
@@ -53,16 +54,15 @@ def key_add(args: argparse.Namespace, out: TextIO) -> int:
         setting="--new-env",
     )
     credential = source.credential(os.environ)
-    _config, vault = open_vault(args)
-    try:
+
+    def add(vault: Vault) -> str:
         slot = vault.add_key(credential, now=now())
-    except TargetsFailedError as err:
-        return report_failed_targets("key add", err)
-    out.write(f"added key slot {slot.key_id} ({slot.type})\n")
-    return ExitCode.OK
+        return f"added key slot {slot.key_id} ({slot.type})"
+
+    return _change_keys(args, out, "key add", add)
 
 
-def key_list(args: argparse.Namespace, out: TextIO) -> int:
+def key_list(args: argparse.Namespace, out: TextIO) -> ExitCode:
     """``key list``: every key slot."""
     _config, vault = open_vault(args)
     slots = vault.keys()
@@ -75,18 +75,30 @@ def key_list(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK
 
 
-def key_remove(args: argparse.Namespace, out: TextIO) -> int:
+def key_remove(args: argparse.Namespace, out: TextIO) -> ExitCode:
     """``key remove KEY_ID``: remove one slot (the library refuses the last)."""
+
+    def remove(vault: Vault) -> str:
+        vault.remove_key(args.key_id)
+        return f"removed key slot {args.key_id}"
+
+    return _change_keys(args, out, "key remove", remove)
+
+
+def _change_keys(
+    args: argparse.Namespace, out: TextIO, what: str, change: Callable[[Vault], str]
+) -> ExitCode:
+    """Open the vault and change its key slots on every target; print what ``change`` says."""
     _config, vault = open_vault(args)
     try:
-        vault.remove_key(args.key_id)
+        done = change(vault)
     except TargetsFailedError as err:
-        return report_failed_targets("key remove", err)
-    out.write(f"removed key slot {args.key_id}\n")
+        return report_failed_targets(what, err)
+    out.write(f"{done}\n")
     return ExitCode.OK
 
 
-def lock_show(args: argparse.Namespace, out: TextIO) -> int:
+def lock_show(args: argparse.Namespace, out: TextIO) -> ExitCode:
     """``lock show``: who holds the prune lock, and whether it is stale."""
     _config, vault = open_vault(args)
     held = vault.lock_info()
@@ -112,7 +124,7 @@ def _lock_dict(held: LockInfo, moment: datetime) -> dict[str, object]:
     }
 
 
-def lock_break(args: argparse.Namespace, out: TextIO) -> int:
+def lock_break(args: argparse.Namespace, out: TextIO) -> ExitCode:
     """``lock break``: remove a stale lock (any lock with ``--force``)."""
     _config, vault = open_vault(args)
     try:
