@@ -22,8 +22,8 @@ from ctfy_vault.exceptions import (
 from ctfy_vault.testing import memory_target
 from ctfy_vault.vault import SnapshotInfo, Vault, check_reference, find_snapshot
 from ctfy_vault.writer import StreamSource
-from tests.snapshot_strategies import references, snapshot_info, snapshot_lists
-from tests.writer_strategies import NOW
+from tests.support.snapshot_strategies import references, snapshot_info, snapshot_lists
+from tests.support.writer_strategies import NOW
 
 
 def new_repository() -> Vault:

@@ -18,7 +18,7 @@ from ctfy_vault.crypto import RawKey
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import StreamSource
-from tests.writer_strategies import NOW
+from tests.support.writer_strategies import NOW
 
 CLI = Path(ctfy_vault.cli.__file__).parent
 #: What only the parser module may call: building parsers, arguments and commands.
