@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 SMALL_FILES = 2000
 SMALL_SIZE = 64 * 2**10

@@ -34,7 +34,8 @@ from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import ChunkerParams, CommandSource, StreamSource
-from tests.support.servers import SCRIPTS, ServerStartError, read_env_file
+from tests.support.paths import SCRIPTS
+from tests.support.servers import ServerStartError, read_env_file
 
 POSTGRES_ENV_VAR = "CTFY_TEST_POSTGRES_ENV"
 SCRIPT_TIMEOUT = 900  # a cold `apt-get install postgresql` included
