@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -51,16 +52,39 @@ FIXTURE_MARKERS: dict[str, str] = {
     "restic_fixtures": "restic",
 }
 SERVER_FIXTURES = frozenset(FIXTURE_MARKERS)
+#: moto runs in this process (not a server), but each request costs milliseconds: ``moto``-marked
+#: tests are left out of the fast tier with the slow ones.
+IN_PROCESS_MARKERS: dict[str, str] = {"moto_s3": "moto"}
+
+
+#: Tiers whose every test is ``slow``: the harnesses run many seeded rounds by design.
+SLOW_TIERS = ("harness",)
+
+
+def _is_state_machine(item: pytest.Item) -> bool:
+    cls = getattr(item, "cls", None)
+    # hypothesis builds each machine's ``TestCase`` in its own module, named after the machine.
+    return isinstance(cls, type) and cls.__module__ == "hypothesis.stateful"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs an external server, from the fixtures it uses."""
+    """Mark tests from the fixtures they use, their tier, and whether they run a state machine.
+
+    A state machine (hypothesis ``RuleBasedStateMachine``) runs dozens of random programs, so it
+    is ``slow`` like the harnesses; both run in the whole suite, not in the fast tier.
+    """
     for item in items:
+        parts = item.path.relative_to(Path(__file__).parent).parts
+        if parts[0] in SLOW_TIERS or _is_state_machine(item):
+            item.add_marker(pytest.mark.slow)
         used = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
         for marker in sorted({FIXTURE_MARKERS[name] for name in used}):
             item.add_marker(getattr(pytest.mark, marker))
         if used:
             item.add_marker(pytest.mark.server)
+        for name, marker in IN_PROCESS_MARKERS.items():
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, marker))
 
 
 # --------------------------------------------------------------------------------------------------
