@@ -16,7 +16,6 @@ import pytest
 from ctfy_vault.exceptions import ConfigurationError, FormatError
 from ctfy_vault.mirror import VERSIONS_PREFIX, MirrorState, mirror, watch
 from ctfy_vault.storage import Target
-from ctfy_vault.storage._mirror_ops import list_entries
 from tests.support.servers import AzureEndpoint, S3Endpoint, make_bucket, make_container, s3_client
 
 BIG = 9 * 2**20  # above the 8 MiB part size: multipart on S3
@@ -281,7 +280,7 @@ class TestRGW:
             for v in versions
         )
         assert bodies == [b"v1", b"v2 longer", b"v3"]
-        assert [e.key for e in list_entries(dst)] == ["contract.pdf"]
+        assert [e.key for e in dst.entries()] == ["contract.pdf"]
 
     def test_unversioned_rgw_replica_and_deletions(
         self, rgw_s3: S3Endpoint, tmp_path: Path

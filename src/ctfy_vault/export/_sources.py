@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import attrs
 
@@ -15,7 +14,6 @@ from ctfy_vault.exceptions import (
 )
 from ctfy_vault.manifest import FileType
 from ctfy_vault.storage import Target, validate_key
-from ctfy_vault.storage._keys import RESERVED_PREFIXES
 from ctfy_vault.vault import SnapshotInfo, Vault
 
 #: Bytes read from a source per request, and the most any one archive write step holds.
@@ -132,41 +130,12 @@ def _relative(path: str, prefix: str) -> str | None:
     return None
 
 
-def _as_utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    return None
-
-
-def _detailed_listing(target: Target, prefix: str) -> dict[str, dict[str, Any]]:
-    # `Target.list` gives keys only and an export needs sizes and modification times; until the
-    # storage layer offers a detailed listing, read fsspec's own (one paged listing on S3) through
-    # the target's retry and error translation. Belongs in `storage`.
-    base = target.root.rstrip("/") + ("/" + prefix if prefix else "")
-    fs = target.fs
-
-    def find() -> dict[str, dict[str, Any]]:
-        fs.invalidate_cache(base)  # never trust a listing cached by an earlier call
-        found: dict[str, dict[str, Any]] = fs.find(base, detail=True, withdirs=False)
-        return found
-
-    retrying = target._retrying(prefix or None)  # noqa: SLF001 - see above
-    return retrying("list", find)
-
-
 def _target_items(source: TargetSource, prefix: str) -> tuple[list[Item], list[Skipped]]:
     target = source.target
-    root = target.root.rstrip("/") + "/"
     items: list[Item] = []
     unsafe: list[Skipped] = []
-    for path, info in _detailed_listing(target, prefix).items():
-        if info.get("type") not in (None, "file"):
-            continue
-        key = path[len(root) :] if path.startswith(root) else path.lstrip("/")
-        if key.split("/", 1)[0] in RESERVED_PREFIXES:
-            continue
+    for entry in target.entries(prefix):
+        key = entry.key
         relative = _relative(key, prefix)
         if relative is None:
             continue
@@ -175,22 +144,15 @@ def _target_items(source: TargetSource, prefix: str) -> tuple[list[Item], list[S
         except InvalidObjectKeyError as err:
             unsafe.append(Skipped(folder=source.folder, source_path=key, reason=str(err)))
             continue
-        size = int(info.get("size") or info.get("Size") or 0)
-        modified = _as_utc(
-            info.get("LastModified")
-            or info.get("last_modified")
-            or info.get("mtime")
-            or info.get("created")
-        )
         items.append(
             Item(
                 origin=source.name,
                 folder=source.folder,
                 source_path=key,
                 relative=relative,
-                size=size,
-                modified=modified,
-                blocks=_object_reader(target, key, size),
+                size=entry.size,
+                modified=entry.modified,
+                blocks=_object_reader(target, key, entry.size),
             )
         )
     return items, unsafe

@@ -17,8 +17,7 @@ from ctfy_vault.links._policy import (
     signing_time,
     whole_seconds,
 )
-from ctfy_vault.storage import Target
-from ctfy_vault.storage._sign import backend_kind, object_path, presign_azure, presign_s3
+from ctfy_vault.storage import Target, validate_key
 
 _DEFAULT_POLICY = LinkPolicy()
 
@@ -88,12 +87,16 @@ def presign(
 ) -> SignedLink:
     """Sign a read-only link to one object that dies after ``ttl`` (never more than one hour).
 
-    * S3 and S3-compatibles (Spaces, Ceph): a SigV4 query signature in the target's addressing
+    The target's `Support` flags choose the way, never its backend's name:
+
+    * backends that sign (``supports.presign``): the backend's own link, `Target.presign_url`.
+      S3 and S3-compatibles (Spaces, Ceph): a SigV4 query signature in the target's addressing
       style; no request is made. ``client_ip`` is refused: a SigV4 link cannot carry it (use a
-      bucket policy).
-    * Azure Blob: a blob-scoped SAS with read permission only, optionally bound to ``client_ip``.
-    * Local disk and memory: an HMAC link to the application's own endpoint (``signer``), checked
-      there with `verify_link`.
+      bucket policy). Azure Blob: a blob-scoped SAS with read permission only, optionally bound
+      to ``client_ip``.
+    * backends without an endpoint (``supports.hmac_links``: local disk, memory): an HMAC link to
+      the application's own endpoint (``signer``), checked there with `verify_link`. This part
+      has nothing of the backend in it, so it lives here rather than in storage.
 
     Args:
         target: where the object is.
@@ -128,65 +131,51 @@ def presign(
     # The one clock a link's lifetime is measured from, read once: ``now`` is checked against it.
     clock = datetime.now(UTC)
     seconds = _check_request(policy, ttl, method, content_type)
-    kind = backend_kind(target)
-    if kind == "s3" and now is not None:
-        raise ConfigurationError("S3 links are signed with the system clock; do not pass now")
+    support = target.supports
+    if support.presign and not support.presign_start and now is not None:
+        raise ConfigurationError(
+            f"{target.name}: links are signed with the system clock; do not pass now"
+        )
     start = signing_time(now, clock)
-    if kind not in ("s3", "azure"):
-        object_path(target, key)  # S3 and Azure signing check the key themselves
+    validate_key(key)  # before any request; the backend's signing checks its own limits too
     disposition = content_disposition(filename) if filename is not None else None
     if check_exists and not target.exists(key):
         raise ObjectNotFoundError("presign: no such object", target=target.name, key=key)
-    if kind == "s3":
-        if client_ip is not None:
-            raise UnsupportedError(
-                "S3 signed links cannot be bound to a client address; use a bucket policy"
-            )
+    if support.presign:
         # SigV4 carries its own start (X-Amz-Date, botocore's reading of the system clock) and
-        # the lifetime in whole seconds (X-Amz-Expires), checked against the cap above.
-        url = presign_s3(
-            target,
+        # the lifetime in whole seconds (X-Amz-Expires), checked against the cap above; a SAS
+        # signs ``start`` itself.
+        url = target.presign_url(
             key,
             expires_in=seconds,
             method=method,
+            start=start if support.presign_start else None,
+            client_ip=client_ip,
             content_disposition=disposition,
             content_type=content_type,
         )
-        # Taken after signing: the signature's own date is no later, so the link is surely dead
-        # by ``expires_at``.
-        signed_at = datetime.now(UTC).replace(microsecond=0)
-        scheme = "sigv4"
-    else:
+        # Taken after signing where the system clock dates the signature: its own date is no
+        # later, so the link is surely dead by ``expires_at``.
+        signed_at = start if support.presign_start else datetime.now(UTC).replace(microsecond=0)
+        scheme = support.signed_links or "signed"
+    elif support.hmac_links:
+        if signer is None:
+            raise ConfigurationError(
+                f"{target.name} has no signing service: pass signer=LinkSigner(...) for the "
+                "application's download endpoint"
+            )
         signed_at = start
-        expires = start + timedelta(seconds=seconds)
-        if kind == "azure":
-            url = presign_azure(
-                target,
-                key,
-                start=start,
-                expires_in=seconds,
-                client_ip=client_ip,
-                content_disposition=disposition,
-                content_type=content_type,
-            )
-            scheme = "sas"
-        elif kind in ("local", "memory"):
-            if signer is None:
-                raise ConfigurationError(
-                    f"{target.name} has no signing service: pass signer=LinkSigner(...) for the "
-                    "application's download endpoint"
-                )
-            url = signer.sign(
-                key,
-                expires_at=expires,
-                method=method,
-                client_ip=client_ip,
-                filename=filename,
-                content_type=content_type,
-            )
-            scheme = "hmac"
-        else:
-            raise UnsupportedError(f"{target.name}: this backend cannot sign links")
+        url = signer.sign(
+            key,
+            expires_at=start + timedelta(seconds=seconds),
+            method=method,
+            client_ip=client_ip,
+            filename=filename,
+            content_type=content_type,
+        )
+        scheme = "hmac"
+    else:
+        raise UnsupportedError(f"{target.name}: this backend cannot sign links")
     return SignedLink(
         url=url,
         expires_at=signed_at + timedelta(seconds=seconds),

@@ -5,8 +5,6 @@ from __future__ import annotations
 import attrs
 
 from ctfy_vault.storage import Target
-from ctfy_vault.storage._anonymous import anonymous_access
-from ctfy_vault.storage._sign import backend_kind
 
 
 @attrs.frozen(kw_only=True)
@@ -34,8 +32,9 @@ def check_not_public(target: Target, key: str | None = None) -> PublicAccessChec
 
     Tries an unsigned GET of ``key`` (or of the first object listed, if any) and an unsigned listing
     of the bucket or container. A 2xx answer to either is a failed promise. Local-disk and memory
-    targets have no endpoint of their own, so the promise holds there by construction (their files
-    are reached only through the application's HMAC endpoint).
+    targets have no endpoint of their own (``target.supports.anonymous_probe`` is false), so the
+    promise holds there by construction (their files are reached only through the application's
+    HMAC endpoint).
 
     Args:
         target: the documents bucket (S3) or container (Azure).
@@ -47,13 +46,13 @@ def check_not_public(target: Target, key: str | None = None) -> PublicAccessChec
     Raises:
         StorageError: the target could not be listed or reached.
     """
-    if backend_kind(target) not in ("s3", "azure"):
+    if not target.supports.anonymous_probe:
         return PublicAccessCheck(
             target=target.name, kept=True, object_status=None, listing_status=None
         )
     if key is None:
         key = next(iter(target.list()), None)
-    probe = anonymous_access(target, key)
+    probe = target.anonymous_access(key)
     problems = []
     if probe.object_status is not None and 200 <= probe.object_status < 300:
         problems.append(f"an unsigned GET of an object was served (HTTP {probe.object_status})")

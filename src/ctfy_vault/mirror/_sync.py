@@ -20,18 +20,7 @@ from ctfy_vault.exceptions import (
     VaultError,
 )
 from ctfy_vault.mirror._state import MirrorState
-from ctfy_vault.storage import Target
-from ctfy_vault.storage._mirror_ops import (
-    Entry,
-    list_entries,
-    read_object,
-    replace,
-    same_s3_service,
-    server_side_copy,
-    stat,
-    versioning_enabled,
-)
-from ctfy_vault.storage._sign import backend_kind
+from ctfy_vault.storage import Entry, Target
 
 #: Where a replica without bucket versioning keeps the previous versions of changed objects:
 #: ``.ctfy-versions/<key>/<UTC time>-<sha256 prefix>``. The mirror never copies this folder.
@@ -229,13 +218,13 @@ def _run(
     now: Callable[[], datetime],
     started: float,
 ) -> MirrorReport:
-    entries = [e for e in list_entries(source) if _is_mirrored(e.key)]
+    entries = [e for e in source.entries() if _is_mirrored(e.key)]
     sides = [
         _Replica(
             r,
-            {e.key: e for e in list_entries(r) if _is_mirrored(e.key)},
-            versioning_enabled(r),
-            server_side and same_s3_service(source, r),
+            {e.key: e for e in r.entries() if _is_mirrored(e.key)},
+            r.supports.versioning and r.versioning_enabled(),
+            server_side and r.supports.server_side_copy and r.can_copy_from(source),
         )
         for r in replicas
     ]
@@ -286,8 +275,9 @@ class _Source:
     """The source object, read at most once into memory (or streamed when large).
 
     A streamed object's digest is computed while it streams, so verifying a copy does not read the
-    source again. The MD5 is computed only when some replica is on S3 (its ETags are MD5s); other
-    replicas are verified by SHA-256 alone, which saves an MD5 pass over both copies.
+    source again. The MD5 is computed only when some replica's ETags are MD5s
+    (`Support.etag_is_md5`); other replicas are verified by SHA-256 alone, which saves an MD5 pass
+    over both copies.
     """
 
     def __init__(self, target: Target, entry: Entry, *, md5: bool = True) -> None:
@@ -304,7 +294,7 @@ class _Source:
     def blocks(self) -> Iterator[bytes]:
         if self.small:
             if self._data is None:
-                self._data = read_object(self.target, self.entry.key)
+                self._data = self.target.read(self.entry.key)  # one GET on S3
             yield self._data
             return
         md5 = hashlib.md5(usedforsecurity=False) if self.md5 else None
@@ -346,8 +336,8 @@ def _sha_only(blocks: Iterable[bytes]) -> tuple[int, str]:
 def _process(
     source: Target, sides: Sequence[_Replica], job: _Job, now: Callable[[], datetime]
 ) -> list[tuple[int, ObjectOutcome | None]]:
-    # MD5 only serves to compare with S3 ETags; local and Azure replicas are checked by SHA-256.
-    md5 = any(backend_kind(sides[index].target) == "s3" for index, _kind in job.work)
+    # MD5 only serves to compare with MD5 ETags; other replicas are checked by SHA-256.
+    md5 = any(sides[index].target.supports.etag_is_md5 for index, _kind in job.work)
     src = _Source(source, job.entry, md5=md5)
     results: list[tuple[int, ObjectOutcome | None]] = []
     for index, kind in job.work:
@@ -372,7 +362,7 @@ def _one(
     replica = side.target
     if kind in ("copy", "restore"):
         if side.same_service and src.entry.size <= 5 * 2**30:
-            etag = server_side_copy(src.target, replica, key)
+            etag = replica.copy_from(src.target, key)
             # The service's answer names the copy's ETag: equal to the source's, the copy is
             # verified without another request.
             if not (etag and etag == src.entry.etag):
@@ -385,7 +375,7 @@ def _one(
     if _same_content(src, side):
         return None
     previous = "bucket versioning" if side.versioned else _keep_previous(replica, key, now)
-    replace(replica, key, src.blocks())
+    replica.replace(key, src.blocks())
     _verify(src, replica)
     return ObjectOutcome(
         key=key, replica=replica.name, action="updated", previous=previous, size=src.entry.size
@@ -409,8 +399,7 @@ def _same_content(src: _Source, side: _Replica) -> bool:
     if there.size != src.entry.size:
         return False
     if (
-        backend_kind(src.target) == "s3"
-        and backend_kind(side.target) == "s3"
+        _md5_etags(src.target, side.target)
         and src.entry.etag
         and there.etag
         and _MD5.match(src.entry.etag)
@@ -418,6 +407,11 @@ def _same_content(src: _Source, side: _Replica) -> bool:
     ):
         return src.entry.etag == there.etag
     return _sha_only(side.target.read_stream(src.entry.key)) == _size_and_sha(src)
+
+
+def _md5_etags(*targets: Target) -> bool:
+    """Whether every target's ETags are derived from the bytes alone (S3's MD5 ETags)."""
+    return all(target.supports.etag_is_md5 for target in targets)
 
 
 def _size_and_sha(src: _Source) -> tuple[int, str]:
@@ -444,13 +438,12 @@ def _keep_previous(replica: Target, key: str, now: Callable[[], datetime]) -> st
 
 
 def _verify(src: _Source, replica: Target) -> None:
-    there = stat(replica, src.entry.key)
+    there = replica.stat(src.entry.key)
     if there is None or there.size != src.entry.size:
         raise IntegrityError("copy verification failed: size differs from the source")
-    both_s3 = backend_kind(replica) == "s3" and backend_kind(src.target) == "s3"
-    if both_s3 and there.etag and there.etag == src.entry.etag:
-        ok = True  # same ETag and size within S3: a byte-identical copy (also multipart copies)
-    elif backend_kind(replica) == "s3" and there.etag and _MD5.match(there.etag):
+    if _md5_etags(replica, src.target) and there.etag and there.etag == src.entry.etag:
+        ok = True  # same content-derived ETag and size: a byte-identical copy (multipart too)
+    elif replica.supports.etag_is_md5 and there.etag and _MD5.match(there.etag):
         if src.entry.etag and _MD5.match(src.entry.etag):
             ok = there.etag == src.entry.etag
         else:

@@ -1,18 +1,20 @@
-"""The "files are never public" probe: try to read an object and list the bucket with no credentials."""
+"""The "files are never public" probe: read an object and list its bucket with no credentials.
+
+Backends say where to ask (`Backend.anonymous_urls`, built with `unsigned_urls` from a signed link
+with the signature stripped, so the addresses follow the target's endpoint and addressing style);
+this module asks, with plain HTTP and no credentials.
+"""
 
 from __future__ import annotations
 
 import http.client
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from ctfy_vault.exceptions import TargetUnreachableError, UnsupportedError
-from ctfy_vault.storage._sign import backend_kind, object_path, presign_azure, presign_s3
-from ctfy_vault.storage._target import Target
+from ctfy_vault.exceptions import TargetUnreachableError
 
 _TIMEOUT = 10.0
 
@@ -48,62 +50,45 @@ def _status(url: str, target: str) -> int:
         ) from err
 
 
-def _unsigned(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def anonymous_access(target: Target, key: str | None, *, internal: bool = False) -> AnonymousProbe:
-    """Send an unsigned GET of ``key`` and an unsigned listing request to the target's endpoint.
-
-    The object's plain address is taken from a signed link with the signature stripped, so it
-    follows the target's endpoint and addressing style exactly. Two requests in all.
+def unsigned_urls(
+    signed: str, name: str, *, listing_query: str, trailing_slash: bool
+) -> tuple[str, str]:
+    """Return (the object's unsigned URL, its bucket's listing URL) from a signed link.
 
     Args:
-        target: an S3 or Azure target.
-        key: an existing object to try, or ``None`` to try only the listing.
-        internal: ``key`` is one of the library's own probe objects (reserved prefix).
+        signed: a signed link to the object.
+        name: the object's name inside its bucket or container.
+        listing_query: the query string of a listing request.
+        trailing_slash: whether the listing path ends with ``/``.
+    """
+    parts = urlsplit(signed)
+    object_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    segments = name.count("/") + 1
+    tail = "/" + "/".join(parts.path.rsplit("/", segments)[1:])  # the encoded object name
+    base_path = parts.path[: len(parts.path) - len(tail)].rstrip("/")
+    listing = urlunsplit(
+        (
+            parts.scheme,
+            parts.netloc,
+            base_path + ("/" if trailing_slash else ""),
+            listing_query,
+            "",
+        )
+    )
+    return object_url, listing
 
-    Returns:
-        The statuses; any 2xx means anonymous readers were served.
+
+def ask_anonymously(
+    object_url: str, listing_url: str, *, try_object: bool, target: str
+) -> AnonymousProbe:
+    """Send the unsigned requests (the object's only if ``try_object``) and collect the statuses.
 
     Raises:
-        UnsupportedError: the backend has no public endpoint to probe.
         TargetUnreachableError: the endpoint did not answer.
     """
-    kind = backend_kind(target)
-    probe_key = key if key is not None else "ctfy-anonymous-probe"
-    if kind == "s3":
-        signed = presign_s3(target, probe_key, expires_in=60, internal=internal)
-    else:
-        if kind != "azure":
-            raise UnsupportedError(f"{target.name}: no network endpoint to probe")
-        signed = presign_azure(
-            target,
-            probe_key,
-            start=datetime.now(UTC).replace(microsecond=0),
-            expires_in=60,
-            internal=internal,
-        )
-    object_url = _unsigned(signed)
-    _container, name = object_path(target, probe_key, internal=internal)
-    parts = urlsplit(object_url)
-    base_path = parts.path[: len(parts.path) - len(_quoted_tail(parts.path, name))].rstrip("/")
-    if kind == "s3":
-        listing = urlunsplit((parts.scheme, parts.netloc, base_path + "/", "list-type=2", ""))
-    else:
-        listing = urlunsplit(
-            (parts.scheme, parts.netloc, base_path, "restype=container&comp=list", "")
-        )
-    object_status = _status(object_url, target.name) if key is not None else None
+    object_status = _status(object_url, target) if try_object else None
     return AnonymousProbe(
         object_status=object_status,
-        listing_status=_status(listing, target.name),
-        object_url=object_url if key is not None else None,
+        listing_status=_status(listing_url, target),
+        object_url=object_url if try_object else None,
     )
-
-
-def _quoted_tail(path: str, name: str) -> str:
-    """Return the part of the URL path that encodes the object name (its last segments)."""
-    segments = name.count("/") + 1
-    return "/" + "/".join(path.rsplit("/", segments)[1:])

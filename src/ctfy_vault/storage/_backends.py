@@ -1,7 +1,9 @@
-"""Backend-specific ways to do what `Target` promises, chiefly atomic create-only writes.
+"""The backend contract (`Backend`, `Support`, `Entry`) and the filesystem backends.
 
 Each backend gets the filesystem and full paths (root already joined) and raises whatever its library
-raises; `Target` translates and retries. The only place that knows backend quirks besides `_url`.
+raises; `Target` validates keys, translates and retries. The memory, local-disk and generic fsspec
+backends live here; S3 in `_s3`, Azure Blob in `_azure`. Together with `_url` these are the only
+modules that know backend quirks: callers ask `Support` flags, never a backend's name.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, TypeVar
 
+import attrs
+
+from ctfy_vault.exceptions import UnsupportedError
 from ctfy_vault.storage._keys import RESERVED_PREFIXES
 
 T = TypeVar("T")
@@ -28,7 +34,14 @@ Retrying = Callable[[str, Callable[[], T]], T]
 #: S3 multipart parts must be >= 5 MiB (but the last); 8 MiB keeps memory low and requests few.
 DEFAULT_PART_SIZE = 8 * 2**20
 #: S3 refuses more than 10,000 parts; grow the part size well before that.
-_PARTS_PER_SIZE_STEP = 1000
+PARTS_PER_SIZE_STEP = 1000
+#: The longest any signed link this package makes may live, in seconds (`ctfy_vault.links.MAX_TTL`;
+#: storage may not import links): a last line of defence, whoever calls.
+MAX_EXPIRES_IN = 3600
+#: S3 Object Lock retention modes.
+LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
+#: Temporary files of a local `replace`, next to the object they replace (never listed).
+REPLACE_TEMP_PREFIX = ".ctfy-replace-"
 
 _NO_HARD_LINKS = frozenset(
     {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -63,40 +76,222 @@ def read_full(reader: Reader, size: int) -> bytes:
     return b"".join(parts)
 
 
-class Backend(Protocol):
-    """What `Target` needs from a storage backend."""
+@attrs.frozen(kw_only=True)
+class Support:
+    """What a backend can do, known without a request (`Target.supports`).
 
-    kind: str
-    create_method: str
-    atomic_create: bool
+    Each flag says whether the matching `Target` operation works on this backend; where a flag is
+    false the operation raises `UnsupportedError`. Whether a bucket *has* versioning or Object
+    Lock enabled is the bucket's setting, found by `Target.probe` (`Capabilities`).
+
+    Attributes:
+        detailed_listing: `Target.entries` lists sizes, modification times and ETags.
+        stat: `Target.stat` returns one object's entry.
+        replace: `Target.replace` overwrites an object (the one overwriting write: the mirror's).
+        server_side_copy: `Target.copy_from` copies within one service without moving the bytes
+            through this process (same endpoint and credentials; `Target.can_copy_from` tells).
+        presign: `Target.presign_url` signs a read link with the backend's own scheme.
+        presign_start: the link's start time is signed (Azure SAS ``st``); otherwise the
+            signature carries the system clock at signing (SigV4's ``X-Amz-Date``).
+        presign_client_ip: a link can be bound to one client address.
+        hmac_links: the backend has no endpoint of its own: `ctfy_vault.links` signs HMAC links
+            to the application's download endpoint instead (local disk, memory).
+        anonymous_probe: `Target.anonymous_access` can ask the endpoint without credentials.
+        retain_until: `Target.retain_until` sets an Object Lock retain-until date.
+        versioning: `Target.versioning_enabled` can tell whether the bucket keeps versions.
+        etag_is_md5: an object's ETag is derived from its bytes alone (the MD5 for one-part
+            uploads, ``<md5 of part md5s>-<parts>`` for multipart), so equal ETags and sizes
+            mean equal bytes.
+        signed_links: how links to its objects are signed: ``sigv4``, ``sas``, ``hmac`` or
+            ``None`` (no links).
+        key_byte_limit: the longest object name in UTF-8 bytes, root prefix included (``None``:
+            no limit beyond the filesystem's).
+    """
+
+    detailed_listing: bool = True
+    stat: bool = True
+    replace: bool = False
+    server_side_copy: bool = False
+    presign: bool = False
+    presign_start: bool = False
+    presign_client_ip: bool = False
+    hmac_links: bool = False
+    anonymous_probe: bool = False
+    retain_until: bool = False
+    versioning: bool = False
+    etag_is_md5: bool = False
+    signed_links: str | None = None
+    key_byte_limit: int | None = None
+
+    def operations(self) -> tuple[str, ...]:
+        """Return the names of the optional operations this backend supports, for display."""
+        flags = (
+            "detailed_listing",
+            "stat",
+            "replace",
+            "server_side_copy",
+            "presign",
+            "anonymous_probe",
+            "retain_until",
+            "versioning",
+        )
+        return tuple(name for name in flags if getattr(self, name))
+
+
+@attrs.frozen
+class Entry:
+    """One stored object as a detailed listing (or `Target.stat`) shows it.
+
+    Attributes:
+        key: the key relative to the target's root (a backend's own entries carry full paths).
+        size: bytes.
+        etag: the backend's entity tag without quotes (S3: see `Support.etag_is_md5`).
+        stamp: another change marker where there is no ETag (local: mtime in nanoseconds).
+        modified: the last modification time (aware, UTC) where the backend reports one.
+        version: the object version id where the backend reports one (S3 ``stat`` on a
+            versioned bucket).
+    """
+
+    key: str
+    size: int
+    etag: str | None = None
+    stamp: str | None = None
+    modified: datetime | None = attrs.field(default=None, kw_only=True)
+    version: str | None = attrs.field(default=None, kw_only=True)
+
+
+def strip_etag(etag: object) -> str | None:
+    """Return an ETag without its quotes (``None`` for none)."""
+    return str(etag).strip('"') if etag else None
+
+
+def as_utc(value: object) -> datetime | None:
+    """Turn a listing's time (aware or naive datetime, or POSIX seconds) into aware UTC."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+class Backend:
+    """What `Target` needs from a storage backend.
+
+    Paths are full (the root already joined). Methods raise whatever the backend's library raises;
+    `Target` validates keys, retries and translates. The required operations (create, stream,
+    head, read, walk, entries, stat, delete) are implemented by every backend; the optional ones
+    raise `UnsupportedError` naming the backend and the operation unless a backend overrides
+    them, and `supports` says which ones it does.
+    """
+
+    kind: str = "backend"
+    create_method: str = "none"
+    atomic_create: bool = False
+    supports: Support = Support(detailed_listing=False, stat=False)
+
+    def unsupported(self, operation: str) -> UnsupportedError:
+        """Build the error for an operation this backend cannot do."""
+        return UnsupportedError(f"the {self.kind} backend does not support {operation}")
+
+    # -- required --------------------------------------------------------------------------
 
     def create(self, path: str, data: bytes, retrying: Retrying[Any]) -> None:
         """Store ``data`` at ``path`` only if nothing is there (raise ``FileExistsError`` if so)."""
+        raise self.unsupported("create-only writes")
 
     def create_stream(
         self, path: str, reader: Reader, part_size: int, retrying: Retrying[Any]
     ) -> int:
         """Store a stream create-only with memory bounded by ``part_size``; return the byte count."""
+        raise self.unsupported("streamed writes")
 
     def head(self, path: str) -> int | None:
         """Return the object's size, or ``None`` if there is none."""
+        raise self.unsupported("head")
+
+    def read(self, path: str) -> bytes:
+        """Return the whole object (``FileNotFoundError`` if there is none)."""
+        raise self.unsupported("read")
 
     def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
         """Yield the full path of every object under ``path`` (recursively, lazily).
 
         ``retrying`` wraps each request that can be repeated on its own (a page of a listing).
         """
+        raise self.unsupported("listing")
+
+    def entries(self, path: str, retrying: Retrying[Any]) -> Iterator[Entry]:
+        """Yield an `Entry` (``key`` = full path) for every object under the folder ``path``."""
+        raise self.unsupported("detailed listing")
+
+    def stat(self, path: str) -> Entry | None:
+        """Return the object's `Entry` (``key`` = full path), or ``None`` if there is none."""
+        raise self.unsupported("stat")
 
     def delete(self, path: str) -> None:
         """Remove one object; a missing object is not an error."""
+        raise self.unsupported("delete")
+
+    # -- probing (answers "unknown" unless a backend knows better) --------------------------
+
+    def probe_multipart(self, path: str, retrying: Retrying[Any]) -> bool | None:
+        """Tell whether a conditional multipart completion over ``path`` is refused (S3 only)."""
+        return None
+
+    def probe_settings(self, root: str, notes: list[str]) -> dict[str, Any]:
+        """Read what the bucket or container says of itself, as `Capabilities` fields."""
+        return {"versioning": None}
+
+    # -- optional ----------------------------------------------------------------------------
+
+    def replace(
+        self, path: str, blocks: Iterable[bytes], part_size: int, retrying: Retrying[Any]
+    ) -> int:
+        """Overwrite ``path`` with ``blocks``; return the byte count."""
+        raise self.unsupported("replace")
+
+    def can_copy_from(self, other: Backend) -> bool:
+        """Tell whether `copy` can take ``other``'s objects without moving their bytes here."""
+        return False
+
+    def copy(self, other: Backend, source: str, path: str, retrying: Retrying[Any]) -> str | None:
+        """Copy ``source`` (on ``other``) to ``path`` server-side; return the new copy's ETag."""
+        raise self.unsupported("server-side copy")
+
+    def presign(
+        self,
+        path: str,
+        *,
+        expires_in: int,
+        method: str,
+        start: datetime | None,
+        client_ip: str | None,
+        content_disposition: str | None,
+        content_type: str | None,
+    ) -> str:
+        """Return a signed read URL for ``path`` (the request is checked by `Target`)."""
+        raise self.unsupported("signed links")
+
+    def anonymous_urls(self, path: str) -> tuple[str, str]:
+        """Return the unsigned URLs of ``path`` and of its bucket's listing."""
+        raise self.unsupported("the anonymous-access probe")
+
+    def retain_until(self, path: str, until: datetime, mode: LockMode) -> None:
+        """Give the object an Object Lock retain-until date."""
+        raise self.unsupported("Object Lock retention")
+
+    def versioning(self, root: str, retrying: Retrying[Any]) -> bool:
+        """Tell whether the bucket keeps previous versions of overwritten objects."""
+        raise self.unsupported("reading bucket versioning")
 
 
-class FsspecBackend:
+class FsspecBackend(Backend):
     """Any other fsspec filesystem: check, then write (not atomic; `Target.probe` says so)."""
 
     kind = "fsspec"
     create_method = "check-then-write (not atomic)"
     atomic_create = False
+    supports = Support()
     _write_mode = "wb"
 
     def __init__(self, fs: Any) -> None:
@@ -174,6 +369,62 @@ class FsspecBackend:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(path)
 
+    def read(self, path: str) -> bytes:
+        """One ``cat_file``."""
+        return bytes(self.fs.cat_file(path))
+
+    def entries(self, path: str, retrying: Retrying[Any]) -> Iterator[Entry]:
+        """One ``find`` with details (after dropping any listing fsspec cached), sorted by path."""
+        base = path.rstrip("/")
+
+        def find() -> dict[str, dict[str, Any]]:
+            self.fs.invalidate_cache(base)  # never trust a listing cached by an earlier call
+            found: dict[str, dict[str, Any]] = self.fs.find(base, detail=True, withdirs=False)
+            return found
+
+        for name, info in sorted(retrying("list", find).items()):
+            if info.get("type") == "directory" or not name.startswith(base + "/"):
+                continue  # ``find`` on a file path answers the file itself: not under the folder
+            yield _fsspec_entry(name, info)
+
+    def stat(self, path: str) -> Entry | None:
+        """One ``info``; folders and missing paths give ``None``."""
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        if info.get("type") != "file":
+            return None
+        return _fsspec_entry(path, info)
+
+
+def _fsspec_entry(path: str, info: dict[str, Any]) -> Entry:
+    # The stamp's text is part of the mirror's saved fingerprints: keep its form.
+    stamp = info.get("last_modified") or info.get("created") or info.get("mtime")
+    return Entry(
+        path,
+        int(info.get("size") or info.get("Size") or 0),
+        strip_etag(info.get("etag") or info.get("ETag")),
+        str(stamp) if stamp is not None else None,
+        modified=as_utc(
+            info.get("LastModified")
+            or info.get("last_modified")
+            or info.get("mtime")
+            or info.get("created")
+        ),
+        version=info.get("version_id") or info.get("VersionId") or None,
+    )
+
+
+def upload_overwriting(fs: Any, path: str, blocks: Iterable[bytes], part_size: int) -> int:
+    """Write ``blocks`` to ``path`` through ``fs.open("wb")``, replacing what is there."""
+    total = 0
+    with fs.open(path, "wb", block_size=part_size) as out:
+        for block in blocks:
+            out.write(block)
+            total += len(block)
+    return total
+
 
 class MemoryBackend(FsspecBackend):
     """fsspec's in-process memory filesystem; a lock makes check-and-write atomic in the process."""
@@ -181,6 +432,7 @@ class MemoryBackend(FsspecBackend):
     kind = "memory"
     create_method = "in-process lock"
     atomic_create = True
+    supports = Support(replace=True, hmac_links=True, signed_links="hmac")
     _lock = threading.Lock()  # the memory store is shared by the whole process
 
     def create(self, path: str, data: bytes, retrying: Retrying[Any]) -> None:
@@ -202,6 +454,16 @@ class MemoryBackend(FsspecBackend):
         self.create(path, data, retrying)
         return len(data)
 
+    def replace(
+        self, path: str, blocks: Iterable[bytes], part_size: int, retrying: Retrying[Any]
+    ) -> int:
+        """Write the object anew (in memory, so readers see the old or the new bytes)."""
+        return upload_overwriting(self.fs, path, blocks, part_size)
+
+    def probe_settings(self, root: str, notes: list[str]) -> dict[str, Any]:
+        """Memory keeps no versions."""
+        return {"versioning": False}
+
 
 class LocalBackend(FsspecBackend):
     """Local disk: write a temporary file, fsync it, then hard-link it into place.
@@ -218,6 +480,7 @@ class LocalBackend(FsspecBackend):
     kind = "local"
     create_method = "temporary file + link(2) (atomic, create-only)"
     atomic_create = True
+    supports = Support(replace=True, hmac_links=True, signed_links="hmac")
 
     def __init__(self, fs: Any, root: str) -> None:
         super().__init__(fs)
@@ -305,6 +568,69 @@ class LocalBackend(FsspecBackend):
             except OSError:
                 return  # not empty (or already gone): stop climbing
             folder = os.path.dirname(folder)
+
+    def entries(self, path: str, retrying: Retrying[Any]) -> Iterator[Entry]:
+        """Walk with ``os.walk`` in name order, one ``stat`` per file (symbolic links followed).
+
+        Skips the library's own top-level folders and the temporary files of a `replace` in
+        progress.
+        """
+        base = path.rstrip("/")
+        if not os.path.isdir(base):
+            return
+        for folder, dirs, files in os.walk(base, onerror=_raise_unless_gone):
+            if folder == self.root:
+                dirs[:] = [d for d in dirs if d not in RESERVED_PREFIXES]
+            dirs.sort()
+            for name in sorted(files):
+                if name.startswith(REPLACE_TEMP_PREFIX):
+                    continue
+                entry = self.stat(f"{folder}/{name}")
+                if entry is not None:  # removed since the folder was read
+                    yield entry
+
+    def stat(self, path: str) -> Entry | None:
+        """One ``stat``; folders and missing paths give ``None``."""
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return Entry(
+            path,
+            st.st_size,
+            None,
+            str(st.st_mtime_ns),
+            modified=datetime.fromtimestamp(st.st_mtime, UTC),
+        )
+
+    def replace(
+        self, path: str, blocks: Iterable[bytes], part_size: int, retrying: Retrying[Any]
+    ) -> int:
+        """Write a temporary file next to the object, ``fsync`` it, then ``rename`` over it (atomic)."""
+        folder = os.path.dirname(path)
+        _make_parents(folder)
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=REPLACE_TEMP_PREFIX)
+        total = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for block in blocks:
+                    out.write(block)
+                    total += len(block)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        _fsync_dir(folder)
+        return total
+
+    def probe_settings(self, root: str, notes: list[str]) -> dict[str, Any]:
+        """A folder keeps no versions and locks nothing."""
+        return {"versioning": False, "object_lock": False}
 
 
 #: A temporary file older than this (by the temporary folder's own clock) is a killed write's.
@@ -410,168 +736,3 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class S3Backend(FsspecBackend):
-    """S3 and S3-compatibles through s3fs: ``If-None-Match: *`` on PUT and on multipart completion."""
-
-    kind = "s3"
-    create_method = "If-None-Match: * (conditional PUT / CompleteMultipartUpload)"
-    atomic_create = True
-
-    def create(self, path: str, data: bytes, retrying: Retrying[Any]) -> None:
-        """One conditional PUT (s3fs switches to multipart past 100 MiB, still conditional)."""
-        retrying("write", lambda: self.fs.pipe_file(path, data, mode="create"))
-
-    def create_stream(
-        self, path: str, reader: Reader, part_size: int, retrying: Retrying[Any]
-    ) -> int:
-        """Multipart upload one part at a time, completed with ``If-None-Match: *``.
-
-        Each request is retried on its own (the part is in memory), so a transient failure does not
-        restart the stream. On any failure the upload is aborted so no parts linger.
-        """
-        bucket, key, _ = self.fs.split_path(path)
-        first = read_full(reader, part_size)
-        if len(first) < part_size:
-            self.create(path, first, retrying)
-            return len(first)
-        self._refuse_if_present(path, retrying)  # do not upload a whole stream only to be refused
-        call = self.fs.call_s3
-        upload = retrying(
-            "start multipart upload",
-            lambda: call("create_multipart_upload", Bucket=bucket, Key=key),
-        )
-        upload_id = upload["UploadId"]
-        parts: list[dict[str, Any]] = []
-        total = 0
-        try:
-            block = first
-            while block:
-                number = len(parts) + 1
-                out = retrying(
-                    f"upload part {number}",
-                    lambda number=number, body=block: call(  # type: ignore[misc]
-                        "upload_part",
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=body,
-                    ),
-                )
-                parts.append({"PartNumber": number, "ETag": out["ETag"]})
-                total += len(block)
-                size = part_size * (1 + number // _PARTS_PER_SIZE_STEP)
-                block = read_full(reader, size)
-            # Some S3-compatibles (Ceph RGW 16) ignore If-None-Match on completion; looking again
-            # right before it narrows the window there, and costs one HEAD per large object.
-            self._refuse_if_present(path, retrying)
-            retrying(
-                "complete multipart upload",
-                lambda: call(
-                    "complete_multipart_upload",
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                    IfNoneMatch="*",
-                ),
-            )
-        except BaseException:
-            with contextlib.suppress(Exception):
-                call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
-            raise
-        return total
-
-    def _refuse_if_present(self, path: str, retrying: Retrying[Any]) -> None:
-        if retrying("check", lambda: self.head(path)) is not None:
-            raise FileExistsError(errno.EEXIST, "object exists", path)
-
-    def conditional_multipart(self, path: str, retrying: Retrying[Any]) -> bool:
-        """Tell whether the endpoint refuses a conditional multipart completion over ``path``.
-
-        ``path`` must hold an object already. A one-part upload may be of any size, so this costs
-        three small requests (and overwrites ``path`` where the condition is ignored).
-        """
-        bucket, key, _ = self.fs.split_path(path)
-        call = self.fs.call_s3
-        upload = retrying(
-            "probe multipart", lambda: call("create_multipart_upload", Bucket=bucket, Key=key)
-        )
-        upload_id = upload["UploadId"]
-        try:
-            part = retrying(
-                "probe multipart",
-                lambda: call(
-                    "upload_part",
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=1,
-                    Body=b"x",
-                ),
-            )
-            retrying(
-                "probe multipart",
-                lambda: call(
-                    "complete_multipart_upload",
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
-                    IfNoneMatch="*",
-                ),
-            )
-        except FileExistsError:  # includes ObjectExistsError from a translating ``retrying``
-            return True
-        finally:
-            with contextlib.suppress(Exception):
-                call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
-        return False
-
-    def head(self, path: str) -> int | None:
-        """One HEAD request (s3fs's ``info`` may add a listing to look for a folder)."""
-        bucket, key, _ = self.fs.split_path(path)
-        try:
-            out = self.fs.call_s3("head_object", Bucket=bucket, Key=key)
-        except FileNotFoundError:
-            return None
-        return int(out["ContentLength"])
-
-    def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
-        """Page through ``ListObjectsV2`` without a delimiter: one request per 1,000 keys."""
-        bucket, prefix, _ = self.fs.split_path(path)
-        prefix = f"{prefix.rstrip('/')}/" if prefix else ""
-        token: str | None = None
-        while True:
-            extra = {"ContinuationToken": token} if token else {}
-            page = retrying(
-                "list",
-                lambda extra=extra: self.fs.call_s3(  # type: ignore[misc]
-                    "list_objects_v2", Bucket=bucket, Prefix=prefix, **extra
-                ),
-            )
-            for item in page.get("Contents", []):
-                yield f"{bucket}/{item['Key']}"
-            if not page.get("IsTruncated"):
-                return
-            token = page["NextContinuationToken"]
-
-    def delete(self, path: str) -> None:
-        """``DeleteObject`` (S3 answers success for a missing key too)."""
-        bucket, key, _ = self.fs.split_path(path)
-        self.fs.call_s3("delete_object", Bucket=bucket, Key=key)
-
-
-class AzureBackend(FsspecBackend):
-    """Azure Blob through adlfs: ``overwrite=False`` uploads and ``If-None-Match: *`` block commits."""
-
-    kind = "azure"
-    create_method = "overwrite=False / If-None-Match: * (block list commit)"
-    atomic_create = True
-    _write_mode = "xb"
-
-    def create(self, path: str, data: bytes, retrying: Retrying[Any]) -> None:
-        """One ``upload_blob(overwrite=False)``."""
-        retrying("write", lambda: self.fs.pipe_file(path, data, mode="create"))

@@ -6,10 +6,15 @@ from typing import Any
 
 import attrs
 
+from ctfy_vault.storage._backends import Support
+
 
 @attrs.frozen(kw_only=True)
 class Capabilities:
     """A target's probed capabilities; ``None`` means the backend could not tell.
+
+    The probed fields say what this endpoint and bucket do; ``supports`` carries the backend's
+    static `Support` flags (also `Target.supports`, known without a probe).
 
     Attributes:
         backend: ``local``, ``memory``, ``s3``, ``azure`` or the fsspec protocol.
@@ -24,6 +29,7 @@ class Capabilities:
         object_lock: S3 Object Lock (or Azure immutability) is enabled for the bucket/container.
         object_lock_default: the default retention, e.g. ``"GOVERNANCE 30 days"``.
         signed_links: how signed links are made (``sigv4``, ``sas``, ``hmac``) or ``None``.
+        supports: the backend's `Support` flags (``None`` only when built by hand).
         public_read: an unsigned GET of the probe object or an unsigned listing was served: a
             broken "files are never public" promise. ``None`` where there is no endpoint.
         endpoint: the service endpoint, when it is not the provider's default.
@@ -44,12 +50,15 @@ class Capabilities:
     endpoint: str | None = None
     addressing_style: str | None = None
     checksum_mode: str | None = None
+    supports: Support | None = None
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         out = attrs.asdict(self)
         out["notes"] = list(self.notes)
+        if self.supports is not None:
+            out["supports"]["operations"] = list(self.supports.operations())
         return out
 
     def describe(self) -> str:
@@ -74,6 +83,8 @@ class Capabilities:
         if self.object_lock_default:
             rows.append(("lock default", self.object_lock_default))
         rows.append(("signed links", self.signed_links or "none"))
+        if self.supports is not None:
+            rows.append(("operations", ", ".join(self.supports.operations()) or "none"))
         if self.public_read is not None:
             rows.append(
                 ("public reads", "YES (a broken promise)" if self.public_read else "refused")

@@ -5,43 +5,53 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
 
 from ctfy_vault.exceptions import (
+    ConfigurationError,
     InvalidObjectKeyError,
     ObjectExistsError,
     StorageError,
+    UnsupportedError,
     VaultError,
 )
+from ctfy_vault.storage._anonymous import AnonymousProbe, ask_anonymously
+from ctfy_vault.storage._azure import AzureBackend
 from ctfy_vault.storage._backends import (
     DEFAULT_PART_SIZE,
-    AzureBackend,
+    MAX_EXPIRES_IN,
     Backend,
+    Entry,
     FsspecBackend,
     LocalBackend,
+    LockMode,
     MemoryBackend,
     Reader,
-    S3Backend,
+    Support,
 )
 from ctfy_vault.storage._errors import (
     Kind,
     RetryPolicy,
     call_with_retry,
     classify,
-    describe,
     is_backend_error,
     translate,
 )
-from ctfy_vault.storage._keys import MAX_KEY_BYTES, RESERVED_PREFIXES, validate_key, validate_prefix
+from ctfy_vault.storage._keys import RESERVED_PREFIXES, validate_key, validate_prefix
 from ctfy_vault.storage._probe import Capabilities
-from ctfy_vault.storage._url import S3Settings, azure_filesystem, parse_url, s3_filesystem
+from ctfy_vault.storage._s3 import S3Backend
+from ctfy_vault.storage._url import azure_filesystem, parse_url, s3_filesystem
 
 T = TypeVar("T")
 
 _PROBE_FIRST = b"ctfy-vault probe: first write"
 _PROBE_SECOND = b"ctfy-vault probe: second write must be refused"
+_READ_METHODS = ("GET", "HEAD")
+#: The key the anonymous-access probe asks for when it is given none (it need not exist).
+_ANONYMOUS_PROBE_KEY = "ctfy-anonymous-probe"
 
 
 class _IterReader:
@@ -90,6 +100,10 @@ class Target:
     * memory: atomic within the process (a lock).
     * any other fsspec filesystem: check-then-write, not atomic.
 
+    Beyond create, read, list and delete, backends differ: `supports` says, without a request,
+    which of `entries`, `stat`, `replace`, `copy_from`, `presign_url`, `anonymous_access`,
+    `retain_until` and `versioning_enabled` work here; the others raise `UnsupportedError`.
+
     Use `from_url` or `from_filesystem` rather than the constructor.
     """
 
@@ -99,7 +113,6 @@ class Target:
     _backend: Backend = attrs.field(repr=False, alias="backend", kw_only=True)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy, repr=False, kw_only=True)
     part_size: int = attrs.field(default=DEFAULT_PART_SIZE, repr=False, kw_only=True)
-    _s3: S3Settings | None = attrs.field(default=None, repr=False, alias="s3", kw_only=True)
     _capabilities: Capabilities | None = attrs.field(default=None, repr=False, init=False)
 
     @part_size.validator
@@ -158,15 +171,8 @@ class Target:
             fs, settings = s3_filesystem(options)
             if name is None and settings.endpoint_url:
                 shown = f"{parsed.display} at {settings.endpoint_url}"
-            return cls(
-                fs,
-                root,
-                shown,
-                retry=retry,
-                part_size=part_size,
-                backend=S3Backend(fs),
-                s3=settings,
-            )
+            s3 = S3Backend(fs, settings)
+            return cls(fs, root, shown, retry=retry, part_size=part_size, backend=s3)
         fs = azure_filesystem(options)
         return cls(fs, root, shown, retry=retry, part_size=part_size, backend=AzureBackend(fs))
 
@@ -201,13 +207,14 @@ class Target:
     def _path(self, key: str, *, internal: bool = False) -> str:
         validate_key(key, allow_reserved=internal)
         path = _join(self.root, key)
-        if self._backend.kind in ("s3", "azure"):
+        limit = self.supports.key_byte_limit
+        if limit is not None:
             object_key = path.split("/", 1)[1] if "/" in path else ""
             size = len(object_key.encode("utf-8"))
-            if size > MAX_KEY_BYTES:
+            if size > limit:
                 raise InvalidObjectKeyError(
                     f"object key is {size} bytes long with the target's prefix; "
-                    f"the limit is {MAX_KEY_BYTES}"
+                    f"the limit is {limit}"
                 )
         return path
 
@@ -298,7 +305,7 @@ class Target:
     def _stored_equals(self, path: str, key: str, payload: bytes) -> bool:
         try:
             stored = call_with_retry(
-                lambda: self.fs.cat_file(path),
+                lambda: self._backend.read(path),
                 policy=self.retry,
                 op="read",
                 target=self.name,
@@ -311,13 +318,13 @@ class Target:
     # -- reads -------------------------------------------------------------------------------
 
     def read(self, key: str) -> bytes:
-        """Return the whole object.
+        """Return the whole object (on S3 with one ``GET``, no ``HEAD`` first).
 
         Raises:
             ObjectNotFoundError: nothing is stored under ``key``.
         """
         path = self._path(key)
-        return bytes(self._retrying(key)("read", lambda: self.fs.cat_file(path)))
+        return self._retrying(key)("read", lambda: self._backend.read(path))
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
         """Return bytes ``start`` (inclusive) to ``end`` (exclusive); shorter at the object's end.
@@ -382,6 +389,241 @@ class Target:
             if not path.startswith(reserved):
                 yield self._key_of(path)
 
+    def entries(self, prefix: str = "") -> Iterator[Entry]:
+        """Yield an `Entry` (key, size, modification time, ETag) for every object under ``prefix``.
+
+        A detailed `list`: lazily, in no set order, never the library's own folders. Keys are
+        yielded as stored, unchecked, so a caller can report keys it will not read (check them
+        with `validate_key`). S3 pages ``ListObjectsV2`` (1,000 keys a request, each retried on
+        its own) and skips folder placeholders; local disk costs one ``stat`` per file; other
+        backends one detailed fsspec ``find``.
+
+        Raises:
+            UnsupportedError: the backend has no detailed listing (`Support.detailed_listing`).
+            StorageError: a listing request failed (after retries).
+        """
+        validate_prefix(prefix)
+        base = _join(self.root, prefix) if prefix else self.root
+        reserved = tuple(name + "/" for name in RESERVED_PREFIXES)
+        found = self._backend.entries(base, self._retrying(prefix or None))
+        while True:
+            # As in `list`: pages are retried inside; what escapes is translated and ends it.
+            entry = self._once("list", prefix or None, lambda: next(found, None))
+            if entry is None:
+                return
+            key = self._key_of(entry.key)
+            if not key.startswith(reserved):
+                yield attrs.evolve(entry, key=key)
+
+    def stat(self, key: str) -> Entry | None:
+        """Return the object's `Entry` (one ``HEAD``-like request), or ``None`` if there is none.
+
+        Raises:
+            UnsupportedError: the backend cannot (`Support.stat`).
+        """
+        path = self._path(key)
+        entry = self._retrying(key)("stat", lambda: self._backend.stat(path))
+        return None if entry is None else attrs.evolve(entry, key=key)
+
+    # -- operations not every backend has -----------------------------------------------------
+
+    @property
+    def supports(self) -> Support:
+        """What this target's backend can do, known without a request (see `Support`)."""
+        return self._backend.supports
+
+    def replace(self, key: str, stream: Reader | Iterable[bytes]) -> int:
+        """Overwrite ``key`` with a stream: the one overwriting write, the mirror's.
+
+        The mirror calls this only once the previous bytes are kept (by bucket versioning or a
+        copy of their own); nothing else in the library overwrites. Readers see the old or the
+        new object, never a mix: local disk writes a temporary file next to it, ``fsync``, then
+        ``rename`` over it; S3 and Azure upload anew (multipart / block list); memory stores
+        directly. The stream is read once, so a failure is not retried.
+
+        Returns:
+            The number of bytes written.
+
+        Raises:
+            UnsupportedError: the backend cannot (`Support.replace`).
+            StorageError: the write failed; the previous object may still be there.
+        """
+        path = self._path(key)
+        reader = _as_reader(stream)
+        blocks = iter(lambda: reader.read(self.part_size), b"")
+        return self._once(
+            "replace",
+            key,
+            lambda: self._backend.replace(path, blocks, self.part_size, self._retrying(key)),
+        )
+
+    def can_copy_from(self, source: Target) -> bool:
+        """Tell whether `copy_from` can copy ``source``'s objects here server-side."""
+        return self._backend.can_copy_from(source._backend)
+
+    def copy_from(self, source: Target, key: str) -> str | None:
+        """Copy ``key`` from ``source`` to the same key here without the bytes passing through.
+
+        One ``CopyObject`` on S3 (objects up to 5 GiB) when both targets are buckets of one
+        endpoint with the same credentials (`can_copy_from`). Not create-only: the caller checks
+        that the key is free (the mirror copies only what the listing lacks).
+
+        Returns:
+            The new copy's ETag, as the service reported it.
+
+        Raises:
+            UnsupportedError: the backend cannot (`Support.server_side_copy`), or ``source`` is
+                on another service.
+        """
+        source_path = source._path(key)
+        path = self._path(key)
+        if not self.supports.server_side_copy:
+            raise self._backend.unsupported("server-side copy")
+        return self._retrying(key)(
+            "copy",
+            lambda: self._backend.copy(
+                source._backend,
+                source_path,
+                path,
+                _direct,
+            ),
+        )
+
+    def presign_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        method: str = "GET",
+        start: datetime | None = None,
+        client_ip: str | None = None,
+        content_disposition: str | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        """Return the backend's own signed, read-only URL for one object (no request is made).
+
+        The low-level half of `ctfy_vault.links.presign`, which adds the one-hour policy, download
+        names and HMAC links for backends without an endpoint. S3: a SigV4 query signature in the
+        endpoint's addressing style, dated by the system clock. Azure: a blob-scoped read SAS
+        signed with the account key, valid from ``start`` (default: the system clock).
+
+        Args:
+            key: the object key.
+            expires_in: whole seconds the link works, 1 to `MAX_EXPIRES_IN`.
+            method: ``GET`` or ``HEAD``.
+            start: when the link starts working, where the backend signs a start
+                (`Support.presign_start`): an aware UTC `datetime` of whole seconds, no later
+                than the system clock.
+            client_ip: only this address may use the link (`Support.presign_client_ip`).
+            content_disposition: what the server must send as ``Content-Disposition``.
+            content_type: what the server must send as ``Content-Type``.
+
+        Raises:
+            ConfigurationError: ``expires_in`` or ``start`` is out of range.
+            UnsupportedError: the backend cannot sign (`Support.presign`), cannot take
+                ``start`` or ``client_ip``, has no shared key (Azure), or ``method`` is not a read.
+            InvalidObjectKeyError: ``key`` is unsafe.
+        """
+        return self._presign(
+            self._path(key),
+            expires_in=expires_in,
+            method=method,
+            start=start,
+            client_ip=client_ip,
+            content_disposition=content_disposition,
+            content_type=content_type,
+        )
+
+    def _presign(
+        self,
+        path: str,
+        *,
+        expires_in: int,
+        method: str,
+        start: datetime | None,
+        client_ip: str | None,
+        content_disposition: str | None,
+        content_type: str | None,
+    ) -> str:
+        if type(expires_in) is not int or not 1 <= expires_in <= MAX_EXPIRES_IN:
+            raise ConfigurationError(
+                f"a signed link lives 1 to {MAX_EXPIRES_IN} whole seconds (an int)"
+            )
+        if method not in _READ_METHODS:
+            raise UnsupportedError(f"signed links are read-only (GET or HEAD), not {method}")
+        if start is not None:
+            # An exact datetime only: a subclass could format or convert itself to another time.
+            if type(start) is not datetime or start.tzinfo is not UTC or start.microsecond:
+                raise ConfigurationError(
+                    "a link's start must be an aware UTC datetime of whole seconds"
+                )
+            if start > datetime.now(UTC):
+                raise ConfigurationError("a link may not start in the future")
+        elif self.supports.presign_start:
+            start = datetime.now(UTC).replace(microsecond=0)
+        return self._backend.presign(
+            path,
+            expires_in=expires_in,
+            method=method,
+            start=start,
+            client_ip=client_ip,
+            content_disposition=content_disposition,
+            content_type=content_type,
+        )
+
+    def anonymous_access(self, key: str | None = None) -> AnonymousProbe:
+        """Send an unsigned GET of ``key`` and an unsigned listing to the target's endpoint.
+
+        The object's plain address is a signed link's with the signature stripped, so it follows
+        the endpoint and addressing style exactly. Two requests in all (one without ``key``).
+
+        Returns:
+            The statuses; any 2xx means anonymous readers were served.
+
+        Raises:
+            UnsupportedError: the backend has no endpoint to ask (`Support.anonymous_probe`).
+            TargetUnreachableError: the endpoint did not answer.
+        """
+        path = self._path(key if key is not None else _ANONYMOUS_PROBE_KEY)
+        return self._anonymous(path, try_object=key is not None)
+
+    def _anonymous(self, path: str, *, try_object: bool) -> AnonymousProbe:
+        object_url, listing_url = self._backend.anonymous_urls(path)
+        return ask_anonymously(object_url, listing_url, try_object=try_object, target=self.name)
+
+    def retain_until(self, key: str, until: datetime, *, mode: LockMode = "COMPLIANCE") -> None:
+        """Give a stored object an Object Lock retain-until date (one ``PutObjectRetention``).
+
+        Atomicity: the retention applies to the object's current version as a whole, or not at
+        all. In COMPLIANCE mode no credentials can delete that version or shorten the date before
+        ``until``; GOVERNANCE mode can be bypassed by a user holding
+        ``s3:BypassGovernanceRetention``. Whether the bucket has Object Lock is
+        `Capabilities.object_lock`.
+
+        Raises:
+            ConfigurationError: ``until`` is naive, or ``mode`` is unknown.
+            UnsupportedError: the backend has no Object Lock (`Support.retain_until`).
+            StorageError: the request failed (e.g. the bucket has no Object Lock, or a shorter
+                date was asked for a COMPLIANCE-locked object), after retries.
+        """
+        if until.utcoffset() is None:
+            raise ConfigurationError("until must be an aware datetime")
+        if mode not in ("COMPLIANCE", "GOVERNANCE"):
+            raise ConfigurationError("mode must be 'COMPLIANCE' or 'GOVERNANCE'")
+        path = self._path(key)
+        if not self.supports.retain_until:
+            raise self._backend.unsupported("Object Lock retention")
+        self._retrying(key)("retain", lambda: self._backend.retain_until(path, until, mode))
+
+    def versioning_enabled(self) -> bool:
+        """Tell whether the bucket keeps the previous version of an overwritten object.
+
+        Raises:
+            UnsupportedError: the backend cannot tell (`Support.versioning`).
+            StorageError: the request failed (after retries).
+        """
+        return self._backend.versioning(self.root, self._retrying(None))
+
     # -- the one privileged operation ---------------------------------------------------------
 
     def delete(self, key: str) -> None:
@@ -418,17 +660,15 @@ class Target:
                 "the endpoint ignored the create-only condition: writes now check first, which a "
                 "concurrent writer can race"
             )
-        extra = _probe_extra(self, notes)
-        settings = self._s3
+        extra = self._backend.probe_settings(self.root, notes)
         caps = Capabilities(
             backend=self._backend.kind,
             atomic_create=atomic,
             create_method=self._backend.create_method if atomic else "check-then-write",
             atomic_create_multipart=multipart,
             public_read=public,
-            endpoint=settings.endpoint_url if settings else None,
-            addressing_style=settings.addressing_style if settings else None,
-            checksum_mode=settings.checksum_mode if settings else None,
+            signed_links=self.supports.signed_links,
+            supports=self.supports,
             notes=tuple(notes),
             **extra,
         )
@@ -447,33 +687,29 @@ class Target:
                 run("probe write", lambda: self._backend.create(path, _PROBE_SECOND, _direct))
                 atomic = False
             except ObjectExistsError:
-                stored = run("probe read", lambda: bytes(self.fs.cat_file(path)))
+                stored = run("probe read", lambda: self._backend.read(path))
                 # A refusal proves the condition is honoured; check-then-write refuses too, but
                 # only when nobody races it, so the mechanism must be atomic as well.
                 atomic = stored == _PROBE_FIRST and self._backend.atomic_create
-            multipart = None
-            if isinstance(self._backend, S3Backend):
-                multipart = self._backend.conditional_multipart(path, run)
-                if not multipart:
-                    notes.append(
-                        "the endpoint ignores If-None-Match on multipart completion: large "
-                        "streamed writes check with a HEAD just before completing (a narrow race)"
-                    )
-            return atomic, multipart, self._probe_public(key, notes)
+            multipart = self._backend.probe_multipart(path, run)
+            if multipart is False:
+                notes.append(
+                    "the endpoint ignores If-None-Match on multipart completion: large "
+                    "streamed writes check with a HEAD just before completing (a narrow race)"
+                )
+            return atomic, multipart, self._probe_public(path, notes)
         finally:
             try:
                 run("probe delete", lambda: self._backend.delete(path))
             except StorageError:
                 notes.append(f"probe object {key} left in place: deleting it was refused")
 
-    def _probe_public(self, key: str, notes: builtins.list[str]) -> bool | None:
+    def _probe_public(self, path: str, notes: builtins.list[str]) -> bool | None:
         """Ask the endpoint for the probe object and a listing without signing; None off-network."""
-        if self._backend.kind not in ("s3", "azure"):
+        if not self.supports.anonymous_probe:
             return None
-        from ctfy_vault.storage._anonymous import anonymous_access  # noqa: PLC0415 - cycle
-
         try:
-            seen = anonymous_access(self, key, internal=True)
+            seen = self._anonymous(path, try_object=True)
         except VaultError as err:
             notes.append(f"anonymous access unknown ({type(err).__name__})")
             return None
@@ -525,67 +761,8 @@ def _backend_for(fs: Any, root: str) -> Backend:
     return FsspecBackend(fs)
 
 
-def _probe_extra(target: Target, notes: list[str]) -> dict[str, Any]:
-    kind = target._backend.kind  # noqa: SLF001 - module-private helper of Target
-    if kind == "local":
-        return {"signed_links": "hmac", "versioning": False, "object_lock": False}
-    if kind == "s3":
-        return _probe_s3(target, notes)
-    if kind == "azure":
-        return _probe_azure(target, notes)
-    return {"versioning": False if kind == "memory" else None}
-
-
-def _probe_s3(target: Target, notes: list[str]) -> dict[str, Any]:
-    bucket = target.root.split("/", 1)[0]
-    call = target.fs.call_s3
-    out: dict[str, Any] = {"signed_links": "sigv4"}
-    try:
-        status = call("get_bucket_versioning", Bucket=bucket).get("Status")
-        out["versioning"] = status == "Enabled"
-        if status == "Suspended":
-            notes.append("versioning is suspended on the bucket")
-    except Exception as err:  # noqa: BLE001 - a capability we could not read is reported unknown
-        notes.append(f"versioning unknown ({describe(err)})")
-    try:
-        lock = call("get_object_lock_configuration", Bucket=bucket)["ObjectLockConfiguration"]
-        out["object_lock"] = lock.get("ObjectLockEnabled") == "Enabled"
-        rule = lock.get("Rule", {}).get("DefaultRetention")
-        if rule:
-            span = f"{rule['Days']} days" if "Days" in rule else f"{rule.get('Years')} years"
-            out["object_lock_default"] = f"{rule.get('Mode')} {span}"
-    except Exception as err:  # noqa: BLE001 - see above
-        if "ObjectLockConfigurationNotFound" in _error_code(err):
-            out["object_lock"] = False
-        else:
-            notes.append(f"object lock unknown ({describe(err)})")
-    return out
-
-
-def _probe_azure(target: Target, notes: list[str]) -> dict[str, Any]:
-    container = target.root.split("/", 1)[0]
-    out: dict[str, Any] = {"signed_links": "sas"}
-    try:
-        from fsspec.asyn import sync  # noqa: PLC0415
-
-        client = target.fs.service_client.get_container_client(container)
-        props = sync(target.fs.loop, client.get_container_properties)
-        immutable = bool(
-            getattr(props, "has_immutability_policy", False)
-            or getattr(props, "immutable_storage_with_versioning_enabled", False)
-        )
-        out["object_lock"] = immutable
-    except Exception as err:  # noqa: BLE001 - reported as unknown
-        notes.append(f"immutability unknown ({describe(err)})")
-    notes.append("blob versioning is an account setting the container cannot report")
-    return out
-
-
-def _error_code(err: BaseException) -> str:
-    current: BaseException | None = err
-    while current is not None:
-        response = getattr(current, "response", None)
-        if isinstance(response, dict):
-            return str(response.get("Error", {}).get("Code", ""))
-        current = current.__cause__ or current.__context__
-    return ""
+def set_retain_until(
+    target: Target, key: str, until: datetime, *, mode: LockMode = "COMPLIANCE"
+) -> None:
+    """Set an Object Lock retention on one stored object: `Target.retain_until` as a function."""
+    target.retain_until(key, until, mode=mode)

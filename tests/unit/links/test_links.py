@@ -34,8 +34,7 @@ from ctfy_vault.links import (
     presign,
     verify_link,
 )
-from ctfy_vault.storage import Target
-from ctfy_vault.storage._sign import MAX_EXPIRES_IN, presign_s3
+from ctfy_vault.storage import MAX_EXPIRES_IN, Target
 from tests.support.link_strategies import (
     EPOCH,
     SECOND,
@@ -647,7 +646,7 @@ class TestNoLinkOutlivesTheCap:
     def test_backend_signing_has_its_own_cap(self, expires_in: object) -> None:
         """The storage signers (also used by the public-access probe) refuse lifetimes past 1 h."""
         with pytest.raises(ConfigurationError):
-            presign_s3(_s3_offline(), "a.pdf", expires_in=expires_in)  # type: ignore[arg-type]
+            _s3_offline().presign_url("a.pdf", expires_in=expires_in)  # type: ignore[arg-type]
         assert floor_seconds(MAX_TTL) == MAX_EXPIRES_IN
 
     @pytest.mark.parametrize(
