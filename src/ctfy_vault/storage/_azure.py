@@ -13,6 +13,7 @@ from ctfy_vault.exceptions import UnsupportedError
 from ctfy_vault.storage._anonymous import unsigned_urls
 from ctfy_vault.storage._backends import (
     FsspecBackend,
+    LinkRequest,
     Retrying,
     Support,
     upload_overwriting,
@@ -48,17 +49,7 @@ class AzureBackend(FsspecBackend):
         """A plain upload (block list committed at the end: atomic for readers)."""
         return upload_overwriting(self.fs, path, blocks, part_size)
 
-    def presign(
-        self,
-        path: str,
-        *,
-        expires_in: int,
-        method: str,
-        start: datetime | None,
-        client_ip: str | None,
-        content_disposition: str | None,
-        content_type: str | None,
-    ) -> str:
+    def presign(self, path: str, request: LinkRequest) -> str:
         """A read-only, blob-scoped SAS; needs the account's shared key.
 
         A target reached with a SAS token or an Azure AD credential cannot sign. Both ends are
@@ -69,6 +60,7 @@ class AzureBackend(FsspecBackend):
             generate_blob_sas,
         )
 
+        start = request.start
         if start is None:
             raise UnsupportedError("an Azure SAS needs its start time")
         container, _, name = path.partition("/")
@@ -87,26 +79,19 @@ class AzureBackend(FsspecBackend):
             account_key=account_key,
             permission=BlobSasPermissions(read=True),
             start=start,
-            expiry=start + timedelta(seconds=expires_in),
-            ip=client_ip,
+            expiry=start + timedelta(seconds=request.expires_in),
+            ip=request.client_ip,
             protocol=None,
-            content_disposition=content_disposition,
-            content_type=content_type,
+            content_disposition=request.content_disposition,
+            content_type=request.content_type,
         )
         blob_url: str = service.get_blob_client(container, name).url
         return f"{blob_url}?{sas}"
 
     def anonymous_urls(self, path: str) -> tuple[str, str]:
         """The blob's address from a SAS with the signature stripped; the container listing."""
-        signed = self.presign(
-            path,
-            expires_in=60,
-            method="GET",
-            start=datetime.now(UTC).replace(microsecond=0),
-            client_ip=None,
-            content_disposition=None,
-            content_type=None,
-        )
+        start = datetime.now(UTC).replace(microsecond=0)
+        signed = self.presign(path, LinkRequest(expires_in=60, start=start))
         return unsigned_urls(
             signed,
             path.partition("/")[2],

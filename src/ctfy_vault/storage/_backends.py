@@ -160,6 +160,27 @@ class Entry:
     version: str | None = attrs.field(default=None, kw_only=True)
 
 
+@attrs.frozen(kw_only=True)
+class LinkRequest:
+    """A checked request for a signed, read-only link to one object (see `Target.presign_url`).
+
+    Attributes:
+        expires_in: whole seconds the link works, 1 to `MAX_EXPIRES_IN`.
+        method: ``GET`` or ``HEAD``.
+        start: when the link starts working, where the backend signs a start.
+        client_ip: the only address that may use the link.
+        content_disposition: what the server must send as ``Content-Disposition``.
+        content_type: what the server must send as ``Content-Type``.
+    """
+
+    expires_in: int
+    method: str = "GET"
+    start: datetime | None = None
+    client_ip: str | None = None
+    content_disposition: str | None = None
+    content_type: str | None = None
+
+
 def strip_etag(etag: object) -> str | None:
     """Return an ETag without its quotes (``None`` for none)."""
     return str(etag).strip('"') if etag else None
@@ -206,8 +227,9 @@ class Backend:
         raise self.unsupported("streamed writes")
 
     def head(self, path: str) -> int | None:
-        """Return the object's size, or ``None`` if there is none."""
-        raise self.unsupported("head")
+        """Return the object's size, or ``None`` if there is none (one `stat`)."""
+        entry = self.stat(path)
+        return None if entry is None else entry.size
 
     def read(self, path: str) -> bytes:
         """Return the whole object (``FileNotFoundError`` if there is none)."""
@@ -258,17 +280,7 @@ class Backend:
         """Copy ``source`` (on ``other``) to ``path`` server-side; return the new copy's ETag."""
         raise self.unsupported("server-side copy")
 
-    def presign(
-        self,
-        path: str,
-        *,
-        expires_in: int,
-        method: str,
-        start: datetime | None,
-        client_ip: str | None,
-        content_disposition: str | None,
-        content_type: str | None,
-    ) -> str:
+    def presign(self, path: str, request: LinkRequest) -> str:
         """Return a signed read URL for ``path`` (the request is checked by `Target`)."""
         raise self.unsupported("signed links")
 
@@ -323,16 +335,6 @@ class FsspecBackend(Backend):
                 block = read_full(reader, part_size)
         return total
 
-    def head(self, path: str) -> int | None:
-        """Return the size from ``info``, or ``None`` when missing or a folder."""
-        try:
-            info = self.fs.info(path)
-        except FileNotFoundError:
-            return None
-        if info.get("type") != "file":
-            return None
-        return int(info["size"])
-
     def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
         """Walk folder by folder (each folder listed once, lazily across folders).
 
@@ -379,8 +381,10 @@ class FsspecBackend(Backend):
 
         def find() -> dict[str, dict[str, Any]]:
             self.fs.invalidate_cache(base)  # never trust a listing cached by an earlier call
-            found: dict[str, dict[str, Any]] = self.fs.find(base, detail=True, withdirs=False)
-            return found
+            found = self.fs.find(base, detail=True, withdirs=False)
+            # adlfs answers a file path with a list of that one name, whatever ``detail`` says:
+            # the file is not under the folder, so there is nothing to list.
+            return found if isinstance(found, dict) else {}
 
         for name, info in sorted(retrying("list", find).items()):
             if info.get("type") == "directory" or not name.startswith(base + "/"):
@@ -539,14 +543,6 @@ class LocalBackend(FsspecBackend):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-
-    def head(self, path: str) -> int | None:
-        """Return the size from ``stat``; folders and missing paths give ``None``."""
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return st.st_size if os.path.isfile(path) else None
 
     def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
         """Walk with ``os.walk`` (lazy), skipping the library's own top-level folders."""

@@ -22,6 +22,7 @@ from ctfy_vault.storage._backends import (
     Backend,
     Entry,
     FsspecBackend,
+    LinkRequest,
     LockMode,
     Reader,
     Retrying,
@@ -174,15 +175,6 @@ class S3Backend(FsspecBackend):
                 call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
         return False
 
-    def head(self, path: str) -> int | None:
-        """One HEAD request (s3fs's ``info`` may add a listing to look for a folder)."""
-        bucket, key, _ = self.fs.split_path(path)
-        try:
-            out = self.fs.call_s3("head_object", Bucket=bucket, Key=key)
-        except FileNotFoundError:
-            return None
-        return int(out["ContentLength"])
-
     def walk(self, path: str, retrying: Retrying[Any]) -> Iterator[str]:
         """Page through ``ListObjectsV2`` without a delimiter: one request per 1,000 keys."""
         bucket, prefix, _ = self.fs.split_path(path)
@@ -293,34 +285,25 @@ class S3Backend(FsspecBackend):
         )
         return strip_etag(answer.get("CopyObjectResult", {}).get("ETag"))
 
-    def presign(
-        self,
-        path: str,
-        *,
-        expires_in: int,
-        method: str,
-        start: datetime | None,
-        client_ip: str | None,
-        content_disposition: str | None,
-        content_type: str | None,
-    ) -> str:
+    def presign(self, path: str, request: LinkRequest) -> str:
         """A SigV4 query signature, made locally (no request), in the endpoint's addressing style."""
-        if start is not None:
+        if request.start is not None:
             raise UnsupportedError(
                 "S3 links are signed with the system clock (X-Amz-Date): a start cannot be given"
             )
-        if client_ip is not None:
+        if request.client_ip is not None:
             raise UnsupportedError(
                 "S3 signed links cannot be bound to a client address; use a bucket policy"
             )
         bucket, _, name = path.partition("/")
         params: dict[str, Any] = {"Bucket": bucket, "Key": name}
-        if content_disposition is not None and method == "GET":
-            params["ResponseContentDisposition"] = content_disposition
-        if content_type is not None and method == "GET":
-            params["ResponseContentType"] = content_type
+        method = request.method
+        if request.content_disposition is not None and method == "GET":
+            params["ResponseContentDisposition"] = request.content_disposition
+        if request.content_type is not None and method == "GET":
+            params["ResponseContentType"] = request.content_type
         url: str = self._signing_client().generate_presigned_url(
-            _S3_METHODS[method], Params=params, ExpiresIn=expires_in, HttpMethod=method
+            _S3_METHODS[method], Params=params, ExpiresIn=request.expires_in, HttpMethod=method
         )
         return url
 
@@ -355,15 +338,7 @@ class S3Backend(FsspecBackend):
 
     def anonymous_urls(self, path: str) -> tuple[str, str]:
         """The object's address from a link with the signature stripped; ``ListObjectsV2``."""
-        signed = self.presign(
-            path,
-            expires_in=60,
-            method="GET",
-            start=None,
-            client_ip=None,
-            content_disposition=None,
-            content_type=None,
-        )
+        signed = self.presign(path, LinkRequest(expires_in=60))
         return unsigned_urls(
             signed, path.partition("/")[2], listing_query="list-type=2", trailing_slash=True
         )

@@ -26,6 +26,7 @@ from ctfy_vault.storage._backends import (
     Backend,
     Entry,
     FsspecBackend,
+    LinkRequest,
     LocalBackend,
     LockMode,
     MemoryBackend,
@@ -524,27 +525,7 @@ class Target:
                 ``start`` or ``client_ip``, has no shared key (Azure), or ``method`` is not a read.
             InvalidObjectKeyError: ``key`` is unsafe.
         """
-        return self._presign(
-            self._path(key),
-            expires_in=expires_in,
-            method=method,
-            start=start,
-            client_ip=client_ip,
-            content_disposition=content_disposition,
-            content_type=content_type,
-        )
-
-    def _presign(
-        self,
-        path: str,
-        *,
-        expires_in: int,
-        method: str,
-        start: datetime | None,
-        client_ip: str | None,
-        content_disposition: str | None,
-        content_type: str | None,
-    ) -> str:
+        path = self._path(key)
         if type(expires_in) is not int or not 1 <= expires_in <= MAX_EXPIRES_IN:
             raise ConfigurationError(
                 f"a signed link lives 1 to {MAX_EXPIRES_IN} whole seconds (an int)"
@@ -561,8 +542,7 @@ class Target:
                 raise ConfigurationError("a link may not start in the future")
         elif self.supports.presign_start:
             start = datetime.now(UTC).replace(microsecond=0)
-        return self._backend.presign(
-            path,
+        request = LinkRequest(
             expires_in=expires_in,
             method=method,
             start=start,
@@ -570,6 +550,7 @@ class Target:
             content_disposition=content_disposition,
             content_type=content_type,
         )
+        return self._backend.presign(path, request)
 
     def anonymous_access(self, key: str | None = None) -> AnonymousProbe:
         """Send an unsigned GET of ``key`` and an unsigned listing to the target's endpoint.
