@@ -29,7 +29,7 @@ from ctfy_vault.exceptions import (
 )
 from ctfy_vault.links import LinkSigner, presign
 from ctfy_vault.storage import MAX_KEY_BYTES, Entry, Support, Target
-from ctfy_vault.storage._backends import Backend
+from ctfy_vault.storage._backends import Backend, LinkRequest
 from tests.servers import (
     AzureEndpoint,
     S3Endpoint,
@@ -498,18 +498,7 @@ class TestAzurite(BackendOperations):
         ("stat", lambda b: b.stat("p")),
         ("replace", lambda b: b.replace("p", [b"x"], 1, None)),
         ("server-side copy", lambda b: b.copy(b, "p", "q", None)),
-        (
-            "signed links",
-            lambda b: b.presign(
-                "p",
-                expires_in=1,
-                method="GET",
-                start=None,
-                client_ip=None,
-                content_disposition=None,
-                content_type=None,
-            ),
-        ),
+        ("signed links", lambda b: b.presign("p", LinkRequest(expires_in=1))),
         ("anonymous-access probe", lambda b: b.anonymous_urls("p")),
         ("Object Lock retention", lambda b: b.retain_until("p", datetime.now(UTC), "GOVERNANCE")),
         ("versioning", lambda b: b.versioning("p", None)),
