@@ -205,8 +205,8 @@ class Target:
 
     # -- keys --------------------------------------------------------------------------------
 
-    def _path(self, key: str, *, internal: bool = False) -> str:
-        validate_key(key, allow_reserved=internal)
+    def _path(self, key: str) -> str:
+        validate_key(key)
         path = _join(self.root, key)
         limit = self.supports.key_byte_limit
         if limit is not None:
