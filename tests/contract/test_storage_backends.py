@@ -30,7 +30,7 @@ from ctfy_vault.exceptions import (
 from ctfy_vault.links import LinkSigner, presign
 from ctfy_vault.storage import MAX_KEY_BYTES, Entry, Support, Target
 from ctfy_vault.storage._backends import Backend, LinkRequest
-from tests.servers import (
+from tests.support.servers import (
     AzureEndpoint,
     S3Endpoint,
     make_bucket,
