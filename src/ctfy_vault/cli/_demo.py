@@ -25,6 +25,7 @@ from ctfy_vault._version import __version__
 from ctfy_vault.crypto import RawKey
 from ctfy_vault.exceptions import IntegrityError, ObjectExistsError
 from ctfy_vault.links import LinkSigner, presign, verify_link
+from ctfy_vault.repository import snapshot_key
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import BackupInfo, SnapshotInfo, Vault
@@ -203,7 +204,7 @@ def _list_snapshots(vault: Vault, say: Say) -> None:
 
 
 def _check_append_only(target: Target, result: BackupInfo, say: Say) -> None:
-    key = f"snapshots/{result.name}"
+    key = snapshot_key(result.name)
     stored = target.read(key)
     try:
         target.write(key, b"a tampered manifest")

@@ -240,8 +240,13 @@ def _canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def is_key_id(text: str) -> bool:
+    """Whether ``text`` is a valid key slot id (1 to 64 of a-z, 0-9, ``-``, ``_``)."""
+    return _KEY_ID.fullmatch(text) is not None
+
+
 def _check_key_id(key_id: object) -> str:
-    if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+    if not isinstance(key_id, str) or not is_key_id(key_id):
         raise ConfigurationError(
             "a key id has 1 to 64 characters from a-z, 0-9, '-' and '_', starting with a letter or digit"
         )

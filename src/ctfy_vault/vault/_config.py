@@ -9,12 +9,11 @@ import attrs
 
 from ctfy_vault.crypto import REPO_ID_SIZE, Cipher
 from ctfy_vault.exceptions import FormatError
+from ctfy_vault.repository._layout import CONFIG_KEY
 from ctfy_vault.writer import DEFAULT_CHUNKER, ChunkerParams
 
 __all__ = ["CONFIG_KEY", "REPOSITORY_FORMAT", "RepoConfig"]
 
-#: The object key of the config document, at the repository's root.
-CONFIG_KEY: Final = "config"
 #: The repository layout version this release writes and reads.
 REPOSITORY_FORMAT: Final = 1
 

@@ -24,12 +24,11 @@ from ctfy_vault.exceptions import (
     ObjectNotFoundError,
     StorageError,
 )
+from ctfy_vault.repository._layout import LOCK_KEY
 from ctfy_vault.storage import Target
 
 __all__ = ["LOCK_KEY", "LockInfo", "acquire", "read_lock", "release"]
 
-#: The object key of the exclusive prune lock, on every target.
-LOCK_KEY = "locks/prune"
 _VERSION = 1
 
 

@@ -38,12 +38,21 @@ from ctfy_vault.exceptions import (
     StorageError,
 )
 from ctfy_vault.manifest import Forgotten, Manifest, OpenedEntry, PruneRecord, seal_entry
+from ctfy_vault.repository._layout import (
+    DELETE_CHECK_KEY,
+    SWEEP_PREFIX,
+    KeyKind,
+    chunk_key,
+    kind_of,
+    snapshot_key,
+    sweep_mark_key,
+)
 from ctfy_vault.retention import RetentionPlan
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._lock import LockInfo, acquire, new_lock, release
 from ctfy_vault.vault._model import SnapshotInfo
 from ctfy_vault.vault._read import Reader, snapshot_names
-from ctfy_vault.writer import SNAPSHOTS_PREFIX, chunk_key, index_chunks
+from ctfy_vault.writer import index_chunks
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -61,10 +70,6 @@ log = logging.getLogger("ctfy_vault.vault")
 DEFAULT_GRACE = timedelta(hours=24)
 #: How long a prune's lock protects it; a prune stops before deleting anything after that.
 DEFAULT_LOCK_TTL = timedelta(hours=1)
-#: Where sweep marks live (beside the lock; ``verify`` and ``heal`` ignore ``locks/``).
-SWEEP_PREFIX = "locks/sweep"
-#: A key that never exists: deleting it checks that a credential may delete at all.
-DELETE_CHECK_KEY = "locks/delete-check"
 _MARK_VERSION = 1
 
 Plans = dict[str, RetentionPlan[SnapshotInfo]]
@@ -269,7 +274,7 @@ def _forget(
             previous=_head(catalog, lineage),
         )
         sealed = seal_entry(run.sealer, record)
-        written = _write_everywhere(run, f"{SNAPSHOTS_PREFIX}/{sealed.name}", bytes(sealed.blob))
+        written = _write_everywhere(run, snapshot_key(sealed.name), bytes(sealed.blob))
         if not written:
             continue
         for target in written:
@@ -324,7 +329,7 @@ def _delete_manifests(run: _Run, doomed: Mapping[str, set[str]]) -> None:
         for name, by_records in sorted(doomed.items()):
             if name in present and present & by_records:
                 try:
-                    target.delete(f"{SNAPSHOTS_PREFIX}/{name}")
+                    target.delete(snapshot_key(name))
                 except StorageError as err:
                     run.fail(target, err)
     run.reader.forget_names(doomed)
@@ -392,7 +397,8 @@ def _iter_marks(
     seen: set[str] = set()
     for target in targets:
         try:
-            keys = sorted(target.list(SWEEP_PREFIX))
+            listed = target.list(SWEEP_PREFIX)
+            keys = sorted(k for k in listed if kind_of(k) is KeyKind.SWEEP_MARK)
         except StorageError as err:
             on_list_error(target, err)
             continue
@@ -449,8 +455,7 @@ def _parse_mark(data: bytes) -> tuple[datetime, list[bytes]]:
 
 
 def _write_mark(run: _Run, now: datetime, chunks: Iterable[bytes]) -> None:
-    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
-    key = f"{SWEEP_PREFIX}/{stamp}-{secrets.token_hex(4)}"
+    key = sweep_mark_key(now, secrets.token_hex(4))
     document = {
         "version": _MARK_VERSION,
         "created": now.isoformat(),

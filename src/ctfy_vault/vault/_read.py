@@ -18,9 +18,14 @@ from ctfy_vault.exceptions import (
     TargetsFailedError,
     TransientStorageError,
 )
-from ctfy_vault.manifest import FileEntry, OpenedEntry, open_entry, parse_entry_name
+from ctfy_vault.manifest import FileEntry, OpenedEntry, open_entry
+from ctfy_vault.repository._layout import (
+    SNAPSHOTS_PREFIX,
+    chunk_key,
+    snapshot_key,
+    snapshot_name_of,
+)
 from ctfy_vault.storage import Target
-from ctfy_vault.writer import SNAPSHOTS_PREFIX, chunk_key
 
 __all__ = ["ChunkStream", "Reader", "snapshot_names"]
 
@@ -40,12 +45,8 @@ def snapshot_names(target: Target) -> set[str]:
     Raises:
         StorageError: the listing failed.
     """
-    prefix = SNAPSHOTS_PREFIX + "/"
-    return {
-        key[len(prefix) :]
-        for key in target.list(SNAPSHOTS_PREFIX)
-        if key.startswith(prefix) and parse_entry_name(key[len(prefix) :]) is not None
-    }
+    names = (snapshot_name_of(key) for key in target.list(SNAPSHOTS_PREFIX))
+    return {name for name in names if name is not None}
 
 
 @attrs.define
@@ -146,7 +147,7 @@ class Reader:
             settled = False
             for _attempt in range(2):  # a second read gets past a flip in transit
                 try:
-                    blob = target.read(f"{SNAPSHOTS_PREFIX}/{name}")
+                    blob = target.read(snapshot_key(name))
                     return open_entry(self._sealer, name, blob)
                 except (StorageError, IntegrityError, FormatError) as err:
                     log.warning("snapshot %s on %s cannot be opened: %s", name, target.name, err)

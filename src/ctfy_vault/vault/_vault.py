@@ -15,7 +15,6 @@ from pathlib import Path
 import attrs
 
 from ctfy_vault.crypto import (
-    KEYS_PREFIX,
     Cipher,
     Credential,
     KeySlot,
@@ -40,12 +39,20 @@ from ctfy_vault.exceptions import (
     UnsupportedError,
 )
 from ctfy_vault.manifest import FileEntry, FileType, Manifest, OpenedEntry, check_known_heads
+from ctfy_vault.repository._layout import (
+    CONFIG_KEY,
+    KEYS_PREFIX,
+    LOCK_KEY,
+    KeyKind,
+    kind_of,
+    slot_key,
+)
 from ctfy_vault.retention import Policy, RetentionPlan, plan
 from ctfy_vault.storage import Target
-from ctfy_vault.vault._config import CONFIG_KEY, RepoConfig
+from ctfy_vault.vault._config import RepoConfig
 from ctfy_vault.vault._find import check_reference, find_snapshot
 from ctfy_vault.vault._heads import KnownHeads
-from ctfy_vault.vault._lock import LOCK_KEY, LockInfo, read_lock
+from ctfy_vault.vault._lock import LockInfo, read_lock
 from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo, VerifyReport
 from ctfy_vault.vault._prune import (
     DEFAULT_GRACE,
@@ -127,16 +134,23 @@ def _keyless(targets: Iterable[Target]) -> dict[str, BaseException]:
     found: dict[str, BaseException] = {}
     for target in targets:
         try:
-            if not any(True for _ in target.list(KEYS_PREFIX.rstrip("/"))):
+            if not _has_slots(target):
                 found[target.name] = ObjectNotFoundError(
-                    _NO_KEY_SLOT, target=target.name, key=KEYS_PREFIX
+                    _NO_KEY_SLOT, target=target.name, key=_KEYS_FOLDER
                 )
         except StorageError as err:
             found[target.name] = err
     return found
 
 
+def _has_slots(target: Target) -> bool:
+    """Whether ``keys/`` holds a key slot's name (strays there are no slot)."""
+    return any(kind_of(key) is KeyKind.KEY_SLOT for key in target.list(KEYS_PREFIX))
+
+
 _NO_KEY_SLOT = "holds the repository config but no key slot"
+#: The key a `DegradedTargetError` for a target without key slots names.
+_KEYS_FOLDER = f"{KEYS_PREFIX}/"
 
 
 def _standing(target: Target, config: RepoConfig) -> BaseException | None:
@@ -159,7 +173,7 @@ def _standing(target: Target, config: RepoConfig) -> BaseException | None:
 
 def _refusal(name: str, cause: BaseException) -> DegradedTargetError:
     """The error a writing operation reports for a degraded target (``cause`` chained)."""
-    if isinstance(cause, ObjectNotFoundError) and cause.key == KEYS_PREFIX:
+    if isinstance(cause, ObjectNotFoundError) and cause.key == _KEYS_FOLDER:
         why = f"{_NO_KEY_SLOT}; nothing is written here until you run `ctfy-vault heal`"
     elif isinstance(cause, ObjectNotFoundError):
         why = (
@@ -263,7 +277,7 @@ class Vault:
         if cipher is Cipher.NONE:
             raise ConfigurationError("Vault.init creates encrypted repositories only")
         for target in targets:
-            if target.exists(CONFIG_KEY) or any(True for _ in target.list(KEYS_PREFIX.rstrip("/"))):
+            if target.exists(CONFIG_KEY) or _has_slots(target):
                 raise ObjectExistsError(
                     "a repository already exists here", target=target.name, key=CONFIG_KEY
                 )
@@ -923,7 +937,7 @@ class Vault:
         errors: dict[str, BaseException | None] = {}
         for target in self._targets:
             try:
-                target.delete(KEYS_PREFIX + key_id)
+                target.delete(slot_key(key_id))
                 errors[target.name] = None
             except StorageError as err:
                 errors[target.name] = err

@@ -7,25 +7,25 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 
-from ctfy_vault.crypto import KEYS_PREFIX, Sealer
+from ctfy_vault.crypto import Sealer
 from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
 from ctfy_vault.manifest import Manifest, OpenedEntry, open_entry, verify_chain
+from ctfy_vault.repository._layout import (
+    KeyKind,
+    chunk_id_of,
+    chunk_key,
+    in_lock_area,
+    kind_of,
+    snapshot_key,
+    snapshot_name_of,
+)
 from ctfy_vault.storage import Target
 from ctfy_vault.vault._heads import KnownHeads, LineageHead
 from ctfy_vault.vault._model import Problem, VerifyReport
-from ctfy_vault.writer import (
-    QUARANTINE_PREFIX,
-    SNAPSHOTS_PREFIX,
-    chunk_id_of,
-    chunk_key,
-    unexpected_key,
-)
 from ctfy_vault.writer._heal import judge_copies, well_formed
 
 __all__ = ["verify_targets"]
 
-_LOCKS = "locks/"
-_QUARANTINE = QUARANTINE_PREFIX + "/"
 _STRAY = (
     "not an object this repository writes: backup, prune, restore and heal ignore it "
     "(heal --repair moves it to quarantine/)"
@@ -57,14 +57,14 @@ def verify_targets(
     listings: dict[str, set[str]] = {}
     for target in targets:
         try:
-            listed = {k for k in target.list("") if not k.startswith(_LOCKS)}
+            listed = {k for k in target.list("") if not in_lock_area(k)}
         except StorageError as err:
             problems.append(
                 Problem(kind="unreachable", target=target.name, key=None, detail=str(err))
             )
             continue
         listings[target.name] = {
-            k for k in listed if not k.startswith(_QUARANTINE) and not unexpected_key(k)
+            k for k in listed if kind_of(k) not in (KeyKind.QUARANTINED, KeyKind.STRAY)
         }
         problems.extend(_strays(target.name, listed - listings[target.name]))
     entries: dict[str, OpenedEntry] = {}
@@ -74,9 +74,7 @@ def verify_targets(
         if keys is None:
             continue
         problems.extend(_structure(target, sealer, keys, entries, failures))
-    unopened = {key for _target, key, _err in failures} - {
-        f"{SNAPSHOTS_PREFIX}/{name}" for name in entries
-    }
+    unopened = {key for _target, key, _err in failures} - {snapshot_key(name) for name in entries}
     problems.extend(_manifest_problems(failures, listings, unopened))
     problems.extend(_key_slots(targets, listings))
     every = set().union(*listings.values()) if listings else set()
@@ -108,12 +106,7 @@ def verify_targets(
     return VerifyReport(
         targets=tuple(target.name for target in targets),
         snapshots=len(
-            {
-                key
-                for keys in listings.values()
-                for key in keys
-                if key.startswith(SNAPSHOTS_PREFIX + "/")
-            }
+            {key for keys in listings.values() for key in keys if snapshot_name_of(key) is not None}
         ),
         chunks_read=chunks_read,
         chain=chain,
@@ -146,10 +139,10 @@ def _strays(target: str, keys: set[str]) -> list[Problem]:
     """Warn about quarantined objects and names that are no object of the repository."""
     return [
         Problem(
-            kind="quarantined" if key.startswith(_QUARANTINE) else "unexpected",
+            kind="quarantined" if kind_of(key) is KeyKind.QUARANTINED else "unexpected",
             target=target,
             key=key,
-            detail=_SET_ASIDE if key.startswith(_QUARANTINE) else _STRAY,
+            detail=_SET_ASIDE if kind_of(key) is KeyKind.QUARANTINED else _STRAY,
             severity="warning",
         )
         for key in sorted(keys)
@@ -168,10 +161,11 @@ def _structure(
     A manifest that does not open is added to ``failures`` as ``(target, key, error)``.
     """
     problems: list[Problem] = []
-    prefix = SNAPSHOTS_PREFIX + "/"
     missing: dict[str, str] = {}
-    for key in sorted(k for k in keys if k.startswith(prefix)):
-        name = key[len(prefix) :]
+    named = ((key, snapshot_name_of(key)) for key in sorted(keys))
+    for key, name in named:
+        if name is None:
+            continue
         try:
             opened = open_entry(sealer, name, target.read(key))
         except (StorageError, IntegrityError, FormatError) as err:
@@ -222,7 +216,9 @@ def _key_slots(targets: Sequence[Target], listings: dict[str, set[str]]) -> list
     parse, or differs from the copy a majority holds, is reported as ``key-slot``.
     """
     problems: list[Problem] = []
-    slots = sorted({k for keys in listings.values() for k in keys if k.startswith(KEYS_PREFIX)})
+    slots = sorted(
+        {k for keys in listings.values() for k in keys if kind_of(k) is KeyKind.KEY_SLOT}
+    )
     for key in slots:
         copies: dict[str, bytes] = {}
         for target in targets:

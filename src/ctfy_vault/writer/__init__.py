@@ -23,6 +23,14 @@ in this package deletes. ``docs/writer.md`` explains the guarantees.
     [True, True]
 """
 
+from ctfy_vault.repository import (
+    OBJECTS_PREFIX,
+    QUARANTINE_PREFIX,
+    SNAPSHOTS_PREFIX,
+    chunk_id_of,
+    chunk_key,
+    unexpected_key,
+)
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource
 from ctfy_vault.writer._heal import heal
@@ -34,18 +42,7 @@ from ctfy_vault.writer._outcome import (
     TargetOutcome,
 )
 from ctfy_vault.writer._sources import Source, StreamSource
-from ctfy_vault.writer._writer import (
-    COMMIT_INTERRUPTED,
-    OBJECTS_PREFIX,
-    QUARANTINE_PREFIX,
-    SNAPSHOTS_PREFIX,
-    Require,
-    Writer,
-    chunk_id_of,
-    chunk_key,
-    index_chunks,
-    unexpected_key,
-)
+from ctfy_vault.writer._writer import COMMIT_INTERRUPTED, Require, Writer, index_chunks
 
 __all__ = [
     "COMMIT_INTERRUPTED",

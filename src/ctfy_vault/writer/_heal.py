@@ -18,9 +18,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 
-from ctfy_vault.crypto import KEYS_PREFIX, Sealer
+from ctfy_vault.crypto import Sealer
 from ctfy_vault.crypto._slots import decode_slot
 from ctfy_vault.exceptions import (
     ConfigurationError,
@@ -32,24 +32,30 @@ from ctfy_vault.exceptions import (
     TransientStorageError,
 )
 from ctfy_vault.manifest import Manifest, open_entry
-from ctfy_vault.storage import Target
-from ctfy_vault.writer._outcome import HealOutcome, HealReport
-from ctfy_vault.writer._writer import (
+from ctfy_vault.repository._layout import (
+    CONFIG_KEY,
+    KEYS_PREFIX,
     OBJECTS_PREFIX,
-    QUARANTINE_PREFIX,
     SNAPSHOTS_PREFIX,
+    KeyKind,
     chunk_id_of,
+    kind_of,
+    quarantine_key,
+    slot_id_of,
+    slot_key,
     unexpected_key,
 )
+from ctfy_vault.storage import Target
+from ctfy_vault.writer._outcome import HealOutcome, HealReport
 
 __all__ = ["heal", "judge_copies", "well_formed"]
 
 log = logging.getLogger("ctfy_vault.writer")
 
-CONFIG_KEY = "config"
-KEYS = KEYS_PREFIX.rstrip("/")
 # Manifests go last: each is the commit point for the chunks it names on its target.
-_STAGES = (CONFIG_KEY, KEYS, OBJECTS_PREFIX, SNAPSHOTS_PREFIX)
+_STAGES = (CONFIG_KEY, KEYS_PREFIX, OBJECTS_PREFIX, SNAPSHOTS_PREFIX)
+#: The objects that are not sealed under the master keys: judged by comparing their copies.
+_PLAINTEXT = frozenset({KeyKind.CONFIG, KeyKind.KEY_SLOT})
 
 
 class _UnverifiableError(Exception):
@@ -62,28 +68,25 @@ def _list(target: Target, stage: str) -> set[str]:
     return set(target.list(stage))
 
 
-def _chunk_ids(keys: set[str]) -> set[bytes]:
-    return {chunk for chunk in map(chunk_id_of, keys) if chunk is not None}
-
-
 def _verify(sealer: Sealer, key: str, blob: bytes) -> Manifest | None:
     """Check a donor's copy against its name; return the manifest it holds, if it is one."""
-    name = key.rsplit("/", 1)[-1]
+    kind = kind_of(key)
     try:
-        if key.startswith(f"{OBJECTS_PREFIX}/"):
+        if kind is KeyKind.CHUNK:
             chunk_id = chunk_id_of(key)
-            if chunk_id is None:
-                raise _UnverifiableError
+            assert chunk_id is not None  # noqa: S101 - the kind says it parses
             sealer.open_chunk(chunk_id, blob)
             return None
-        if key.startswith(f"{SNAPSHOTS_PREFIX}/"):
-            entry = open_entry(sealer, name, blob).entry
+        if kind is KeyKind.SNAPSHOT:
+            entry = open_entry(sealer, key.rsplit("/", 1)[-1], blob).entry
             return entry if isinstance(entry, Manifest) else None
+        if kind not in _PLAINTEXT:
+            raise _UnverifiableError
         document = json.loads(blob)
         if not isinstance(document, dict):
             raise _UnverifiableError
-        if key.startswith(f"{KEYS}/") and (
-            document.get("format") != 1 or document.get("key_id") != name
+        if kind is KeyKind.KEY_SLOT and (
+            document.get("format") != 1 or document.get("key_id") != slot_id_of(key)
         ):
             raise _UnverifiableError
     except (IntegrityError, FormatError, ValueError) as err:
@@ -97,12 +100,12 @@ def well_formed(key: str, blob: bytes) -> bool:
     Config and key slots are not sealed under the master keys (a slot is opened by its user's
     passphrase or key, which the vault does not hold), so this is all a copy alone can show.
     """
-    if key.startswith(f"{KEYS}/"):
+    if kind_of(key) is KeyKind.KEY_SLOT:
         try:
             slot, _wrapped = decode_slot(blob)
         except FormatError:
             return False
-        return slot.object_key == key
+        return slot_key(slot.key_id) == key
     try:
         document = json.loads(blob)
     except ValueError:
@@ -235,8 +238,7 @@ class _Healer:
         if self.now is None:
             self.leave(target, key, f"{why}; give heal a time (now=) to quarantine it")
             return
-        stamp = self.now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        aside = f"{QUARANTINE_PREFIX}/{stamp}/{key}"
+        aside = quarantine_key(self.now, key)
         try:
             blob = target.read(key)
             if target.read(key) != blob:  # a flip in transit must not be what is kept
@@ -286,7 +288,7 @@ class _Healer:
         taken only when two reads of it agree (up to four reads): a copy damaged in transit is
         never planted create-only on another target, where it could not be replaced.
         """
-        plaintext = key == CONFIG_KEY or key.startswith(f"{KEYS}/")
+        plaintext = kind_of(key) in _PLAINTEXT
         reads: list[bytes] = []
         for _attempt in range(4 if plaintext else 2):
             try:
@@ -332,7 +334,7 @@ class _Healer:
                 else:
                     self.leave(target, key, f"could not be read: {err}")
         good, damaged = self._judge(key, copies)
-        if good is None and damaged and key.startswith(f"{SNAPSHOTS_PREFIX}/"):
+        if good is None and damaged and kind_of(key) is KeyKind.SNAPSHOT:
             unread = unread or not self._confirmed(holders, key, copies, damaged)
         if good is None and damaged and self._not_an_object(key, unread):
             with self.lock:
@@ -406,13 +408,13 @@ class _Healer:
         """
         with self.lock:
             failed = bool(self.failed)
-        return key.startswith(f"{SNAPSHOTS_PREFIX}/") and not unread and not failed
+        return kind_of(key) is KeyKind.SNAPSHOT and not unread and not failed
 
     def _judge(
         self, key: str, copies: Mapping[str, bytes]
     ) -> tuple[tuple[bytes, Manifest | None] | None, set[str]]:
         """The good copy (with its manifest, if it is one) and the targets holding damaged ones."""
-        if key == CONFIG_KEY or key.startswith(f"{KEYS}/"):
+        if kind_of(key) in _PLAINTEXT:
             blob, reasons = judge_copies(copies, lambda data: well_formed(key, data))
             return (None if blob is None else (blob, None)), set(reasons)
         good: tuple[bytes, Manifest | None] | None = None
@@ -432,9 +434,7 @@ class _Healer:
         if manifest is None:
             return True
         with self.lock:
-            have = _chunk_ids(
-                {k for k in self.held[target.name] if k.startswith(f"{OBJECTS_PREFIX}/")}
-            )
+            have = {chunk_id_of(k) for k in self.held[target.name]}
         if any(chunk not in have for entry in manifest.files for chunk in entry.chunks):
             self.note(
                 target,

@@ -24,7 +24,8 @@ from ctfy_vault.exceptions import (
     TargetsFailedError,
     TransientStorageError,
 )
-from ctfy_vault.manifest import FileEntry, FileType, Manifest, parse_entry_name, seal_entry
+from ctfy_vault.manifest import FileEntry, FileType, Manifest, seal_entry
+from ctfy_vault.repository._layout import OBJECTS_PREFIX, chunk_id_of, chunk_key, snapshot_key
 from ctfy_vault.storage import LockMode, Target, set_retain_until
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource, running
@@ -40,69 +41,18 @@ from ctfy_vault.writer._sources import (
     walk,
 )
 
-__all__ = [
-    "COMMIT_INTERRUPTED",
-    "OBJECTS_PREFIX",
-    "QUARANTINE_PREFIX",
-    "SNAPSHOTS_PREFIX",
-    "Require",
-    "Writer",
-    "chunk_id_of",
-    "chunk_key",
-    "index_chunks",
-    "unexpected_key",
-]
+__all__ = ["COMMIT_INTERRUPTED", "Require", "Writer", "index_chunks"]
 
 log = logging.getLogger("ctfy_vault.writer")
 
-OBJECTS_PREFIX: Final = "objects"
-SNAPSHOTS_PREFIX: Final = "snapshots"
 #: The note a `KeyboardInterrupt` carries when it stopped a backup after the manifest writes (the
 #: commit point) had started; without it, an interrupted backup committed nothing.
 COMMIT_INTERRUPTED: Final = "interrupted at the commit point: the snapshot may be committed"
-#: Where ``heal(repair=True)`` moves objects it may not delete (see `ctfy_vault.writer.heal`).
-QUARANTINE_PREFIX: Final = "quarantine"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 Require = Literal["all"] | int
 #: Told ``(bytes, files)`` done since the last call: plaintext bytes read and files finished.
 Progress = Callable[[int, int], None]
-
-
-def chunk_key(chunk_id: bytes) -> str:
-    """Return the object key of a chunk: ``objects/<first two hex digits>/<id in hex>``."""
-    name = chunk_id.hex()
-    return f"{OBJECTS_PREFIX}/{name[:2]}/{name}"
-
-
-def chunk_id_of(key: str) -> bytes | None:
-    """Return the chunk id an ``objects/`` key names, or ``None`` when it is not a chunk's key.
-
-    Only the exact form `chunk_key` writes parses (lower-case hex, the right folder).
-    """
-    parts = key.split("/")
-    if len(parts) != 3 or parts[0] != OBJECTS_PREFIX or len(parts[2]) != 64:
-        return None
-    try:
-        chunk_id = bytes.fromhex(parts[2])
-    except ValueError:
-        return None
-    return chunk_id if chunk_key(chunk_id) == key else None
-
-
-def unexpected_key(key: str) -> bool:
-    """Whether a key under ``objects/`` or ``snapshots/`` is not one this library writes there.
-
-    Such an object (``snapshots/zzz``, a stray file among the chunks) is no part of the
-    repository: backup, prune, restore and heal ignore it, ``verify`` reports it, and
-    ``heal(repair=True)`` moves it to ``quarantine/``. Keys under other prefixes are not judged.
-    """
-    if key.startswith(f"{OBJECTS_PREFIX}/"):
-        return chunk_id_of(key) is None
-    if key.startswith(f"{SNAPSHOTS_PREFIX}/"):
-        name = key[len(SNAPSHOTS_PREFIX) + 1 :]
-        return "/" in name or parse_entry_name(name) is None
-    return False
 
 
 def index_chunks(target: Target) -> set[bytes]:
@@ -408,7 +358,7 @@ class Writer:
                 previous=previous,
             )
             sealed = seal_entry(self._sealer, manifest)
-            key = f"{SNAPSHOTS_PREFIX}/{sealed.name}"
+            key = snapshot_key(sealed.name)
             committed = self._commit(run, manifest, key, bytes(sealed.blob), io_pool, guard=guard)
         except KeyboardInterrupt as err:
             # Before the manifest writes start nothing is committed (queued work is cancelled
