@@ -13,6 +13,8 @@ this release cannot read fails with `FormatError`. ``docs/format.md`` gives ever
     b'INSERT INTO t VALUES (1);'
 """
 
+from typing import TYPE_CHECKING, Any, Final
+
 from ctfy_vault.crypto._recipients import (
     ESCROW_CHUNK_SIZE,
     ESCROW_FORMAT_VERSION,
@@ -44,19 +46,50 @@ from ctfy_vault.crypto._sealer import (
 )
 from ctfy_vault.crypto._slots import (
     DEFAULT_SCRYPT,
-    KEYS_PREFIX,
     Credential,
     KeySlot,
     Passphrase,
     RawKey,
     ScryptParams,
-    add_key_slot,
-    create_key_slot,
-    list_key_slots,
-    remove_key_slot,
-    rotate_key_slot,
-    unlock,
 )
+
+if TYPE_CHECKING:
+    from ctfy_vault.repository._slots import (
+        add_key_slot,
+        create_key_slot,
+        list_key_slots,
+        remove_key_slot,
+        rotate_key_slot,
+        unlock,
+    )
+
+    KEYS_PREFIX: Final = "keys/"
+
+#: Storing key slots on a target moved to `ctfy_vault.repository`; these names still work here.
+_MOVED: Final = frozenset(
+    {
+        "add_key_slot",
+        "create_key_slot",
+        "list_key_slots",
+        "remove_key_slot",
+        "rotate_key_slot",
+        "unlock",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve the key-slot storage names that moved to `ctfy_vault.repository` (PEP 562)."""
+    if name == "KEYS_PREFIX":
+        from ctfy_vault.repository import KEYS_PREFIX  # noqa: PLC0415 - lazy: repository imports crypto
+
+        return f"{KEYS_PREFIX}/"
+    if name in _MOVED:
+        from ctfy_vault.repository import _slots  # noqa: PLC0415 - lazy: repository imports crypto
+
+        return getattr(_slots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHUNK_ID_SIZE",

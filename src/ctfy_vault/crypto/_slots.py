@@ -1,9 +1,9 @@
 """Key slots: the master keys wrapped under a passphrase (scrypt) or a raw 32-byte key (HKDF).
 
-One slot per access key, stored as JSON under ``keys/<key-id>`` in a `Target`. The slot's public part
-(id, type, KDF parameters, creation time) is readable without a key; the wrapped part is a sealed blob
-of kind `Kind.KEY_SLOT`, bound to the repository id and the key id, whose plaintext repeats the public
-part so that any edit of it is detected when the slot is opened.
+One slot per access key, stored as JSON under ``keys/<key-id>`` by `ctfy_vault.repository`. The slot's
+public part (id, type, KDF parameters, creation time) is readable without a key; the wrapped part is a
+sealed blob of kind `Kind.KEY_SLOT`, bound to the repository id and the key id, whose plaintext repeats
+the public part so that any edit of it is detected when the slot is opened.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 from cryptography.hazmat.primitives import hashes
@@ -34,17 +34,8 @@ from ctfy_vault.crypto._seal import (
     seal_payload,
 )
 from ctfy_vault.crypto._sealer import MasterKeys, RandomBytes
-from ctfy_vault.exceptions import (
-    ConfigurationError,
-    FormatError,
-    IntegrityError,
-    ObjectNotFoundError,
-)
+from ctfy_vault.exceptions import ConfigurationError, FormatError, IntegrityError
 
-if TYPE_CHECKING:  # only a target's methods are used; importing storage would load fsspec
-    from ctfy_vault.storage import Target
-
-KEYS_PREFIX: Final = "keys/"
 SLOT_FORMAT: Final = 1
 SALT_SIZE: Final = 16
 _MAX_SLOT_BYTES: Final = 64 * 1024
@@ -209,8 +200,10 @@ class KeySlot:
 
     @property
     def object_key(self) -> str:
-        """Where the slot is stored in a target."""
-        return KEYS_PREFIX + self.key_id
+        """Where the slot is stored in a target (``ctfy_vault.repository.slot_key``)."""
+        from ctfy_vault.repository._layout import slot_key  # noqa: PLC0415 - the layout's name
+
+        return slot_key(self.key_id)
 
 
 def _public(slot: KeySlot) -> dict[str, Any]:
@@ -398,11 +391,10 @@ def open_slot(slot: KeySlot, blob: bytes, credential: Credential, *, repo_id: by
     return keys
 
 
-# -- slots in a target -----------------------------------------------------------------------
+# -- making a slot ------------------------------------------------------------------------------
 
 
-def create_key_slot(
-    target: Target,
+def new_slot(
     *,
     repo_id: bytes,
     keys: MasterKeys,
@@ -410,13 +402,10 @@ def create_key_slot(
     now: datetime,
     key_id: str | None = None,
     randbytes: RandomBytes = os.urandom,
-) -> KeySlot:
-    """Wrap the master keys under ``credential`` and store the slot, create-only.
-
-    Used at init, and by `add_key_slot` and `rotate_key_slot` once they hold the keys.
+) -> tuple[KeySlot, bytes]:
+    """Wrap the master keys under ``credential`` in a new key slot (stored by the repository).
 
     Args:
-        target: where ``keys/<key-id>`` is written.
         repo_id: the 16-byte repository id.
         keys: the master keys.
         credential: the passphrase (with its scrypt parameters) or raw key that will open it.
@@ -425,10 +414,9 @@ def create_key_slot(
         randbytes: the source of salts, nonces and ids.
 
     Returns:
-        The new slot's public part.
+        The slot's public part and the document to store under ``keys/<key-id>``.
 
     Raises:
-        ObjectExistsError: a slot with this id exists (slots are never rewritten).
         ConfigurationError: a bad key id or a naive ``now``.
     """
     slot = KeySlot(
@@ -439,172 +427,13 @@ def create_key_slot(
         scrypt=credential.scrypt if isinstance(credential, Passphrase) else None,
     )
     document = encode_slot(slot, keys, credential, repo_id=repo_id, nonce=randbytes(NONCE_SIZE))
-    target.write(slot.object_key, document)
-    return slot
+    return slot, document
 
 
-def _read_slots(target: Target) -> list[tuple[KeySlot, bytes]]:
-    slots = []
-    for object_key in target.list(KEYS_PREFIX.rstrip("/")):
-        slot, blob = decode_slot(target.read(object_key))
-        if slot.object_key != object_key:
-            raise FormatError(f"key slot {object_key} names another id")
-        slots.append((slot, blob))
-    return sorted(slots, key=lambda pair: pair[0].key_id)
-
-
-def list_key_slots(target: Target) -> list[KeySlot]:
-    """List the key slots stored in ``target``, sorted by id, without opening any.
-
-    Args:
-        target: the repository target.
-
-    Returns:
-        The slots' public parts.
+def check_key_id(key_id: object) -> str:
+    """Return ``key_id`` when it is a valid key slot id.
 
     Raises:
-        FormatError: a stored slot is malformed.
+        ConfigurationError: it is not one.
     """
-    return [slot for slot, _blob in _read_slots(target)]
-
-
-def _unlock(
-    target: Target, *, repo_id: bytes, credential: Credential, key_id: str | None
-) -> tuple[MasterKeys, KeySlot]:
-    for slot, blob in _read_slots(target):
-        if slot.type != _slot_type(credential) or key_id not in (None, slot.key_id):
-            continue
-        try:
-            return open_slot(slot, blob, credential, repo_id=repo_id), slot
-        except IntegrityError:
-            continue
-    raise IntegrityError(NO_SLOT_OPENS)
-
-
-def unlock(
-    target: Target, *, repo_id: bytes, credential: Credential, key_id: str | None = None
-) -> MasterKeys:
-    """Open the master keys with a passphrase or raw key.
-
-    Every slot of the credential's type is tried (each passphrase attempt costs one scrypt run);
-    name ``key_id`` to try only that slot.
-
-    Args:
-        target: the repository target.
-        repo_id: the 16-byte repository id.
-        credential: the passphrase or raw key.
-        key_id: the slot to try, or ``None`` for all of the credential's type.
-
-    Returns:
-        The master keys.
-
-    Raises:
-        IntegrityError: no slot opens with this credential (one opaque error, whatever the cause).
-        FormatError: a stored slot is malformed.
-    """
-    keys, _slot = _unlock(target, repo_id=repo_id, credential=credential, key_id=key_id)
-    return keys
-
-
-def add_key_slot(
-    target: Target,
-    *,
-    repo_id: bytes,
-    existing: Credential,
-    new: Credential,
-    now: datetime,
-    key_id: str | None = None,
-    randbytes: RandomBytes = os.urandom,
-) -> KeySlot:
-    """Add a slot for ``new``, proving access with ``existing``.
-
-    Args:
-        target: the repository target.
-        repo_id: the 16-byte repository id.
-        existing: a credential that opens a current slot.
-        new: the credential for the new slot.
-        now: the creation time recorded (aware).
-        key_id: the new slot's id; random by default.
-        randbytes: the source of salts, nonces and ids.
-
-    Returns:
-        The new slot's public part.
-
-    Raises:
-        IntegrityError: ``existing`` opens no slot.
-        ObjectExistsError: a slot with this id exists.
-    """
-    keys, _slot = _unlock(target, repo_id=repo_id, credential=existing, key_id=None)
-    return create_key_slot(
-        target,
-        repo_id=repo_id,
-        keys=keys,
-        credential=new,
-        now=now,
-        key_id=key_id,
-        randbytes=randbytes,
-    )
-
-
-def remove_key_slot(target: Target, key_id: str) -> None:
-    """Remove one key slot; privileged (it deletes), and never the last slot.
-
-    Args:
-        target: the repository target.
-        key_id: the slot to remove.
-
-    Raises:
-        ObjectNotFoundError: there is no such slot.
-        ConfigurationError: it is the only slot left (the repository would become unreadable).
-    """
-    _check_key_id(key_id)
-    ids = [slot.key_id for slot in list_key_slots(target)]
-    if key_id not in ids:
-        raise ObjectNotFoundError("no such key slot", target=target.name, key=KEYS_PREFIX + key_id)
-    if len(ids) == 1:
-        raise ConfigurationError("refusing to remove the last key slot")
-    target.delete(KEYS_PREFIX + key_id)
-
-
-def rotate_key_slot(
-    target: Target,
-    *,
-    repo_id: bytes,
-    old: Credential,
-    new: Credential,
-    now: datetime,
-    key_id: str | None = None,
-    randbytes: RandomBytes = os.urandom,
-) -> KeySlot:
-    """Replace the slot ``old`` opens with a new slot for ``new``; data is not re-encrypted.
-
-    A new slot is written first (slots are never rewritten, so this works under Object Lock), then
-    the old one is removed; a crash in between leaves both slots working.
-
-    Args:
-        target: the repository target.
-        repo_id: the 16-byte repository id.
-        old: the credential being retired.
-        new: its replacement.
-        now: the creation time recorded (aware).
-        key_id: the new slot's id; random by default.
-        randbytes: the source of salts, nonces and ids.
-
-    Returns:
-        The new slot's public part.
-
-    Raises:
-        IntegrityError: ``old`` opens no slot.
-    """
-    keys, old_slot = _unlock(target, repo_id=repo_id, credential=old, key_id=None)
-    slot = create_key_slot(
-        target,
-        repo_id=repo_id,
-        keys=keys,
-        credential=new,
-        now=now,
-        key_id=key_id,
-        randbytes=randbytes,
-    )
-    target.delete(old_slot.object_key)
-    return slot
+    return _check_key_id(key_id)

@@ -20,6 +20,7 @@ from ctfy_vault.manifest._chain import (
     Gap,
     Rollback,
     check_known_heads,
+    lineage_head,
     verify_chain,
 )
 from ctfy_vault.manifest._codec import (
@@ -66,6 +67,7 @@ __all__ = [
     "decode",
     "encode",
     "entry_hash",
+    "lineage_head",
     "open_entry",
     "parse_entry_name",
     "seal_entry",

@@ -225,3 +225,17 @@ def _descends(node: _Node, known: bytes, nodes: Mapping[bytes, _Node]) -> bool:
             return True
         current = nodes.get(previous)
     return current is None  # stopped at a missing entry: cannot tell (a cycle is a forgery)
+
+
+def lineage_head(entries: Iterable[OpenedEntry], lineage: str) -> OpenedEntry | None:
+    """The lineage's head: the newest entry no other entry names as its predecessor.
+
+    Preferring an unnamed entry keeps the chain linear when two entries share a creation time (a
+    retried backup with the same ``now``): the one already followed is never picked again.
+    """
+    mine = [o for o in entries if o.entry.lineage == lineage]
+    if not mine:
+        return None
+    named = {o.entry.previous for o in mine}
+    tips = [o for o in mine if o.hash not in named] or mine
+    return max(tips, key=lambda o: (o.entry.created, o.name))

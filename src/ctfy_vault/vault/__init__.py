@@ -30,11 +30,20 @@ every target create-only; reads take each object from the first target that give
     True
 """
 
-from ctfy_vault.vault._config import CONFIG_KEY, REPOSITORY_FORMAT, RepoConfig
+from ctfy_vault.repository import (
+    CONFIG_KEY,
+    HEADS_FORMAT,
+    LOCK_KEY,
+    REPOSITORY_FORMAT,
+    KnownHeads,
+    LineageHead,
+    LockInfo,
+    Problem,
+    RepoConfig,
+    VerifyReport,
+)
 from ctfy_vault.vault._find import LATEST, check_reference, find_snapshot
-from ctfy_vault.vault._heads import HEADS_FORMAT, KnownHeads, LineageHead
-from ctfy_vault.vault._lock import LOCK_KEY, LockInfo
-from ctfy_vault.vault._model import BackupInfo, Problem, RestoreReport, SnapshotInfo, VerifyReport
+from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo
 from ctfy_vault.vault._prune import DEFAULT_GRACE, DEFAULT_LOCK_TTL, PruneReport
 from ctfy_vault.vault._vault import Source, Vault
 

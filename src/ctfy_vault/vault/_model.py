@@ -1,4 +1,4 @@
-"""Frozen values the vault hands back: snapshot info, backup, restore and verify reports."""
+"""Frozen values the vault hands back: snapshot info, backup and restore reports."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import TypedDict
 
 import attrs
 
-from ctfy_vault.manifest import ChainReport, Manifest
-from ctfy_vault.vault._heads import KnownHeads, LineageHead
+from ctfy_vault.manifest import Manifest
+from ctfy_vault.repository._heads import LineageHead
 from ctfy_vault.writer import BackupResult, SourceWarning, TargetOutcome
 
-__all__ = ["BackupInfo", "Problem", "RestoreReport", "SnapshotInfo", "VerifyReport"]
+__all__ = ["BackupInfo", "RestoreReport", "SnapshotInfo"]
 
 
 @attrs.frozen(kw_only=True)
@@ -135,69 +135,3 @@ class RestoreReport:
     bytes: int = 0
     refused: tuple[tuple[str, str], ...] = ()
     fallbacks: tuple[tuple[str, str], ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class Problem:
-    """One thing `Vault.verify` found wrong.
-
-    Attributes:
-        kind: ``unreachable`` (a target could not be listed), ``manifest`` (a snapshot object
-            does not open), ``missing-chunk`` (a manifest names a chunk its target lacks),
-            ``corrupt-chunk`` (a chunk fails authentication when re-read), ``lacking`` (another
-            target holds an object this one lacks), ``key-slot`` (a key slot's copy does not
-            parse or differs from the bytes most targets hold), ``chain`` (a gap, fork or
-            rollback, including a known head that was deleted or that a head does not descend
-            from), ``unexpected`` (a name under ``objects/`` or ``snapshots/`` that is no
-            object of the repository; a warning) or ``quarantined`` (an object ``heal`` moved
-            aside; a warning).
-        target: the target concerned, or ``None`` for repository-wide problems (the chain).
-        key: the object key concerned, or ``None``.
-        detail: what was seen, in words (never a secret).
-        severity: ``error`` (something stored is damaged, missing or inconsistent) or
-            ``warning`` (something is there that does not belong, and nothing depends on it).
-    """
-
-    kind: str
-    target: str | None
-    key: str | None
-    detail: str
-    severity: str = attrs.field(
-        default="error", validator=attrs.validators.in_(("error", "warning"))
-    )
-
-
-@attrs.frozen(kw_only=True)
-class VerifyReport:
-    """What `Vault.verify` checked and found.
-
-    Attributes:
-        targets: the targets checked, in the vault's order.
-        snapshots: distinct snapshot objects (manifests and prune records) over all targets.
-        chunks_read: chunk objects re-read and authenticated (0 unless ``read_data``).
-        chain: the hash-chain report over every entry any target holds.
-        problems: everything found wrong, errors and warnings, sorted by kind, target and key.
-        heads: each lineage's current head over every target (the newest one where a fork left
-            several). Persist them only when the report is ``ok``, and pass them as
-            ``known_heads`` to the next verify.
-    """
-
-    targets: tuple[str, ...]
-    snapshots: int
-    chunks_read: int
-    chain: ChainReport = attrs.field(repr=False)
-    problems: tuple[Problem, ...]
-    heads: KnownHeads = attrs.field(repr=False)
-
-    @property
-    def ok(self) -> bool:
-        """Whether nothing is wrong: structure, chain, agreement and (when read) data.
-
-        Warnings (stray or quarantined objects) are listed in ``problems`` but do not count.
-        """
-        return self.chain.ok and not any(p.severity == "error" for p in self.problems)
-
-    @property
-    def warnings(self) -> tuple[Problem, ...]:
-        """The warning-level problems: objects that do not belong, on which nothing depends."""
-        return tuple(p for p in self.problems if p.severity == "warning")

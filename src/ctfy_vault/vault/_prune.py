@@ -37,7 +37,25 @@ from ctfy_vault.exceptions import (
     ObjectNotFoundError,
     StorageError,
 )
-from ctfy_vault.manifest import Forgotten, Manifest, OpenedEntry, PruneRecord, seal_entry
+from ctfy_vault.manifest import (
+    Forgotten,
+    Manifest,
+    OpenedEntry,
+    PruneRecord,
+    lineage_head,
+    seal_entry,
+)
+from ctfy_vault.repository import (
+    Failures,
+    LockInfo,
+    Reader,
+    Replicas,
+    acquire,
+    index_chunks,
+    new_lock,
+    release,
+    snapshot_names,
+)
 from ctfy_vault.repository._layout import (
     DELETE_CHECK_KEY,
     SWEEP_PREFIX,
@@ -49,17 +67,12 @@ from ctfy_vault.repository._layout import (
 )
 from ctfy_vault.retention import RetentionPlan
 from ctfy_vault.storage import Target
-from ctfy_vault.vault._lock import LockInfo, acquire, new_lock, release
 from ctfy_vault.vault._model import SnapshotInfo
-from ctfy_vault.vault._read import Reader, snapshot_names
-from ctfy_vault.writer import index_chunks
 
 __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_LOCK_TTL",
-    "SWEEP_PREFIX",
     "PruneReport",
-    "lineage_head",
     "marked_chunks",
     "prune_targets",
 ]
@@ -128,11 +141,7 @@ class _Run:
     host: str
     dry_run: bool
     listed: dict[str, set[str]]  # each target's snapshot names, kept current as records land
-    errors: dict[str, BaseException] = attrs.field(factory=dict)
-
-    def fail(self, target: Target, err: BaseException) -> None:
-        log.warning("prune on %s: %s", target.name, err)
-        self.errors.setdefault(target.name, err)
+    failures: Failures
 
     def check_lock(self) -> None:
         """Refuse to delete once the lock has expired (another prune may have broken it)."""
@@ -168,8 +177,9 @@ def prune_targets(
     listed, errors = _list_snapshots(targets)
     unlisted = bool(errors)
     reachable = tuple(t for t in targets if t.name in listed and t.name not in degraded)
-    for name, err in degraded.items():
-        errors.setdefault(name, err)
+    failures = Failures("prune")
+    for name, err in [*errors.items(), *degraded.items()]:
+        failures.fail(name, err, quiet=True)
     if not reachable:
         raise StorageError("no target of the repository could be listed", target="repository")
     lock = None if dry_run else new_lock(clock.now(), lock_ttl)
@@ -185,7 +195,7 @@ def prune_targets(
         host=host,
         dry_run=dry_run,
         listed=listed,
-        errors=errors,
+        failures=failures,
     )
     try:
         plans = plan_all()
@@ -195,7 +205,7 @@ def prune_targets(
     finally:
         if lock is not None:
             for name, err in release(reachable, lock).items():
-                run.errors.setdefault(name, err)
+                run.failures.fail(name, err)
     return PruneReport(
         plans=plans,
         records=records,
@@ -205,7 +215,7 @@ def prune_targets(
         chunks_pending=pending,
         sweep_skipped=skipped,
         dry_run=dry_run,
-        errors=dict(run.errors),
+        errors=run.failures.errors(),
     )
 
 
@@ -288,35 +298,17 @@ def _forget(
     return tuple(records), tuple(forgotten)
 
 
-def lineage_head(entries: Iterable[OpenedEntry], lineage: str) -> OpenedEntry | None:
-    """The lineage's head: the newest entry no other entry names as its predecessor.
-
-    Preferring an unnamed entry keeps the chain linear when two entries share a creation time (a
-    retried backup with the same ``now``): the one already followed is never picked again.
-    """
-    mine = [o for o in entries if o.entry.lineage == lineage]
-    if not mine:
-        return None
-    named = {o.entry.previous for o in mine}
-    tips = [o for o in mine if o.hash not in named] or mine
-    return max(tips, key=lambda o: (o.entry.created, o.name))
-
-
 def _head(catalog: Mapping[str, OpenedEntry], lineage: str) -> bytes | None:
     head = lineage_head(catalog.values(), lineage)
     return None if head is None else head.hash
 
 
 def _write_everywhere(run: _Run, key: str, data: bytes) -> list[Target]:
-    written: list[Target] = []
-    for target in run.targets:
-        try:
-            target.write(key, data)
-        except StorageError as err:
-            run.fail(target, err)
-            continue
-        written.append(target)
-    return written
+    """Write a new object (a record's or mark's name is unique) create-only to every target."""
+    outcome = Replicas(run.targets).write(key, data, exists_ok=False)
+    for name, err in outcome.failed.items():
+        run.failures.fail(name, err)
+    return [target for target in run.targets if target.name in outcome.results]
 
 
 def _delete_manifests(run: _Run, doomed: Mapping[str, set[str]]) -> None:
@@ -331,7 +323,7 @@ def _delete_manifests(run: _Run, doomed: Mapping[str, set[str]]) -> None:
                 try:
                     target.delete(snapshot_key(name))
                 except StorageError as err:
-                    run.fail(target, err)
+                    run.failures.fail(target, err)
     run.reader.forget_names(doomed)
 
 
@@ -370,7 +362,7 @@ def _sweep(run: _Run, grace: timedelta, degraded: bool) -> tuple[int, int, int, 
             for chunk in index_chunks(target) - referenced:
                 holders.setdefault(chunk, []).append(target)
         except StorageError as err:
-            run.fail(target, err)
+            run.failures.fail(target, err)
             return 0, 0, 0, f"{target.name} could not be listed; no chunk was deleted"
     marks, mark_keys = _read_marks(run)
     now = run.clock.now()
@@ -388,7 +380,7 @@ def _sweep(run: _Run, grace: timedelta, degraded: bool) -> tuple[int, int, int, 
 
 
 def _iter_marks(
-    targets: Sequence[Target], on_list_error: Callable[[Target, StorageError], None]
+    targets: Sequence[Target], on_list_error: Callable[[Target, StorageError], object]
 ) -> Iterator[tuple[str, datetime, list[bytes]]]:
     """Yield each sweep mark once (the first target listing it gives it): key, time, chunk ids.
 
@@ -418,7 +410,7 @@ def _read_marks(run: _Run) -> tuple[dict[bytes, tuple[datetime, str]], set[str]]
     """Every marked chunk with the earliest time it was marked and that mark's name; all marks."""
     marks: dict[bytes, tuple[datetime, str]] = {}
     keys: set[str] = set()
-    for key, created, chunks in _iter_marks(run.targets, run.fail):
+    for key, created, chunks in _iter_marks(run.targets, run.failures.fail):
         keys.add(key)
         for chunk in chunks:
             if chunk not in marks or created < marks[chunk][0]:
@@ -480,7 +472,7 @@ def _delete_chunks(
             except ObjectNotFoundError:
                 continue
             except StorageError as err:
-                run.fail(target, err)
+                run.failures.fail(target, err)
                 continue
             size += stored
             gone = True
@@ -506,4 +498,4 @@ def _drop_spent_marks(
             try:
                 target.delete(key)
             except StorageError as err:
-                run.fail(target, err)
+                run.failures.fail(target, err)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ctfy_vault.exceptions import FormatError, ObjectExistsError
 from ctfy_vault.manifest import FileEntry, FileType, Manifest
+from ctfy_vault.repository import Reader
 from ctfy_vault.vault._model import RestoreReport
-from ctfy_vault.vault._read import Reader
 
 __all__ = ["check_tree", "restore_manifest", "safe_join", "select"]
 

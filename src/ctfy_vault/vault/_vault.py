@@ -8,23 +8,12 @@ import os
 import random
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import attrs
 
-from ctfy_vault.crypto import (
-    Cipher,
-    Credential,
-    KeySlot,
-    MasterKeys,
-    Sealer,
-    create_key_slot,
-    list_key_slots,
-    new_repo_id,
-    unlock,
-)
+from ctfy_vault.crypto import Cipher, Credential, KeySlot, MasterKeys, Sealer, new_repo_id
 from ctfy_vault.exceptions import (
     ConfigurationError,
     DegradedTargetError,
@@ -38,43 +27,55 @@ from ctfy_vault.exceptions import (
     TargetsFailedError,
     UnsupportedError,
 )
-from ctfy_vault.manifest import FileEntry, FileType, Manifest, OpenedEntry, check_known_heads
-from ctfy_vault.repository._layout import (
+from ctfy_vault.manifest import (
+    FileEntry,
+    FileType,
+    Manifest,
+    OpenedEntry,
+    check_known_heads,
+    lineage_head,
+)
+from ctfy_vault.repository import (
     CONFIG_KEY,
+    DEFAULT_CHUNKER,
     KEYS_PREFIX,
     LOCK_KEY,
-    KeyKind,
-    kind_of,
+    ChunkerParams,
+    ChunkStream,
+    HealReport,
+    KnownHeads,
+    LockInfo,
+    Outcome,
+    ReadData,
+    Reader,
+    Replicas,
+    RepoConfig,
+    VerifyReport,
+    create_key_slot,
+    has_key_slots,
+    heal,
+    list_key_slots,
+    read_config,
+    read_configs,
+    read_lock,
+    same_repository,
     slot_key,
+    unlock,
+    verify_targets,
 )
 from ctfy_vault.retention import Policy, RetentionPlan, plan
 from ctfy_vault.storage import Target
-from ctfy_vault.vault._config import RepoConfig
 from ctfy_vault.vault._find import check_reference, find_snapshot
-from ctfy_vault.vault._heads import KnownHeads
-from ctfy_vault.vault._lock import LockInfo, read_lock
-from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo, VerifyReport
+from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo
 from ctfy_vault.vault._prune import (
     DEFAULT_GRACE,
     DEFAULT_LOCK_TTL,
     PruneReport,
-    lineage_head,
     marked_chunks,
     prune_targets,
 )
-from ctfy_vault.vault._read import ChunkStream, Reader
 from ctfy_vault.vault._restore import restore_manifest
-from ctfy_vault.vault._verify import ReadData, verify_targets
-from ctfy_vault.writer import (
-    DEFAULT_CHUNKER,
-    ChunkerParams,
-    CommandSource,
-    HealReport,
-    Require,
-    StreamSource,
-    Writer,
-    heal,
-)
+from ctfy_vault.writer import CommandSource, Require, StreamSource, Writer
 
 __all__ = ["Source", "Vault"]
 
@@ -94,58 +95,14 @@ def _targets(value: Iterable[Target]) -> tuple[Target, ...]:
     return targets
 
 
-def _read_configs(
-    targets: Sequence[Target],
-) -> tuple[dict[str, RepoConfig], dict[str, BaseException]]:
-    """Read ``config`` from every target: the configs found, and why the others gave none.
-
-    Raises:
-        TargetsFailedError: no target gave a config.
-        FormatError: no target holds a valid config and one holds a damaged or unknown one (a
-            damaged config beside valid ones only makes that target degraded).
-    """
-    configs: dict[str, RepoConfig] = {}
-    missing: dict[str, BaseException] = {}
-    for target in targets:
-        try:
-            data = target.read(CONFIG_KEY)
-        except StorageError as err:
-            missing[target.name] = err
-            continue
-        try:
-            configs[target.name] = RepoConfig.from_json(data)
-        except FormatError as err:
-            missing[target.name] = err
-    if not configs:
-        damaged = [err for err in missing.values() if isinstance(err, FormatError)]
-        if damaged:
-            raise damaged[0]
-        errors: dict[str, BaseException | None] = dict(missing)
-        raise TargetsFailedError(
-            f"no repository config on any target ({', '.join(missing)}): check the target "
-            "URLs and prefixes, or create the repository with init",
-            errors,
-        )
-    return configs, missing
-
-
 def _keyless(targets: Iterable[Target]) -> dict[str, BaseException]:
     """The targets whose ``keys/`` holds no slot at all, or cannot be listed, with the error."""
-    found: dict[str, BaseException] = {}
-    for target in targets:
-        try:
-            if not _has_slots(target):
-                found[target.name] = ObjectNotFoundError(
-                    _NO_KEY_SLOT, target=target.name, key=_KEYS_FOLDER
-                )
-        except StorageError as err:
-            found[target.name] = err
-    return found
-
-
-def _has_slots(target: Target) -> bool:
-    """Whether ``keys/`` holds a key slot's name (strays there are no slot)."""
-    return any(kind_of(key) is KeyKind.KEY_SLOT for key in target.list(KEYS_PREFIX))
+    listed = Replicas(targets).each(has_key_slots)
+    found = listed.failed
+    for name, has in listed.results.items():
+        if not has:
+            found[name] = ObjectNotFoundError(_NO_KEY_SLOT, target=name, key=_KEYS_FOLDER)
+    return {name: found[name] for name in listed.outcomes if name in found}
 
 
 _NO_KEY_SLOT = "holds the repository config but no key slot"
@@ -156,12 +113,8 @@ _KEYS_FOLDER = f"{KEYS_PREFIX}/"
 def _standing(target: Target, config: RepoConfig) -> BaseException | None:
     """Why ``target`` does not hold this repository (its config and a key slot), or ``None``."""
     try:
-        data = target.read(CONFIG_KEY)
-    except StorageError as err:
-        return err
-    try:
-        found = RepoConfig.from_json(data)
-    except FormatError as err:
+        found = read_config(target)
+    except (StorageError, FormatError) as err:
         return err
     if found != config:
         return ConfigurationError(
@@ -195,26 +148,6 @@ def _refusal(name: str, cause: BaseException) -> DegradedTargetError:
     err = DegradedTargetError(why, target=name)
     err.__cause__ = cause
     return err
-
-
-def _same_repository(configs: Mapping[str, RepoConfig]) -> RepoConfig:
-    groups: dict[bytes, list[str]] = {}
-    for name, config in configs.items():
-        groups.setdefault(config.repo_id, []).append(name)
-    if len(groups) > 1:
-        described = "; ".join(
-            f"repository {repo_id.hex()[:12]}... on {', '.join(names)}"
-            for repo_id, names in groups.items()
-        )
-        raise ConfigurationError(f"the targets hold different repositories: {described}")
-    first = next(iter(configs.values()))
-    differing = [name for name, config in configs.items() if config != first]
-    if differing:
-        raise ConfigurationError(
-            f"the targets' configs differ for one repository id: {', '.join(differing)} "
-            f"disagree with {next(iter(configs))}"
-        )
-    return first
 
 
 @attrs.define
@@ -255,7 +188,7 @@ class Vault:
         """Create a repository on every target: its ``config``, master keys and a key slot.
 
         The config and the key slot are written create-only to the first target, then copied to
-        the others by `ctfy_vault.writer.heal` (verified, create-only).
+        the others, create-only.
 
         Args:
             targets: where the repository lives; names must be unique.
@@ -277,7 +210,7 @@ class Vault:
         if cipher is Cipher.NONE:
             raise ConfigurationError("Vault.init creates encrypted repositories only")
         for target in targets:
-            if target.exists(CONFIG_KEY) or _has_slots(target):
+            if target.exists(CONFIG_KEY) or has_key_slots(target):
                 raise ObjectExistsError(
                     "a repository already exists here", target=target.name, key=CONFIG_KEY
                 )
@@ -285,10 +218,14 @@ class Vault:
         keys = MasterKeys.generate()
         first = targets[0]
         first.write(CONFIG_KEY, config.to_json())
-        create_key_slot(first, repo_id=config.repo_id, keys=keys, credential=key, now=now)
+        slot = create_key_slot(first, repo_id=config.repo_id, keys=keys, credential=key, now=now)
         sealer = Sealer(repo_id=config.repo_id, keys=keys, cipher=cipher)
-        if len(targets) > 1:
-            heal(targets, sealer=sealer)
+        rest = Replicas(targets[1:])
+        configs = rest.write(CONFIG_KEY, config.to_json(), exists_ok=False)
+        slots = rest.write(slot_key(slot.key_id), _read_back(first, slot), exists_ok=False)
+        Outcome[bool](outcomes={first.name: None, **configs.outcomes, **slots.failed}).require_all(
+            "init could not write the repository to every target"
+        )
         return cls(targets=targets, config=config, sealer=sealer)
 
     @classmethod
@@ -312,20 +249,19 @@ class Vault:
             IntegrityError: the key opens no slot (one opaque error, whatever the cause).
         """
         targets = _targets(targets)
-        configs, missing = _read_configs(targets)
-        config = _same_repository(configs)
+        configs, missing = read_configs(targets)
+        config = same_repository(configs)
         missing |= _keyless(target for target in targets if target.name in configs)
         for name, err in missing.items():
             log.warning("target %s is degraded: %s", name, _refusal(name, err))
-        keys: MasterKeys | None = None
-        for target in targets:
-            try:
-                keys = unlock(target, repo_id=config.repo_id, credential=key)
-                break
-            except (IntegrityError, FormatError, StorageError):
-                continue
-        if keys is None:
-            raise IntegrityError("no key slot opens with this key")
+        try:
+            keys = Replicas(targets).first(
+                lambda target: unlock(target, repo_id=config.repo_id, credential=key),
+                what="no key slot opens with this key",
+                catch=(IntegrityError, FormatError, StorageError),
+            )
+        except TargetsFailedError:
+            raise IntegrityError("no key slot opens with this key") from None
         sealer = Sealer(repo_id=config.repo_id, keys=keys, cipher=config.cipher)
         return cls(targets=targets, config=config, sealer=sealer, degraded=missing)
 
@@ -463,12 +399,11 @@ class Vault:
         Returns:
             The degraded targets' errors, by name (also kept for `Vault.degraded`).
         """
-        with ThreadPoolExecutor(max_workers=len(self._targets)) as pool:
-            found = list(pool.map(lambda t: _standing(t, self._config), self._targets))
+        standing = Replicas(self._targets).each(
+            lambda target: _standing(target, self._config), catch=(), concurrent=True
+        )
         self._degraded = {
-            target.name: cause
-            for target, cause in zip(self._targets, found, strict=True)
-            if cause is not None
+            name: cause for name, cause in standing.results.items() if cause is not None
         }
         return {name: _refusal(name, cause) for name, cause in self._degraded.items()}
 
@@ -480,10 +415,9 @@ class Vault:
         """
         refused = self._refresh()
         if len(refused) == len(self._targets):
-            raise TargetsFailedError(
+            Outcome[None].failing(refused).require_any(
                 f"{what}: no target holds this repository's config and key slots any more; "
-                "check the target URLs, or create a repository with init",
-                dict(refused),
+                "check the target URLs, or create a repository with init"
             )
         return refused
 
@@ -524,12 +458,11 @@ class Vault:
         if undecided:
             err = self._reader.broken(undecided[-1])
             outcomes = err.outcomes if isinstance(err, TargetsFailedError) else {}
-            raise TargetsFailedError(
+            raise Outcome[None](outcomes=outcomes).error(
                 f"snapshot {undecided[-1]} could not be read reliably from any target just now "
                 f"(transient failures, or reads that differ) and may be the head of lineage "
                 f"{lineage}; backing up now could fork its chain: back up again once the targets "
-                "answer",
-                outcomes,
+                "answer"
             )
         for name in newer:
             log.warning(
@@ -819,19 +752,9 @@ class Vault:
         Raises:
             TargetsFailedError: no target could be read.
         """
-        errors: dict[str, BaseException | None] = {}
-        for target in self._targets:
-            try:
-                found = read_lock(target)
-            except StorageError as err:
-                errors[target.name] = err
-                continue
-            if found is not None:
-                return found
-            errors[target.name] = None
-        if all(err is not None for err in errors.values()):
-            raise TargetsFailedError("no target could be read for its lock", errors)
-        return None
+        locks = Replicas(self._targets).each(read_lock)
+        locks.require_any("no target could be read for its lock")
+        return next((lock for lock in locks.results.values() if lock is not None), None)
 
     def break_lock(self, *, now: datetime, force: bool = False) -> LockInfo:
         """Remove a stale prune lock: past its expiry and its holder not alive.
@@ -879,14 +802,8 @@ class Vault:
 
         Degraded targets (see `Vault.degraded`) are asked last: a wiped one lists no slot.
         """
-        errors: dict[str, BaseException | None] = {}
         ordered = sorted(self._targets, key=lambda target: target.name in self._degraded)
-        for target in ordered:
-            try:
-                return list_key_slots(target)
-            except StorageError as err:
-                errors[target.name] = err
-        raise TargetsFailedError("no target could list the key slots", errors)
+        return Replicas(ordered).first(list_key_slots, what="no target could list the key slots")
 
     def add_key(self, credential: Credential, *, now: datetime) -> KeySlot:
         """Add a key slot for another passphrase or raw key, on every target.
@@ -904,19 +821,22 @@ class Vault:
         if keys is None:
             raise UnsupportedError("a plaintext repository has no keys")
         refused = self._writable("key add")
-        healthy = [target for target in self._targets if target.name not in refused]
-        errors: dict[str, BaseException | None] = dict(refused)
-        for target in healthy:
-            try:
-                slot = create_key_slot(
-                    target, repo_id=self.repo_id, keys=keys, credential=credential, now=now
-                )
-            except StorageError as err:
-                errors[target.name] = err
-                continue
-            self._copy_everywhere(slot.object_key, healthy, refused)
-            return slot
-        raise TargetsFailedError("no target could store the key slot", errors)
+        healthy = Replicas(t for t in self._targets if t.name not in refused)
+
+        def create(target: Target) -> tuple[Target, KeySlot]:
+            made = create_key_slot(
+                target, repo_id=self.repo_id, keys=keys, credential=credential, now=now
+            )
+            return target, made
+
+        holder, slot = healthy.first(
+            create, what="no target could store the key slot", failed=refused
+        )
+        key = slot_key(slot.key_id)
+        # The holder refuses the write create-only (it has the slot), which counts as stored.
+        copied = healthy.write(key, _read_back(holder, slot), exists_ok=True, failed=refused)
+        copied.require_all(f"{key} could not be copied to every target")
+        return slot
 
     def remove_key(self, key_id: str) -> None:
         """Remove a key slot from every target; never the last slot.
@@ -934,36 +854,8 @@ class Vault:
             raise ObjectNotFoundError("no such key slot", target="repository", key=key_id)
         if len(ids) == 1:
             raise ConfigurationError("refusing to remove the last key slot")
-        errors: dict[str, BaseException | None] = {}
-        for target in self._targets:
-            try:
-                target.delete(slot_key(key_id))
-                errors[target.name] = None
-            except StorageError as err:
-                errors[target.name] = err
-        if any(err is not None for err in errors.values()):
-            raise TargetsFailedError("the key slot could not be removed everywhere", errors)
-
-    def _copy_everywhere(
-        self, key: str, targets: Sequence[Target], refused: Mapping[str, BaseException]
-    ) -> None:
-        """Copy ``key`` from the first of ``targets`` to the rest; ``refused`` ones failed."""
-        data: bytes | None = None
-        errors: dict[str, BaseException | None] = dict(refused)
-        for target in targets:
-            try:
-                if data is None:
-                    data = target.read(key)
-                    errors[target.name] = None
-                    continue
-                target.write(key, data)
-                errors[target.name] = None
-            except ObjectExistsError:
-                errors[target.name] = None
-            except StorageError as err:
-                errors[target.name] = err
-        if any(err is not None for err in errors.values()):
-            raise TargetsFailedError(f"{key} could not be copied to every target", errors)
+        removed = Replicas(self._targets).each(lambda target: target.delete(slot_key(key_id)))
+        removed.require_all("the key slot could not be removed everywhere")
 
     # -- maintenance -------------------------------------------------------------------------
 
@@ -1084,3 +976,8 @@ class Vault:
 
 def _order(opened: OpenedEntry) -> tuple[datetime, str]:
     return opened.entry.created, opened.name
+
+
+def _read_back(target: Target, slot: KeySlot) -> bytes:
+    """The stored bytes of a slot just written (copied verbatim: every copy must be the same)."""
+    return target.read(slot_key(slot.key_id))

@@ -5,8 +5,8 @@ compresses and seals it once, and writes the same bytes to every target concurre
 create-only writes. An object already there is a deduplication hit, never an overwrite; the
 manifest is each target's commit point. A stream or a program's output (`CommandSource`) is
 committed only once it is complete: a program that exits non-zero or is killed commits nothing.
-`heal` copies what one target lacks from another. Nothing
-in this package deletes. ``docs/writer.md`` explains the guarantees.
+`heal` (now `ctfy_vault.repository.heal`, still importable here) copies what one target lacks
+from another. Nothing in this package deletes. ``docs/writer.md`` explains the guarantees.
 
     >>> from datetime import datetime, timezone
     >>> from io import BytesIO
@@ -27,22 +27,19 @@ from ctfy_vault.repository import (
     OBJECTS_PREFIX,
     QUARANTINE_PREFIX,
     SNAPSHOTS_PREFIX,
+    HealOutcome,
+    HealReport,
     chunk_id_of,
     chunk_key,
+    heal,
+    index_chunks,
     unexpected_key,
 )
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource
-from ctfy_vault.writer._heal import heal
-from ctfy_vault.writer._outcome import (
-    BackupResult,
-    HealOutcome,
-    HealReport,
-    SourceWarning,
-    TargetOutcome,
-)
+from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
 from ctfy_vault.writer._sources import Source, StreamSource
-from ctfy_vault.writer._writer import COMMIT_INTERRUPTED, Require, Writer, index_chunks
+from ctfy_vault.writer._writer import COMMIT_INTERRUPTED, Require, Writer
 
 __all__ = [
     "COMMIT_INTERRUPTED",

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Final, Protocol
+from typing import Protocol
 
 import attrs
 from pyfastcdc import FastCDC
 
-from ctfy_vault.exceptions import ConfigurationError
+from ctfy_vault.repository._config import DEFAULT_CHUNKER, ChunkerParams
 from ctfy_vault.storage import read_full
 
 __all__ = ["DEFAULT_CHUNKER", "ChunkerParams", "Readable", "iter_chunks"]
-
-MiB: Final = 1024 * 1024
 
 
 class Readable(Protocol):
@@ -22,52 +20,6 @@ class Readable(Protocol):
     def read(self, size: int, /) -> bytes:
         """Return up to ``size`` bytes; ``b""`` at the end."""
         ...
-
-
-def _check_range(low: int, high: int) -> Any:
-    def check(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-        if type(value) is not int or not low <= value <= high:
-            raise ConfigurationError(f"{attribute.name} must be an integer from {low} to {high}")
-
-    return check
-
-
-@attrs.frozen(kw_only=True)
-class ChunkerParams:
-    """FastCDC parameters, stored in the repository config so every writer cuts alike.
-
-    The ranges are those ``pyfastcdc`` accepts. Changing them after the first backup does not
-    break anything, but chunks cut with other parameters rarely deduplicate against old ones.
-
-    The defaults (512 KiB, 1 MiB, 8 MiB) are restic's: a next-day database dump with 1% of its
-    rows changed stores as much new data as restic does (4 MiB chunks stored a third more), and
-    backups are no slower (``docs/performance.md``).
-
-    Attributes:
-        min_size: the smallest chunk (except the last of a source), 64 B to 1 MiB.
-        avg_size: the target average, 256 B to 4 MiB (a power of two is customary).
-        max_size: the largest chunk, 1 KiB to 16 MiB.
-    """
-
-    min_size: int = attrs.field(default=MiB // 2, validator=_check_range(64, 1 * MiB))
-    avg_size: int = attrs.field(default=1 * MiB, validator=_check_range(256, 4 * MiB))
-    max_size: int = attrs.field(default=8 * MiB, validator=_check_range(1024, 16 * MiB))
-
-    def __attrs_post_init__(self) -> None:
-        if not self.min_size <= self.avg_size <= self.max_size:
-            raise ConfigurationError("chunker sizes must satisfy min_size <= avg_size <= max_size")
-
-    def to_config(self) -> dict[str, int | str]:
-        """Return the JSON-ready form recorded in the repository's ``config``."""
-        return {
-            "algorithm": "fastcdc2020",
-            "min_size": self.min_size,
-            "avg_size": self.avg_size,
-            "max_size": self.max_size,
-        }
-
-
-DEFAULT_CHUNKER: Final = ChunkerParams()
 
 
 def iter_chunks(source: Readable, params: ChunkerParams = DEFAULT_CHUNKER) -> Iterator[bytes]:

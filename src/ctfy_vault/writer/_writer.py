@@ -25,7 +25,8 @@ from ctfy_vault.exceptions import (
     TransientStorageError,
 )
 from ctfy_vault.manifest import FileEntry, FileType, Manifest, seal_entry
-from ctfy_vault.repository._layout import OBJECTS_PREFIX, chunk_id_of, chunk_key, snapshot_key
+from ctfy_vault.repository._catalog import index_chunks
+from ctfy_vault.repository._layout import chunk_key, snapshot_key
 from ctfy_vault.storage import LockMode, Target, set_retain_until
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource, running
@@ -41,6 +42,7 @@ from ctfy_vault.writer._sources import (
     walk,
 )
 
+# index_chunks is the repository's; the writer calls it by this module's name (tests replace it).
 __all__ = ["COMMIT_INTERRUPTED", "Require", "Writer", "index_chunks"]
 
 log = logging.getLogger("ctfy_vault.writer")
@@ -53,26 +55,6 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 Require = Literal["all"] | int
 #: Told ``(bytes, files)`` done since the last call: plaintext bytes read and files finished.
 Progress = Callable[[int, int], None]
-
-
-def index_chunks(target: Target) -> set[bytes]:
-    """List the chunk ids a target holds (one listing of ``objects/``; other names are ignored).
-
-    Args:
-        target: the target.
-
-    Returns:
-        The ids found.
-
-    Raises:
-        StorageError: the listing failed.
-    """
-    found: set[bytes] = set()
-    for key in target.list(OBJECTS_PREFIX):
-        chunk_id = chunk_id_of(key)
-        if chunk_id is not None:
-            found.add(chunk_id)
-    return found
 
 
 def _to_targets(value: Iterable[Target]) -> tuple[Target, ...]:

@@ -21,10 +21,10 @@ from ctfy_vault.exceptions import (
     TargetsFailedError,
 )
 from ctfy_vault.manifest import PruneRecord, verify_chain
+from ctfy_vault.repository import SWEEP_PREFIX
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import LOCK_KEY, LockInfo, Vault
-from ctfy_vault.vault._prune import SWEEP_PREFIX
 from ctfy_vault.writer import (
     OBJECTS_PREFIX,
     SNAPSHOTS_PREFIX,

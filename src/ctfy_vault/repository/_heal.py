@@ -11,7 +11,6 @@ never deleted outright: repair moves it to ``quarantine/<time>/<key>`` on its ow
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -26,9 +25,7 @@ from ctfy_vault.exceptions import (
     ConfigurationError,
     FormatError,
     IntegrityError,
-    ObjectExistsError,
     StorageError,
-    TargetsFailedError,
     TransientStorageError,
 )
 from ctfy_vault.manifest import Manifest, open_entry
@@ -45,12 +42,13 @@ from ctfy_vault.repository._layout import (
     slot_key,
     unexpected_key,
 )
+from ctfy_vault.repository._replicas import Failures, Outcome, put
+from ctfy_vault.repository._reports import HealOutcome, HealReport
 from ctfy_vault.storage import Target
-from ctfy_vault.writer._outcome import HealOutcome, HealReport
 
 __all__ = ["heal", "judge_copies", "well_formed"]
 
-log = logging.getLogger("ctfy_vault.writer")
+log = logging.getLogger("ctfy_vault.repository")
 
 # Manifests go last: each is the commit point for the chunks it names on its target.
 _STAGES = (CONFIG_KEY, KEYS_PREFIX, OBJECTS_PREFIX, SNAPSHOTS_PREFIX)
@@ -174,7 +172,7 @@ class _Healer:
         self.quarantined: dict[str, list[tuple[str, str]]] = {t.name: [] for t in self.targets}
         self.unfixed: dict[str, list[tuple[str, str]]] = {t.name: [] for t in self.targets}
         self.strays: set[str] = set()  # no object of the repository: never copied
-        self.failed: dict[str, BaseException] = {}
+        self.failed = Failures("heal")
         self.problems: dict[str, BaseException] = {}
         self.lock = threading.Lock()
 
@@ -195,12 +193,6 @@ class _Healer:
         """The failure that stopped the target, else the first object it could not get."""
         return self.failed.get(target.name) or self.problems.get(target.name)
 
-    def fail(self, target: Target, err: BaseException) -> None:
-        with self.lock:
-            if target.name not in self.failed:
-                log.warning("heal: target %s failed: %s", target.name, err)
-                self.failed[target.name] = err
-
     def list_stage(self, stage: str) -> dict[str, set[str]]:
         """List one stage everywhere; return the stray keys found, by target (not kept as held)."""
         strays: dict[str, set[str]] = {}
@@ -210,7 +202,7 @@ class _Healer:
             try:
                 found = _list(target, stage)
             except StorageError as err:
-                self.fail(target, err)
+                self.failed.fail(target, err)
                 continue
             stray = {key for key in found if unexpected_key(key)}
             if stray:
@@ -245,8 +237,7 @@ class _Healer:
                 self.leave(target, key, f"{why}; two reads differ, not moved")
                 return
             # Quarantined before, maybe by a run that stopped: the bytes are compared below.
-            with contextlib.suppress(ObjectExistsError):
-                target.write(aside, blob)
+            put(target, aside, blob, exists_ok=True)
             if target.read(aside) != blob:
                 self.leave(target, key, f"{why}; {aside} already holds other bytes")
                 return
@@ -374,7 +365,7 @@ class _Healer:
         try:
             _remove(target, key)
         except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
-            self.fail(target, err)
+            self.failed.fail(target, err)
             return
         with self.lock:
             self.held[target.name].discard(key)
@@ -406,9 +397,7 @@ class _Healer:
         Not when a copy could not be read for a transient reason, nor when a target could not
         be listed: that copy might be a good one.
         """
-        with self.lock:
-            failed = bool(self.failed)
-        return kind_of(key) is KeyKind.SNAPSHOT and not unread and not failed
+        return kind_of(key) is KeyKind.SNAPSHOT and not unread and not self.failed
 
     def _judge(
         self, key: str, copies: Mapping[str, bytes]
@@ -456,13 +445,12 @@ class _Healer:
         if not self._chunks_present(target, key, manifest):
             return
         try:
-            target.write(key, blob)
-        except ObjectExistsError:
-            pass  # someone else healed it meanwhile; create-only kept whatever was there
+            # Already there: someone else healed it meanwhile; create-only kept what was there.
+            stored = put(target, key, blob, exists_ok=True)
         except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
-            self.fail(target, err)
+            self.failed.fail(target, err)
             return
-        else:
+        if stored:
             with self.lock:
                 (self.repaired if repairing else self.copied)[target.name].append(key)
         with self.lock:
@@ -554,17 +542,13 @@ def heal(
         )
         for t in healer.targets
     )
-    incomplete = sum(outcome.error is not None for outcome in outcomes)
-    if incomplete:
-        raise TargetsFailedError(
-            f"heal left {incomplete} of {len(names)} targets incomplete",
-            {outcome.target: outcome.error for outcome in outcomes},
-        )
+    done = Outcome[None](outcomes={outcome.target: outcome.error for outcome in outcomes})
+    done.require_all(f"heal left {len(done.failed)} of {len(names)} targets incomplete")
     return HealReport(outcomes=outcomes, data_read=repair or read_data)
 
 
 def _remove(target: Target, key: str) -> None:
-    """The writer package's one delete: repair's, of a copy found damaged or quarantined."""
+    """Repair's one delete, of a copy found damaged or quarantined (never in the writer)."""
     target.delete(key)  # repair-delete
 
 

@@ -15,21 +15,23 @@ from ctfy_vault.exceptions import (
     IntegrityError,
     ObjectNotFoundError,
     StorageError,
-    TargetsFailedError,
     TransientStorageError,
 )
 from ctfy_vault.manifest import FileEntry, OpenedEntry, open_entry
 from ctfy_vault.repository._layout import (
+    OBJECTS_PREFIX,
     SNAPSHOTS_PREFIX,
+    chunk_id_of,
     chunk_key,
     snapshot_key,
     snapshot_name_of,
 )
+from ctfy_vault.repository._replicas import Outcome, Replicas
 from ctfy_vault.storage import Target
 
-__all__ = ["ChunkStream", "Reader", "snapshot_names"]
+__all__ = ["ChunkStream", "Reader", "index_chunks", "snapshot_names"]
 
-log = logging.getLogger("ctfy_vault.vault")
+log = logging.getLogger("ctfy_vault.repository")
 
 #: Called with ``(chunk key, target name)`` when a target could not give a chunk intact.
 OnFallback = Callable[[str, str], None]
@@ -47,6 +49,26 @@ def snapshot_names(target: Target) -> set[str]:
     """
     names = (snapshot_name_of(key) for key in target.list(SNAPSHOTS_PREFIX))
     return {name for name in names if name is not None}
+
+
+def index_chunks(target: Target) -> set[bytes]:
+    """List the chunk ids a target holds (one listing of ``objects/``; other names are ignored).
+
+    Args:
+        target: the target.
+
+    Returns:
+        The ids found.
+
+    Raises:
+        StorageError: the listing failed.
+    """
+    found: set[bytes] = set()
+    for key in target.list(OBJECTS_PREFIX):
+        chunk_id = chunk_id_of(key)
+        if chunk_id is not None:
+            found.add(chunk_id)
+    return found
 
 
 @attrs.define
@@ -108,20 +130,14 @@ class Reader:
         Raises:
             TargetsFailedError: no target could be listed.
         """
+        listed = Replicas(self._targets).each(snapshot_names)
+        for name, err in listed.failed.items():
+            log.warning("cannot list snapshots on %s: %s", name, err)
+        listed.require_any("no target could list the repository's snapshots")
         holders: dict[str, list[Target]] = {}
-        errors: dict[str, BaseException | None] = {}
         for target in self._targets:
-            try:
-                names = snapshot_names(target)
-            except StorageError as err:
-                errors[target.name] = err
-                log.warning("cannot list snapshots on %s: %s", target.name, err)
-                continue
-            errors[target.name] = None
-            for name in names:
+            for name in listed.results.get(target.name, ()):
                 holders.setdefault(name, []).append(target)
-        if all(err is not None for err in errors.values()):
-            raise TargetsFailedError("no target could list the repository's snapshots", errors)
         found: dict[str, OpenedEntry] = {}
         self._broken.clear()
         self._undecided.clear()
@@ -170,8 +186,8 @@ class Reader:
             # all): that is the error to give.
             self._broken[name] = found[0]  # type: ignore[assignment]
         else:
-            self._broken[name] = TargetsFailedError(
-                f"snapshot {name} cannot be read intact from any target", errors
+            self._broken[name] = Outcome[OpenedEntry](outcomes=errors).error(
+                f"snapshot {name} cannot be read intact from any target"
             )
         return None
 
@@ -189,16 +205,18 @@ class Reader:
             TargetsFailedError: no target holds the chunk intact; holds each target's error.
         """
         key = chunk_key(chunk_id)
-        errors: dict[str, BaseException | None] = {}
-        for target in self._targets:
-            try:
-                return self._sealer.open_chunk(chunk_id, target.read(key))
-            except (StorageError, IntegrityError, FormatError) as err:
-                errors[target.name] = err
-                log.warning("chunk %s on %s: %s; trying the next target", key, target.name, err)
-                if on_fallback is not None:
-                    on_fallback(key, target.name)
-        raise TargetsFailedError(f"no target holds chunk {key} intact", errors)
+
+        def fell_back(target: Target, err: BaseException) -> None:
+            log.warning("chunk %s on %s: %s; trying the next target", key, target.name, err)
+            if on_fallback is not None:
+                on_fallback(key, target.name)
+
+        return Replicas(self._targets).first(
+            lambda target: self._sealer.open_chunk(chunk_id, target.read(key)),
+            what=f"no target holds chunk {key} intact",
+            catch=(StorageError, IntegrityError, FormatError),
+            on_fallback=fell_back,
+        )
 
     def content(self, entry: FileEntry, on_fallback: OnFallback | None = None) -> Iterator[bytes]:
         """Yield a file's plaintext chunk by chunk, then check its SHA-256.

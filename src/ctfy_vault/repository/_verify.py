@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from ctfy_vault.crypto import Sealer
 from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
 from ctfy_vault.manifest import Manifest, OpenedEntry, open_entry, verify_chain
+from ctfy_vault.repository._heads import KnownHeads, LineageHead
+from ctfy_vault.repository._heal import judge_copies, well_formed
 from ctfy_vault.repository._layout import (
     KeyKind,
     chunk_id_of,
@@ -19,10 +21,8 @@ from ctfy_vault.repository._layout import (
     snapshot_key,
     snapshot_name_of,
 )
+from ctfy_vault.repository._reports import Problem, VerifyReport
 from ctfy_vault.storage import Target
-from ctfy_vault.vault._heads import KnownHeads, LineageHead
-from ctfy_vault.vault._model import Problem, VerifyReport
-from ctfy_vault.writer._heal import judge_copies, well_formed
 
 __all__ = ["verify_targets"]
 
