@@ -21,12 +21,11 @@ from ctfy_vault.exceptions import (
     IntegrityError,
     ObjectExistsError,
     StorageError,
-    TargetsFailedError,
-    TransientStorageError,
 )
 from ctfy_vault.manifest import FileEntry, FileType, Manifest, seal_entry
 from ctfy_vault.repository._catalog import index_chunks
 from ctfy_vault.repository._layout import chunk_key, snapshot_key
+from ctfy_vault.repository._replicas import Failures, Outcome, put
 from ctfy_vault.storage import LockMode, Target, set_retain_until
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource, running
@@ -80,7 +79,7 @@ class _Run:
 
     targets: tuple[Target, ...]
     known: dict[str, set[bytes]]
-    failed: dict[str, BaseException] = attrs.field(factory=dict)
+    failed: Failures = attrs.field(factory=lambda: Failures("backup"))
     uploaded: dict[str, int] = attrs.field(factory=dict)
     present: dict[str, int] = attrs.field(factory=dict)
     bytes_up: dict[str, int] = attrs.field(factory=dict)
@@ -103,19 +102,11 @@ class _Run:
         return self.seal_pool, self.io_pool
 
     def live(self) -> list[Target]:
-        with self.lock:
-            return [target for target in self.targets if target.name not in self.failed]
-
-    def fail(self, target: Target, err: BaseException) -> None:
-        with self.lock:
-            first = target.name not in self.failed
-            self.failed.setdefault(target.name, err)
-        if first:
-            log.warning("target %s failed: %s", target.name, err)
+        return self.failed.live(self.targets)
 
     def missing(self, chunk_id: bytes) -> tuple[list[Target], list[Target]]:
         with self.lock:
-            live = [target for target in self.targets if target.name not in self.failed]
+            live = self.failed.live(self.targets)
             need = [target for target in live if chunk_id not in self.known[target.name]]
             have = [target for target in live if chunk_id in self.known[target.name]]
         return need, have
@@ -355,10 +346,9 @@ class Writer:
         for warning in warnings:
             log.warning("%s: %s", warning.path, warning.reason)
         if len(committed) < self.required:
-            raise TargetsFailedError(
+            raise Outcome[None](outcomes={o.target: o.error for o in outcomes}).error(
                 f"snapshot {sealed.name} committed on {len(committed)} of "
-                f"{len(self._targets)} targets, {self.required} required",
-                {outcome.target: outcome.error for outcome in outcomes},
+                f"{len(self._targets)} targets, {self.required} required"
             )
         return BackupResult(
             name=sealed.name,
@@ -384,12 +374,12 @@ class Writer:
             listings = {target.name: pool.submit(index_chunks, target) for target in listed}
         for target in self._targets:
             if target.name in degraded:  # the caller has said why; no second warning
-                run.failed[target.name] = degraded[target.name]
+                run.failed.fail(target, degraded[target.name], quiet=True)
                 continue
             try:
                 run.known[target.name] = listings[target.name].result()
             except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
-                run.fail(target, err)
+                run.failed.fail(target, err)
         return run
 
     def _reuse(self, run: _Run, old: FileEntry | None, item: FileItem) -> FileEntry | None:
@@ -534,25 +524,20 @@ class Writer:
         self, run: _Run, target: Target, key: str, blob: bytes, chunk_id: bytes | None
     ) -> bool:
         """Write one object create-only; "already there" counts as stored. Never raises."""
-        with run.lock:
-            if target.name in run.failed:
-                return False
-        for attempt in range(self._retries + 1):
-            try:
-                target.write(key, blob)
-                break
-            except ObjectExistsError:
-                if chunk_id is None:
-                    # A manifest name is unique per snapshot: one already there is not ours.
-                    run.fail(target, _exists_error(target, key))
-                    return False
-                run.stored(target, chunk_id, len(blob), new=False)
-                return True
-            except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
-                if attempt < self._retries and _transient(err):
-                    continue
-                run.fail(target, err)
-                return False
+        if target.name in run.failed:
+            return False
+        try:
+            # A manifest name is unique per snapshot: one already there is not ours.
+            new = put(target, key, blob, exists_ok=chunk_id is not None, retries=self._retries)
+        except ObjectExistsError:
+            run.failed.fail(target, _exists_error(target, key))
+            return False
+        except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+            run.failed.fail(target, err)
+            return False
+        if not new:
+            run.stored(target, chunk_id, len(blob), new=False)
+            return True
         return self._lock_and_count(run, target, key, len(blob), chunk_id)
 
     def _lock_and_count(
@@ -563,7 +548,7 @@ class Writer:
             try:
                 set_retain_until(target, key, run.retain_until, mode=self._lock_mode)
             except Exception as err:  # noqa: BLE001 - a target that cannot lock has failed
-                run.fail(target, err)
+                run.failed.fail(target, err)
                 return False
         run.stored(target, chunk_id, size, new=True)
         return True
@@ -589,7 +574,7 @@ class Writer:
                 lacking = len(needed - run.known[target.name])
                 suspects = (needed & run.recheck) - run.written.get(target.name, set())
             if lacking:
-                run.fail(target, _incomplete_error(target, lacking))
+                run.failed.fail(target, _incomplete_error(target, lacking))
             elif self._vanished(run, target, suspects):
                 continue
             else:
@@ -616,7 +601,7 @@ class Writer:
             except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
                 refused = err
             if refused is not None:
-                run.fail(target, refused)
+                run.failed.fail(target, refused)
                 return False
         return self._put(run, target, key, blob, None)
 
@@ -625,10 +610,10 @@ class Writer:
         try:
             gone = sum(1 for chunk in suspects if not target.exists(chunk_key(chunk)))
         except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
-            run.fail(target, err)
+            run.failed.fail(target, err)
             return True
         if gone:
-            run.fail(
+            run.failed.fail(
                 target,
                 StorageError(
                     f"{gone} chunks this backup reuses were deleted by a prune meanwhile; "
@@ -656,13 +641,9 @@ def _has_object_lock(run: _Run, target: Target) -> bool:
     try:
         capabilities = target.capabilities or target.probe()
     except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
-        run.fail(target, err)
+        run.failed.fail(target, err)
         return False
     return bool(capabilities.object_lock)
-
-
-def _transient(err: BaseException) -> bool:
-    return isinstance(err, TransientStorageError)
 
 
 def _exists_error(target: Target, key: str) -> ObjectExistsError:
