@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 import attrs
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -107,25 +107,32 @@ def _check_key(_instance: object, attribute: attrs.Attribute[bytes], value: Any)
         raise ConfigurationError(f"{attribute.name} must be {KEY_SIZE} bytes")
 
 
-@attrs.frozen
-class RecipientKey:
-    """An X25519 public key a deposit is encrypted to (a notary's, a trustee's).
+class _TextKey:
+    """What the escrow keys share: a 32-byte value with a text form of prefix, key and checksum."""
 
-    Attributes:
-        value: the 32-byte public key.
-    """
+    PREFIX: ClassVar[str]
+    _WHAT: ClassVar[str]
+    value: bytes
 
-    PREFIX: ClassVar[str] = "ctfy-escrow-x25519-public-v1:"
-    value: bytes = attrs.field(validator=_check_key, repr=bytes.hex)
+    if TYPE_CHECKING:
+
+        def __init__(self, value: bytes) -> None: ...
 
     @classmethod
-    def from_text(cls, text: str) -> RecipientKey:
-        """Parse the text form (``ctfy-escrow-x25519-public-v1:...``).
+    def from_text(cls, text: str) -> Self:
+        """Parse the text form (the class's ``PREFIX``, then the key and a checksum).
 
         Raises:
-            ConfigurationError: another kind of key, or a damaged one (checksum).
+            ConfigurationError: another kind of key, or a damaged one (checksum); the text is
+                never echoed (it may be a secret key pasted in the wrong place).
         """
-        return cls(_decode_text(text, cls.PREFIX, "an escrow recipient public key"))
+        return cls(_decode_text(text, cls.PREFIX, cls._WHAT))
+
+
+class _PublicKey(_TextKey):
+    """A public key: its text form is safe to publish, and it names itself by a key id."""
+
+    _ALGORITHM: ClassVar[bytes]
 
     @property
     def text(self) -> str:
@@ -135,43 +142,25 @@ class RecipientKey:
     @property
     def key_id(self) -> str:
         """16 hex digits naming this key in headers and receipts."""
-        return _key_id(b"x25519", self.value)
+        return _key_id(self._ALGORITHM, self.value)
 
 
-@attrs.frozen
-class RecipientIdentity:
-    """An X25519 private key that opens deposits made to its `RecipientKey`; never in reprs.
+class _SecretKey(_TextKey):
+    """A private key: drawn at random, written only to a key file, named by its public key."""
 
-    Attributes:
-        value: the 32-byte private key.
-    """
+    if TYPE_CHECKING:
 
-    PREFIX: ClassVar[str] = "ctfy-escrow-x25519-secret-v1:"
-    value: bytes = attrs.field(repr=False, validator=_check_key)
+        @property
+        def public(self) -> _PublicKey: ...
 
     @classmethod
-    def generate(cls, randbytes: RandomBytes = os.urandom) -> RecipientIdentity:
-        """Draw a new private key (X25519 clamps any 32 bytes into a valid key)."""
+    def generate(cls, randbytes: RandomBytes = os.urandom) -> Self:
+        """Draw a new private key (X25519 clamps any 32 bytes into a valid key; Ed25519 seeds)."""
         return cls(randbytes(KEY_SIZE))
-
-    @classmethod
-    def from_text(cls, text: str) -> RecipientIdentity:
-        """Parse the text form (``ctfy-escrow-x25519-secret-v1:...``).
-
-        Raises:
-            ConfigurationError: another kind of key, or a damaged one; the text is never echoed.
-        """
-        return cls(_decode_text(text, cls.PREFIX, "an escrow recipient private key"))
 
     def secret_text(self) -> str:
         """The private key's text form: a secret, for the key file only."""
         return _encode_text(self.PREFIX, self.value)
-
-    @property
-    def public(self) -> RecipientKey:
-        """The matching public key."""
-        private = X25519PrivateKey.from_private_bytes(self.value)
-        return RecipientKey(private.public_key().public_bytes_raw())
 
     @property
     def key_id(self) -> str:
@@ -180,7 +169,40 @@ class RecipientIdentity:
 
 
 @attrs.frozen
-class VerifyKey:
+class RecipientKey(_PublicKey):
+    """An X25519 public key a deposit is encrypted to (a notary's, a trustee's).
+
+    Attributes:
+        value: the 32-byte public key.
+    """
+
+    PREFIX: ClassVar[str] = "ctfy-escrow-x25519-public-v1:"
+    _WHAT: ClassVar[str] = "an escrow recipient public key"
+    _ALGORITHM: ClassVar[bytes] = b"x25519"
+    value: bytes = attrs.field(validator=_check_key, repr=bytes.hex)
+
+
+@attrs.frozen
+class RecipientIdentity(_SecretKey):
+    """An X25519 private key that opens deposits made to its `RecipientKey`; never in reprs.
+
+    Attributes:
+        value: the 32-byte private key.
+    """
+
+    PREFIX: ClassVar[str] = "ctfy-escrow-x25519-secret-v1:"
+    _WHAT: ClassVar[str] = "an escrow recipient private key"
+    value: bytes = attrs.field(repr=False, validator=_check_key)
+
+    @property
+    def public(self) -> RecipientKey:
+        """The matching public key."""
+        private = X25519PrivateKey.from_private_bytes(self.value)
+        return RecipientKey(private.public_key().public_bytes_raw())
+
+
+@attrs.frozen
+class VerifyKey(_PublicKey):
     """An Ed25519 public key that checks a depositor's receipts.
 
     Attributes:
@@ -188,26 +210,9 @@ class VerifyKey:
     """
 
     PREFIX: ClassVar[str] = "ctfy-escrow-ed25519-public-v1:"
+    _WHAT: ClassVar[str] = "an escrow signer public key"
+    _ALGORITHM: ClassVar[bytes] = b"ed25519"
     value: bytes = attrs.field(validator=_check_key, repr=bytes.hex)
-
-    @classmethod
-    def from_text(cls, text: str) -> VerifyKey:
-        """Parse the text form (``ctfy-escrow-ed25519-public-v1:...``).
-
-        Raises:
-            ConfigurationError: another kind of key, or a damaged one (checksum).
-        """
-        return cls(_decode_text(text, cls.PREFIX, "an escrow signer public key"))
-
-    @property
-    def text(self) -> str:
-        """The text form, safe to publish."""
-        return _encode_text(self.PREFIX, self.value)
-
-    @property
-    def key_id(self) -> str:
-        """16 hex digits naming this key in receipts."""
-        return _key_id(b"ed25519", self.value)
 
     def verify(self, message: bytes, signature: bytes) -> None:
         """Check an Ed25519 signature over ``message``.
@@ -222,7 +227,7 @@ class VerifyKey:
 
 
 @attrs.frozen
-class SigningKey:
+class SigningKey(_SecretKey):
     """An Ed25519 private key (its 32-byte seed) that signs deposit receipts; never in reprs.
 
     Attributes:
@@ -230,36 +235,14 @@ class SigningKey:
     """
 
     PREFIX: ClassVar[str] = "ctfy-escrow-ed25519-secret-v1:"
+    _WHAT: ClassVar[str] = "an escrow signing key"
     value: bytes = attrs.field(repr=False, validator=_check_key)
-
-    @classmethod
-    def generate(cls, randbytes: RandomBytes = os.urandom) -> SigningKey:
-        """Draw a new signing key."""
-        return cls(randbytes(KEY_SIZE))
-
-    @classmethod
-    def from_text(cls, text: str) -> SigningKey:
-        """Parse the text form (``ctfy-escrow-ed25519-secret-v1:...``).
-
-        Raises:
-            ConfigurationError: another kind of key, or a damaged one; the text is never echoed.
-        """
-        return cls(_decode_text(text, cls.PREFIX, "an escrow signing key"))
-
-    def secret_text(self) -> str:
-        """The private key's text form: a secret, for the key file only."""
-        return _encode_text(self.PREFIX, self.value)
 
     @property
     def public(self) -> VerifyKey:
         """The matching public key."""
         private = Ed25519PrivateKey.from_private_bytes(self.value)
         return VerifyKey(private.public_key().public_bytes_raw())
-
-    @property
-    def key_id(self) -> str:
-        """The public key's id."""
-        return self.public.key_id
 
     def sign(self, message: bytes) -> bytes:
         """Sign ``message`` (Ed25519 is deterministic: the same bytes give the same signature)."""

@@ -84,8 +84,8 @@ class Problem:
             target holds an object this one lacks), ``key-slot`` (a key slot's copy does not
             parse or differs from the bytes most targets hold), ``chain`` (a gap, fork or
             rollback, including a known head that was deleted or that a head does not descend
-            from), ``unexpected`` (a name under ``objects/`` or ``snapshots/`` that is no
-            object of the repository; a warning) or ``quarantined`` (an object ``heal`` moved
+            from), ``unexpected`` (a name that is no object of the repository, see
+            `ctfy_vault.repository.kind_of`; a warning) or ``quarantined`` (an object ``heal`` moved
             aside; a warning).
         target: the target concerned, or ``None`` for repository-wide problems (the chain).
         key: the object key concerned, or ``None``.

@@ -23,6 +23,7 @@ PACKAGES = [
     "ctfy_vault.links",
     "ctfy_vault.manifest",
     "ctfy_vault.mirror",
+    "ctfy_vault.repository",
     "ctfy_vault.retention",
     "ctfy_vault.storage",
     "ctfy_vault.testing",
