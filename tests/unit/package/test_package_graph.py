@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parent.parent / "src" / "ctfy_vault"
+from tests.support.paths import REPO_ROOT
+
+SOURCE = REPO_ROOT / "src" / "ctfy_vault"
 
 #: What each package (or top-level module) of the library may import of the library, directly.
 #: cli -> vault -> writer -> repository -> storage; manifest -> crypto; retention is pure.

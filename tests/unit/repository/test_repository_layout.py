@@ -31,9 +31,9 @@ from ctfy_vault.repository import (
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import StreamSource, index_chunks
-from tests.crypto_strategies import entries
-from tests.strategies import object_keys
-from tests.writer_strategies import NOW, SMALL
+from tests.support.crypto_strategies import entries
+from tests.support.strategies import object_keys
+from tests.support.writer_strategies import NOW, SMALL
 
 chunk_ids = st.binary(min_size=32, max_size=32)
 key_ids = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,63}", fullmatch=True)

@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from ctfy_vault.exceptions import ObjectExistsError, StorageError, TargetsFailedError
 from ctfy_vault.repository import Failures, Outcome, Replicas
 from ctfy_vault.storage import Target
-from tests.writer_strategies import Faults, faulty_target
+from tests.support.writer_strategies import Faults, faulty_target
 
 KEYS = st.sampled_from(["a", "b/c", "objects/x"])
 BLOBS = st.sampled_from([b"1", b"22", b"333"])
