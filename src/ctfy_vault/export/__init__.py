@@ -12,12 +12,13 @@ the naming rules and the guarantees.
 from ctfy_vault.export._export import ExportProgress, ExportSummary, export
 from ctfy_vault.export._inventory import INVENTORY_VERSION, InventoryEntry
 from ctfy_vault.export._register import DEFAULT_PREFIX, RegisterEntry, history
-from ctfy_vault.export._sources import Skipped, SnapshotSource, TargetSource
+from ctfy_vault.export._sources import ExportSource, Skipped, SnapshotSource, TargetSource
 
 __all__ = [
     "DEFAULT_PREFIX",
     "INVENTORY_VERSION",
     "ExportProgress",
+    "ExportSource",
     "ExportSummary",
     "InventoryEntry",
     "RegisterEntry",

@@ -44,10 +44,10 @@ from ctfy_vault.export._names import (
 from ctfy_vault.export._register import DEFAULT_PREFIX, RegisterEntry, register_folder
 from ctfy_vault.export._sources import (
     Collected,
+    ExportSource,
     Item,
     Skipped,
     SnapshotSource,
-    Source,
     TargetSource,
     collect,
 )
@@ -131,9 +131,11 @@ class ExportSummary:
         }
 
 
-def _sources(source: Target | Source | Sequence[Target | Source]) -> tuple[Source, ...]:
+def _sources(
+    source: Target | ExportSource | Sequence[Target | ExportSource],
+) -> tuple[ExportSource, ...]:
     given = [source] if isinstance(source, Target | TargetSource | SnapshotSource) else source
-    out: list[Source] = []
+    out: list[ExportSource] = []
     for item in given:
         if isinstance(item, Target):
             out.append(TargetSource(target=item))
@@ -166,7 +168,7 @@ def _requested_by(value: str | None) -> str | None:
 
 
 def export(
-    source: Target | Source | Sequence[Target | Source],
+    source: Target | ExportSource | Sequence[Target | ExportSource],
     dest: Target,
     *,
     tenant: str,
@@ -348,7 +350,7 @@ def _check_found(
     return found.unsafe + found.skipped
 
 
-def _describe(source: Source) -> str:
+def _describe(source: ExportSource) -> str:
     if isinstance(source, TargetSource):
         return "your documents, as stored"
     return f"your files from backup {source.name}"

@@ -78,7 +78,8 @@ class SnapshotSource:
         return f"snapshot {ref}"
 
 
-Source = TargetSource | SnapshotSource
+#: Where an export reads a tenant's documents: a storage prefix or a vault snapshot.
+ExportSource = TargetSource | SnapshotSource
 
 
 @attrs.frozen(kw_only=True)
@@ -218,7 +219,7 @@ def _file_reader(
     return blocks
 
 
-def collect(sources: Sequence[Source], tenant: str) -> Collected:
+def collect(sources: Sequence[ExportSource], tenant: str) -> Collected:
     """List what every source holds for ``tenant``, sorted by archive folder then source path.
 
     Raises:

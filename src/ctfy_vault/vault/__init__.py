@@ -30,6 +30,9 @@ every target create-only; reads take each object from the first target that give
     True
 """
 
+import warnings
+from typing import Any
+
 from ctfy_vault.repository import (
     CONFIG_KEY,
     HEADS_FORMAT,
@@ -45,7 +48,8 @@ from ctfy_vault.repository import (
 from ctfy_vault.vault._find import LATEST, check_reference, find_snapshot
 from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo
 from ctfy_vault.vault._prune import DEFAULT_GRACE, DEFAULT_LOCK_TTL, PruneReport
-from ctfy_vault.vault._vault import Source, Vault
+from ctfy_vault.vault._vault import Vault
+from ctfy_vault.writer import BackupSource
 
 __all__ = [
     "CONFIG_KEY",
@@ -56,6 +60,7 @@ __all__ = [
     "LOCK_KEY",
     "REPOSITORY_FORMAT",
     "BackupInfo",
+    "BackupSource",
     "KnownHeads",
     "LineageHead",
     "LockInfo",
@@ -64,9 +69,20 @@ __all__ = [
     "RepoConfig",
     "RestoreReport",
     "SnapshotInfo",
-    "Source",
     "Vault",
     "VerifyReport",
     "check_reference",
     "find_snapshot",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Source`` is the old name of `BackupSource`: still importable, with a warning."""
+    if name == "Source":
+        warnings.warn(
+            f"{__name__}.Source is deprecated: use ctfy_vault.writer.BackupSource",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return BackupSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

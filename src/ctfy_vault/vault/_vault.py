@@ -75,13 +75,12 @@ from ctfy_vault.vault._prune import (
     prune_targets,
 )
 from ctfy_vault.vault._restore import restore_manifest
-from ctfy_vault.writer import CommandSource, Require, StreamSource, Writer
+from ctfy_vault.writer import BackupSource, CommandSource, Require, StreamSource, Writer
 
-__all__ = ["Source", "Vault"]
+__all__ = ["Vault"]
 
 log = logging.getLogger("ctfy_vault.vault")
 
-Source = str | os.PathLike[str] | StreamSource | CommandSource
 SnapshotRef = SnapshotInfo | str
 
 
@@ -303,7 +302,7 @@ class Vault:
 
     def backup(
         self,
-        sources: Source | Iterable[Source],
+        sources: BackupSource | Iterable[BackupSource],
         *,
         lineage: str,
         now: datetime,
@@ -365,7 +364,7 @@ class Vault:
                 a stream's completion check returned ``False`` (nothing is committed).
             OSError: a stream source failed (nothing is committed).
         """
-        given: list[Source] = (
+        given: list[BackupSource] = (
             [sources]
             if isinstance(sources, (str, os.PathLike, StreamSource, CommandSource))
             else list(sources)

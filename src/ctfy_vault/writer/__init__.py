@@ -23,6 +23,9 @@ from another. Nothing in this package deletes. ``docs/writer.md`` explains the g
     [True, True]
 """
 
+import warnings
+from typing import Any
+
 from ctfy_vault.repository import (
     OBJECTS_PREFIX,
     QUARANTINE_PREFIX,
@@ -38,7 +41,7 @@ from ctfy_vault.repository import (
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource
 from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
-from ctfy_vault.writer._sources import Source, StreamSource
+from ctfy_vault.writer._sources import BackupSource, StreamSource
 from ctfy_vault.writer._writer import COMMIT_INTERRUPTED, Require, Writer
 
 __all__ = [
@@ -48,13 +51,13 @@ __all__ = [
     "QUARANTINE_PREFIX",
     "SNAPSHOTS_PREFIX",
     "BackupResult",
+    "BackupSource",
     "ChunkerParams",
     "CommandSource",
     "HealOutcome",
     "HealReport",
     "Readable",
     "Require",
-    "Source",
     "SourceWarning",
     "StreamSource",
     "TargetOutcome",
@@ -66,3 +69,15 @@ __all__ = [
     "iter_chunks",
     "unexpected_key",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Source`` is the old name of `BackupSource`: still importable, with a warning."""
+    if name == "Source":
+        warnings.warn(
+            f"{__name__}.Source is deprecated: use ctfy_vault.writer.BackupSource",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return BackupSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

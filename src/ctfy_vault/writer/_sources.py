@@ -23,9 +23,9 @@ from ctfy_vault.writer._command import CommandSource
 from ctfy_vault.writer._outcome import SourceWarning
 
 __all__ = [
+    "BackupSource",
     "FileItem",
     "Item",
-    "Source",
     "StreamSource",
     "check_complete",
     "check_unchanged",
@@ -85,7 +85,8 @@ class FileItem:
 
 
 Item = FileEntry | FileItem | StreamSource | CommandSource
-Source = str | os.PathLike[str] | StreamSource | CommandSource
+#: What a backup reads: a file or folder path, a stream, or a program's output.
+BackupSource = str | os.PathLike[str] | StreamSource | CommandSource
 
 
 def check_complete(source: StreamSource) -> None:
@@ -121,7 +122,7 @@ def _top_name(source: str) -> str:
     return name
 
 
-def walk(sources: Iterable[Source], warnings: list[SourceWarning]) -> Iterator[Item]:
+def walk(sources: Iterable[BackupSource], warnings: list[SourceWarning]) -> Iterator[Item]:
     """Yield what to record for each source, depth first, in name order, never following links.
 
     Args:

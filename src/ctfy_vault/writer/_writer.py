@@ -31,8 +31,8 @@ from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable,
 from ctfy_vault.writer._command import CommandSource, running
 from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
 from ctfy_vault.writer._sources import (
+    BackupSource,
     FileItem,
-    Source,
     StreamSource,
     check_complete,
     check_unchanged,
@@ -212,7 +212,7 @@ class Writer:
 
     def backup(
         self,
-        sources: Iterable[Source],
+        sources: Iterable[BackupSource],
         *,
         lineage: str,
         host: str,
@@ -668,7 +668,7 @@ def _entry(item: _Pending) -> FileEntry:
     )
 
 
-def _source_name(source: Source) -> str:
+def _source_name(source: BackupSource) -> str:
     if isinstance(source, (StreamSource, CommandSource)):
         return source.name
     return os.fsencode(os.fspath(source)).decode("utf-8", "backslashreplace")

@@ -166,3 +166,22 @@ def test_importing_the_mirror_package_keeps_the_mirror_function() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("package", ["ctfy_vault.writer", "ctfy_vault.vault"])
+def test_source_is_the_old_name_of_backup_source(package: str) -> None:
+    """ "Source" named three things; the backup one is `BackupSource`, the old name warns."""
+    from ctfy_vault.writer import BackupSource
+
+    module = importlib.import_module(package)
+    assert "Source" not in module.__all__
+    with pytest.warns(DeprecationWarning, match=r"use ctfy_vault\.writer\.BackupSource"):
+        assert module.Source == BackupSource
+    assert module.BackupSource == BackupSource
+
+
+def test_export_sources_have_their_own_name() -> None:
+    """What an export reads is an `ExportSource`, not the backup's source."""
+    from ctfy_vault.export import ExportSource, SnapshotSource, TargetSource
+
+    assert ExportSource == TargetSource | SnapshotSource
