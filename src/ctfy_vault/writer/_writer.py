@@ -643,7 +643,8 @@ def _has_object_lock(run: _Run, target: Target) -> bool:
     except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
         run.failed.fail(target, err)
         return False
-    return bool(capabilities.object_lock)
+    # Azure reports container immutability as Object Lock, but has no per-object retain-until.
+    return bool(capabilities.object_lock) and target.supports.retain_until
 
 
 def _exists_error(target: Target, key: str) -> ObjectExistsError:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -532,6 +533,18 @@ def test_retain_until_is_ignored_where_there_is_no_object_lock(tmp_path: Path) -
         [_stream("x", b"data" * 100)], lineage="db", host="h", now=NOW, retain_until=NOW
     )
     assert all(outcome.committed for outcome in result.outcomes)
+
+
+def test_retain_until_skips_a_lock_without_per_object_dates(tmp_path: Path) -> None:
+    """A target reporting a lock (Azure immutability) but no per-object date is written as usual."""
+    target = memory_target()
+    probed = attrs.evolve(target.probe(), object_lock=True)
+    assert not target.supports.retain_until
+    object.__setattr__(target, "_capabilities", probed)  # as Azure with immutability reports
+    result = Writer([target], sealer(), chunker=SMALL).backup(
+        [_stream("x", b"data" * 100)], lineage="db", host="h", now=NOW, retain_until=NOW
+    )
+    assert [outcome.committed for outcome in result.outcomes] == [True]
 
 
 def test_naive_retain_until_is_refused() -> None:
