@@ -16,9 +16,9 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-import warnings
 from typing import TYPE_CHECKING, Any
 
+from ctfy_vault._compat import forward
 from ctfy_vault._version import __version__
 
 if TYPE_CHECKING:
@@ -117,19 +117,14 @@ __all__ = [
 ]
 
 
+_forward_moved = forward(__name__, _MOVED)
+
+
 def __getattr__(name: str) -> Any:
     """Load a front-door name from its subpackage on first use (and the moved names, warning)."""
     module = _FRONT.get(name)
     if module is None:
-        module = _MOVED.get(name)
-        if module is None:
-            raise AttributeError(f"module 'ctfy_vault' has no attribute {name!r}")
-        warnings.warn(
-            f"ctfy_vault.{name} is deprecated: import it from {module}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(module), name)
+        return _forward_moved(name)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value

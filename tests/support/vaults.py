@@ -7,12 +7,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ctfy_vault.crypto import (
-    RawKey,
-    Sealer,
-    unlock,
-)
+from ctfy_vault.crypto import RawKey, Sealer
 from ctfy_vault.manifest import Manifest, seal_entry
+from ctfy_vault.repository import unlock
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import StreamSource

@@ -13,8 +13,7 @@ this release cannot read fails with `FormatError`. ``docs/format.md`` gives ever
     b'INSERT INTO t VALUES (1);'
 """
 
-from typing import TYPE_CHECKING, Any, Final
-
+from ctfy_vault._compat import forward
 from ctfy_vault.crypto._recipients import (
     ESCROW_CHUNK_SIZE,
     ESCROW_FORMAT_VERSION,
@@ -53,43 +52,12 @@ from ctfy_vault.crypto._slots import (
     ScryptParams,
 )
 
-if TYPE_CHECKING:
-    from ctfy_vault.repository._slots import (
-        add_key_slot,
-        create_key_slot,
-        list_key_slots,
-        remove_key_slot,
-        rotate_key_slot,
-        unlock,
-    )
-
-    KEYS_PREFIX: Final = "keys/"
-
-#: Storing key slots on a target moved to `ctfy_vault.repository`; these names still work here.
-_MOVED: Final = frozenset(
-    {
-        "add_key_slot",
-        "create_key_slot",
-        "list_key_slots",
-        "remove_key_slot",
-        "rotate_key_slot",
-        "unlock",
-    }
+#: Storing key slots on a target moved to `ctfy_vault.repository`; the names still import here.
+_SLOT_STORAGE = ("add_key_slot", "create_key_slot", "list_key_slots", "remove_key_slot")
+__getattr__ = forward(
+    __name__,
+    dict.fromkeys((*_SLOT_STORAGE, "rotate_key_slot", "unlock"), "ctfy_vault.repository"),
 )
-
-
-def __getattr__(name: str) -> Any:
-    """Resolve the key-slot storage names that moved to `ctfy_vault.repository` (PEP 562)."""
-    if name == "KEYS_PREFIX":
-        from ctfy_vault.repository import KEYS_PREFIX  # noqa: PLC0415 - lazy: repository imports crypto
-
-        return f"{KEYS_PREFIX}/"
-    if name in _MOVED:
-        from ctfy_vault.repository import _slots  # noqa: PLC0415 - lazy: repository imports crypto
-
-        return getattr(_slots, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "CHUNK_ID_SIZE",
@@ -98,7 +66,6 @@ __all__ = [
     "ESCROW_FORMAT_VERSION",
     "FORMAT_VERSION",
     "HEADER_SIZE",
-    "KEYS_PREFIX",
     "KEY_SIZE",
     "MAX_CHUNK_SIZE",
     "OVERHEAD",
@@ -118,14 +85,8 @@ __all__ = [
     "Sealer",
     "SigningKey",
     "VerifyKey",
-    "add_key_slot",
-    "create_key_slot",
     "decrypt_from_recipient",
     "encrypt_to_recipients",
-    "list_key_slots",
     "new_repo_id",
     "read_escrow_header",
-    "remove_key_slot",
-    "rotate_key_slot",
-    "unlock",
 ]

@@ -30,9 +30,7 @@ every target create-only; reads take each object from the first target that give
     True
 """
 
-import warnings
-from typing import Any
-
+from ctfy_vault._compat import forward
 from ctfy_vault.repository import (
     CONFIG_KEY,
     HEADS_FORMAT,
@@ -76,13 +74,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``Source`` is the old name of `BackupSource`: still importable, with a warning."""
-    if name == "Source":
-        warnings.warn(
-            f"{__name__}.Source is deprecated: use ctfy_vault.writer.BackupSource",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return BackupSource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``Source`` is the old name of `BackupSource`.
+__getattr__ = forward(__name__, {"Source": "ctfy_vault.writer:BackupSource"})

@@ -23,9 +23,7 @@ from another. Nothing in this package deletes. ``docs/writer.md`` explains the g
     [True, True]
 """
 
-import warnings
-from typing import Any
-
+from ctfy_vault._compat import forward
 from ctfy_vault.repository import (
     OBJECTS_PREFIX,
     QUARANTINE_PREFIX,
@@ -71,13 +69,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``Source`` is the old name of `BackupSource`: still importable, with a warning."""
-    if name == "Source":
-        warnings.warn(
-            f"{__name__}.Source is deprecated: use ctfy_vault.writer.BackupSource",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return BackupSource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``Source`` is the old name of `BackupSource`.
+__getattr__ = forward(__name__, {"Source": "ctfy_vault.writer:BackupSource"})

@@ -25,12 +25,6 @@ from ctfy_vault.crypto import (
     RawKey,
     ScryptParams,
     Sealer,
-    add_key_slot,
-    create_key_slot,
-    list_key_slots,
-    remove_key_slot,
-    rotate_key_slot,
-    unlock,
 )
 from ctfy_vault.exceptions import (
     ConfigurationError,
@@ -38,6 +32,14 @@ from ctfy_vault.exceptions import (
     IntegrityError,
     ObjectExistsError,
     ObjectNotFoundError,
+)
+from ctfy_vault.repository import (
+    add_key_slot,
+    create_key_slot,
+    list_key_slots,
+    remove_key_slot,
+    rotate_key_slot,
+    unlock,
 )
 from ctfy_vault.storage import Target
 from tests.support.crypto_strategies import FIXED_KEYS, FIXED_REPO_ID

@@ -16,15 +16,26 @@ SOURCE = REPO_ROOT / "src" / "ctfy_vault"
 ALLOWED: dict[str, frozenset[str]] = {
     "exceptions": frozenset(),
     "_version": frozenset(),
+    # Forwards moved names (with a warning) by module name, importing nothing itself.
+    "_compat": frozenset(),
     "_files": frozenset({"exceptions"}),
     "retention": frozenset({"exceptions"}),
     "storage": frozenset({"exceptions"}),
-    "crypto": frozenset({"exceptions"}),
+    "crypto": frozenset({"exceptions", "_compat"}),
     "manifest": frozenset({"crypto", "exceptions"}),
     "repository": frozenset({"storage", "crypto", "manifest", "exceptions", "_files"}),
-    "writer": frozenset({"repository", "storage", "crypto", "manifest", "exceptions"}),
+    "writer": frozenset({"repository", "storage", "crypto", "manifest", "exceptions", "_compat"}),
     "vault": frozenset(
-        {"writer", "repository", "storage", "crypto", "manifest", "retention", "exceptions"}
+        {
+            "writer",
+            "repository",
+            "storage",
+            "crypto",
+            "manifest",
+            "retention",
+            "exceptions",
+            "_compat",
+        }
     ),
     "links": frozenset({"storage", "exceptions"}),
     "mirror": frozenset({"storage", "exceptions", "_files"}),
@@ -63,6 +74,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "crypto",
             "storage",
             "exceptions",
+            "_compat",
             "_version",
         }
     ),

@@ -143,7 +143,7 @@ def test_moved_names_still_import_with_a_deprecation_naming_their_home() -> None
     assert "Writer" in moved
     assert "Sealer" in moved
     for name, home in moved.items():
-        with pytest.warns(DeprecationWarning, match=rf"import it from {home}\b"):
+        with pytest.warns(DeprecationWarning, match=rf"import {name} from {home}\b"):
             value = getattr(ctfy_vault, name)
         assert value is getattr(importlib.import_module(home), name)
         assert name not in ctfy_vault.__all__
@@ -170,12 +170,12 @@ def test_importing_the_mirror_package_keeps_the_mirror_function() -> None:
 
 @pytest.mark.parametrize("package", ["ctfy_vault.writer", "ctfy_vault.vault"])
 def test_source_is_the_old_name_of_backup_source(package: str) -> None:
-    """ "Source" named three things; the backup one is `BackupSource`, the old name warns."""
+    """The old name ``Source`` (it named three things) warns and is `BackupSource`."""
     from ctfy_vault.writer import BackupSource
 
     module = importlib.import_module(package)
     assert "Source" not in module.__all__
-    with pytest.warns(DeprecationWarning, match=r"use ctfy_vault\.writer\.BackupSource"):
+    with pytest.warns(DeprecationWarning, match=r"import BackupSource from ctfy_vault\.writer"):
         assert module.Source == BackupSource
     assert module.BackupSource == BackupSource
 
@@ -185,3 +185,14 @@ def test_export_sources_have_their_own_name() -> None:
     from ctfy_vault.export import ExportSource, SnapshotSource, TargetSource
 
     assert ExportSource == TargetSource | SnapshotSource
+
+
+def test_key_slot_storage_still_imports_from_crypto_with_a_warning() -> None:
+    """The slot functions moved to the repository layer; the old crypto names warn and work."""
+    import ctfy_vault.crypto
+    import ctfy_vault.repository
+
+    for name in ("unlock", "list_key_slots", "add_key_slot", "rotate_key_slot"):
+        assert name not in ctfy_vault.crypto.__all__
+        with pytest.warns(DeprecationWarning, match=rf"import {name} from ctfy_vault\.repository"):
+            assert getattr(ctfy_vault.crypto, name) is getattr(ctfy_vault.repository, name)

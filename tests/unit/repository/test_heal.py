@@ -6,13 +6,14 @@ import io
 
 import pytest
 
-from ctfy_vault.crypto import MasterKeys, RawKey, create_key_slot, list_key_slots, unlock
+from ctfy_vault.crypto import MasterKeys, RawKey
 from ctfy_vault.exceptions import (
     ConfigurationError,
     IntegrityError,
     StorageError,
     TargetsFailedError,
 )
+from ctfy_vault.repository import create_key_slot, list_key_slots, unlock
 from ctfy_vault.storage import Target
 from ctfy_vault.writer import StreamSource, Writer, chunk_key, heal
 from tests.support.writer_strategies import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ctfy_vault.crypto import Cipher, Passphrase, RawKey, ScryptParams, list_key_slots
+from ctfy_vault.crypto import Cipher, Passphrase, RawKey, ScryptParams
 from ctfy_vault.exceptions import (
     ConfigurationError,
     DegradedTargetError,
@@ -24,6 +24,7 @@ from ctfy_vault.exceptions import (
     VaultError,
 )
 from ctfy_vault.manifest import FileType, verify_chain
+from ctfy_vault.repository import list_key_slots
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import CONFIG_KEY, REPOSITORY_FORMAT, RepoConfig, SnapshotInfo, Vault
