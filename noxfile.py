@@ -36,7 +36,9 @@ def tests(session: nox.Session) -> None:
 def tests_fast(session: nox.Session) -> None:
     """Run the tests that need no external server (moto runs in-process) and are not slow."""
     session.install(".[azure]", *_groups("fast"))
-    session.run("pytest", "-q", "-n", "auto", "-m", "not server and not slow", *session.posargs)
+    session.run(
+        "pytest", "-q", "-n", "auto", "-m", "not server and not slow and not moto", *session.posargs
+    )
 
 
 @nox.session

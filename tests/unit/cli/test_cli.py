@@ -59,6 +59,7 @@ def test_probe_refuses_secrets_as_options(capsys: pytest.CaptureFixture[str]) ->
     assert "hunter2hunter2" not in err
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_probe_unreachable_endpoint_fails_cleanly(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -186,6 +186,7 @@ def stored(folder: Path) -> list[Path]:
     return [path for path in folder.rglob("*") if path.is_file()] if folder.exists() else []
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_ctrl_c_during_backup_commits_nothing_and_exits_130(tmp_path: Path) -> None:
     """SIGINT mid-backup: exit 130, one stderr line saying nothing was committed, no snapshot."""
     cli = local_cli(tmp_path)
@@ -203,6 +204,7 @@ def test_ctrl_c_during_backup_commits_nothing_and_exits_130(tmp_path: Path) -> N
     assert cli.json("check")["ok"]
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_ctrl_c_during_restore_exits_130_with_one_line(tmp_path: Path) -> None:
     """SIGINT mid-restore: exit 130 and one stderr line naming the incomplete destination."""
     cli = local_cli(tmp_path, names=("ams",))
@@ -331,6 +333,7 @@ def raised_within(seconds: float, call: Callable[[], object]) -> BaseException |
     return caught[0]
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_a_fifo_as_config_file_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
     """``--config FIFO`` and ``CTFY_VAULT_CONFIG=FIFO`` exit 2 naming a FIFO, without blocking."""
     cli = local_cli(tmp_path)
@@ -357,6 +360,7 @@ def test_a_folder_as_config_file_says_so(tmp_path: Path) -> None:
         load_config(tmp_path)
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_a_fifo_as_key_file_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
     """``key = { file = FIFO }`` and ``key add --new-file FIFO`` exit 2 without blocking."""
     cli = local_cli(tmp_path)
@@ -478,6 +482,7 @@ def on_terminal(cli: Cli, argv: list[str]) -> bytes:
     return b"".join(chunks)
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 @pytest.mark.parametrize("command", ["backup", "restore"])
 def test_the_line_after_the_bar_starts_clean_at_column_0(tmp_path: Path, command: str) -> None:
     """On a terminal: one bar on one line, then carriage return + erase-line, then the summary."""

@@ -91,6 +91,7 @@ def _more_of_the_cycle(cli: Cli, second: str, restored: Path) -> None:
     assert "dry run: nothing was changed" in plan
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_full_cycle_on_local_folders(tmp_path: Path) -> None:
     """The whole cycle works on two local folder targets and nothing leaks the key."""
     cli = local_cli(tmp_path)
@@ -100,6 +101,7 @@ def test_full_cycle_on_local_folders(tmp_path: Path) -> None:
     assert len(slots) == 1
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_a_folder_target_down_gives_exit_3_then_heal(tmp_path: Path) -> None:
     """Backup with one target down commits elsewhere and exits 3; heal makes check clean."""
     cli = local_cli(tmp_path)
@@ -127,6 +129,7 @@ def test_a_folder_target_down_gives_exit_3_then_heal(tmp_path: Path) -> None:
     assert cli.json("check")["ok"]
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_a_wiped_folder_target_exits_3_naming_heal_and_gets_nothing(tmp_path: Path) -> None:
     """Target folder deleted: backup commits on the other, exits 3 naming heal, writes nothing there.
 
@@ -159,6 +162,7 @@ def test_a_wiped_folder_target_exits_3_naming_heal_and_gets_nothing(tmp_path: Pa
     assert cli.json("check")["ok"]
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_a_mistyped_folder_prefix_exits_3_and_all_mistyped_exits_1(tmp_path: Path) -> None:
     """A typo in one target's folder: exit 3, the typo is not created; every target wrong: exit 1."""
     cli = local_cli(tmp_path)
@@ -182,6 +186,7 @@ def test_a_mistyped_folder_prefix_exits_3_and_all_mistyped_exits_1(tmp_path: Pat
     assert sorted(p.name for p in (tmp_path / "targets").iterdir()) == ["ams", "dub"]
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_a_mistyped_s3_prefix_exits_3_then_heal(tmp_path: Path, moto_s3: S3Endpoint) -> None:
     """On moto, a target pointed at an empty prefix by a typo: exit 3, nothing under it; heal fills it."""
     bucket = make_bucket(moto_s3, f"cli-{uuid.uuid4().hex[:12]}")
@@ -209,6 +214,7 @@ def test_a_mistyped_s3_prefix_exits_3_then_heal(tmp_path: Path, moto_s3: S3Endpo
     assert len(cli.json("snapshots")) == 3
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_junk_and_a_damaged_chunk_on_one_folder_then_heal_repair(tmp_path: Path) -> None:
     """Junk stops no backup; heal exits 1 naming it and a bad chunk; heal --repair cleans up."""
     cli = local_cli(tmp_path)
@@ -308,6 +314,7 @@ def state_file(cli: Cli) -> Path:
     return Path(os.environ["XDG_STATE_HOME"]) / "ctfy-vault" / f"{repo_id}.heads.json"
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_newest_snapshot_deleted_everywhere_fails_check_and_backup(
     tmp_path: Path, moto_s3: S3Endpoint
 ) -> None:
@@ -357,6 +364,7 @@ def test_newest_snapshot_deleted_everywhere_fails_check_and_backup(
     assert cli.json("check")["ok"]
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_known_heads_file_options_and_damage(tmp_path: Path) -> None:
     """--known-heads and the config choose the file; a damaged or foreign one is a clear error."""
     cli = local_cli(tmp_path, names=("disk",))
@@ -405,6 +413,7 @@ def test_missing_config_exits_2(tmp_path: Path) -> None:
     assert "ctfy-vault.toml not found" in done.stderr
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_unknown_lineage_and_bad_usage_exit_2(tmp_path: Path) -> None:
     """An unconfigured lineage, an unknown command or option: exit 2."""
     cli = local_cli(tmp_path)
@@ -416,6 +425,7 @@ def test_unknown_lineage_and_bad_usage_exit_2(tmp_path: Path) -> None:
     assert cli("prune", "--grace", "soon").returncode == 2
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_wrong_key_is_one_opaque_error(tmp_path: Path) -> None:
     """A key that opens no slot: exit 1, one message that says nothing about the key."""
     cli = local_cli(tmp_path)
@@ -426,6 +436,7 @@ def test_wrong_key_is_one_opaque_error(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_targets_of_different_repositories_are_refused(tmp_path: Path) -> None:
     """Two targets holding different repositories: exit 2 naming both; init twice refused."""
     cli = local_cli(tmp_path)
@@ -457,6 +468,7 @@ def _snapshot_objects(tmp_path: Path) -> dict[str, list[str]]:
     return found
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_stdin_from_command_commits_the_output_of_a_program_that_succeeds(tmp_path: Path) -> None:
     """``backup db --stdin-from-command -- CMD``: the output restores byte for byte; -- is kept."""
     cli = local_cli(tmp_path)
@@ -478,6 +490,7 @@ def test_stdin_from_command_commits_the_output_of_a_program_that_succeeds(tmp_pa
     assert (tmp_path / "latest" / "printf").read_bytes() == b"named after the program"
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_stdin_from_command_failing_exits_1_and_commits_nothing(tmp_path: Path) -> None:
     """A producer exiting 3 or killed mid-way: exit 1, one line naming it, no snapshot anywhere."""
     cli = local_cli(tmp_path)
@@ -505,6 +518,7 @@ def test_stdin_from_command_failing_exits_1_and_commits_nothing(tmp_path: Path) 
     assert cli.json("check")["ok"]
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_stdin_from_command_passes_the_programs_stderr_through(tmp_path: Path) -> None:
     """The program's own messages reach the user's stderr, before the one failure line."""
     cli = local_cli(tmp_path)
@@ -535,6 +549,7 @@ def test_stdin_from_command_passes_the_programs_stderr_through(tmp_path: Path) -
         (("--stdin", "--stdin-from-command", "--", "true"), "not both"),
     ],
 )
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_stdin_from_command_usage_errors_exit_2(
     tmp_path: Path, argv: tuple[str, ...], message: str
 ) -> None:
@@ -562,6 +577,7 @@ def test_split_command_cuts_at_the_first_dashdash_after_the_option(argv: list[st
         assert (words, command) == (argv, None)
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_stdin_from_command_needs_a_lineage(tmp_path: Path) -> None:
     """Without a LINEAGE before it, the command is not taken for one."""
     cli = local_cli(tmp_path)
@@ -571,6 +587,7 @@ def test_stdin_from_command_needs_a_lineage(tmp_path: Path) -> None:
     assert "needs a LINEAGE" in done.stderr
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_stdin_from_a_pipe_warns_that_the_pipe_hides_failures(tmp_path: Path) -> None:
     """``--stdin`` on a pipe warns about pipefail and names --stdin-from-command; a file does not."""
     cli = local_cli(tmp_path)

@@ -116,6 +116,7 @@ def test_forget_dry_run_shows_reasons(demo_run: tuple[Path, str]) -> None:
     assert "server-files: keep 2, forget 0" in text
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_demo_output_is_reproducible(tmp_path: Path) -> None:
     """Two runs print the same counts; ids, the link's expiry and manifest sizes may differ.
 
@@ -133,6 +134,7 @@ def test_demo_output_is_reproducible(tmp_path: Path) -> None:
     assert masked(tmp_path / "a") == masked(tmp_path / "b")
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_demo_as_a_subprocess_in_a_temporary_folder() -> None:
     """``python -m ctfy_vault demo`` with no folder succeeds within a few seconds."""
     start = time.monotonic()
@@ -150,6 +152,7 @@ def test_demo_as_a_subprocess_in_a_temporary_folder() -> None:
     assert elapsed < 60  # about 3 s here; generous for a loaded CI machine
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_a_corrupted_chunk_fails_the_demo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,6 +177,7 @@ def test_a_corrupted_chunk_fails_the_demo(
     assert "demo failed: verify found problems: corrupt-chunk on amsterdam" in err
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_a_wrong_restore_fails_the_demo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -191,6 +195,7 @@ def test_a_wrong_restore_fails_the_demo(
     assert "restored contracts/4712.txt differs from the source" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 def test_an_accepted_overwrite_fails_the_demo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

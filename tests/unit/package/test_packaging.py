@@ -9,6 +9,8 @@ import re
 import sys
 import tomllib
 
+import pytest
+
 from tests.support.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -68,6 +70,7 @@ def _provides(dist: str, path: str) -> bool:
     return any(str(file).startswith((f"{path}/", f"{path}.py")) for file in files)
 
 
+@pytest.mark.slow
 def test_every_imported_distribution_is_declared() -> None:
     """Each third-party import of the package is a declared dependency (core or its extra).
 
@@ -102,6 +105,7 @@ def _import_time_modules(tree: ast.Module) -> set[str]:
     return found
 
 
+@pytest.mark.slow  # subprocesses; the whole suite runs it
 def test_core_modules_import_only_core_dependencies() -> None:
     """What the ``azure`` extra brings is imported lazily, so a core install imports cleanly."""
     declared = _declared()

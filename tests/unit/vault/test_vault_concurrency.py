@@ -13,6 +13,8 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from ctfy_vault.crypto import RawKey
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
@@ -101,6 +103,7 @@ def _parse(output: str) -> dict[str, str]:
     return dict(line.split() for line in output.splitlines())
 
 
+@pytest.mark.slow  # subprocesses; the whole suite runs it
 def test_two_processes_back_up_at_once_then_prune_loses_nothing(tmp_path: Path) -> None:
     """Two hosts back up into one repository concurrently; a prune afterwards keeps all it should."""
     urls = _targets(tmp_path)
@@ -128,6 +131,7 @@ def test_two_processes_back_up_at_once_then_prune_loses_nothing(tmp_path: Path) 
     assert verified.ok, verified.problems
 
 
+@pytest.mark.slow  # subprocesses; the whole suite runs it
 def test_prune_running_beside_backups_never_robs_them(tmp_path: Path) -> None:
     """A prune loop running during two backups (grace 1 h) leaves every snapshot restorable."""
     urls = _targets(tmp_path)

@@ -35,7 +35,7 @@ LATE = "snapshots/99991231T235959.999999Z-zzz"
 Pair = Callable[[], list[Target]]
 
 
-@pytest.fixture(params=["local", "moto"])
+@pytest.fixture(params=["local", pytest.param("moto", marks=pytest.mark.moto)])
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Pair:
     """Builds fresh targets ``a`` and ``b`` (local folders, or two prefixes of a moto bucket)."""
     if request.param == "local":
