@@ -34,7 +34,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(name="tests-fast")
 def tests_fast(session: nox.Session) -> None:
-    """Run the tests that need no external server (moto runs in-process) and are not slow."""
+    """Run, on every core, the tests that need no server, no moto and are not marked slow."""
     session.install(".[azure]", *_groups("fast"))
     session.run(
         "pytest", "-q", "-n", "auto", "-m", "not server and not slow and not moto", *session.posargs
