@@ -36,6 +36,7 @@ from ctfy_vault.manifest._codec import (
 )
 from ctfy_vault.manifest._model import (
     HASH_SIZE,
+    IDENTIFIER,
     Entry,
     FileEntry,
     FileType,
@@ -48,6 +49,7 @@ from ctfy_vault.manifest._model import (
 
 __all__ = [
     "HASH_SIZE",
+    "IDENTIFIER",
     "MANIFEST_FORMAT",
     "MAX_LINE_BYTES",
     "ChainReport",

@@ -13,7 +13,8 @@ import attrs
 from ctfy_vault.exceptions import ConfigurationError
 
 HASH_SIZE: Final = 32
-_IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: A lineage name or snapshot id: a letter or digit, then up to 63 letters, digits, ``_`` or ``-``.
+IDENTIFIER: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class FileType(enum.Enum):
@@ -35,7 +36,7 @@ def _text(value: object, what: str, *, empty: bool = False) -> str:
 
 
 def _ident(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _IDENT.fullmatch(value):
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
         raise ConfigurationError(
             f"{what} has 1 to 64 characters from A-Z, a-z, 0-9, '-' and '_', "
             "starting with a letter or digit"
@@ -121,7 +122,7 @@ def parse_entry_name(name: str) -> tuple[datetime, str] | None:
     """
     stamp, dash, ident = name.partition("-")
     found = _NAME_STAMP.fullmatch(stamp)
-    if not dash or found is None or not _IDENT.fullmatch(ident):
+    if not dash or found is None or not IDENTIFIER.fullmatch(ident):
         return None
     year, month, day, hour, minute, second, micro = (int(part) for part in found.groups())
     try:

@@ -23,7 +23,7 @@ import attrs
 from ctfy_vault._files import read_regular_file
 from ctfy_vault.crypto import REPO_ID_SIZE
 from ctfy_vault.exceptions import ConfigurationError, FormatError
-from ctfy_vault.manifest import HASH_SIZE
+from ctfy_vault.manifest import HASH_SIZE, IDENTIFIER
 
 __all__ = ["HEADS_FORMAT", "KnownHeads", "LineageHead"]
 
@@ -32,16 +32,15 @@ HEADS_FORMAT: Final = 1
 _KIND: Final = "ctfy-vault known heads"
 _TOP: Final = frozenset({"format", "kind", "repository", "heads"})
 _HEAD: Final = frozenset({"name", "hash"})
-_LINEAGE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: An entry's object name: its UTC creation time, then its id (see `Manifest.name`).
-_NAME: Final = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_NAME: Final = re.compile(rf"[0-9]{{8}}T[0-9]{{6}}\.[0-9]{{6}}Z-{IDENTIFIER.pattern}")
 _HEX: Final = re.compile(r"[0-9a-f]*")
 #: A state file holds one small object per lineage; anything much larger is not one.
 _MAX_BYTES: Final = 16 * 1024 * 1024
 
 
 def _lineage(_instance: object, _attribute: object, value: Any) -> None:
-    if not isinstance(value, str) or not _LINEAGE.fullmatch(value):
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
         raise ConfigurationError(
             "a lineage has 1 to 64 characters from A-Z, a-z, 0-9, '-' and '_', starting with a "
             "letter or digit"

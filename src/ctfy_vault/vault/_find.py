@@ -20,6 +20,7 @@ from ctfy_vault.exceptions import (
     ConfigurationError,
     SnapshotNotFoundError,
 )
+from ctfy_vault.manifest import IDENTIFIER
 from ctfy_vault.vault._model import SnapshotInfo
 
 __all__ = ["LATEST", "check_reference", "find_snapshot"]
@@ -28,8 +29,6 @@ __all__ = ["LATEST", "check_reference", "find_snapshot"]
 LATEST: Final = "latest"
 #: A snapshot name (``20261126T000300.000000Z-abc123``), an id or a prefix of one.
 _REFERENCE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-#: A lineage name, as the manifest allows it.
-_LINEAGE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: Where a reference that matches nothing was looked for (every target's listing).
 _WHERE: Final = "repository"
 
@@ -53,7 +52,7 @@ def check_reference(ref: str) -> str:
             raise ConfigurationError(
                 f"snapshot reference {ref!r} names no lineage: write latest or latest:LINEAGE"
             )
-        if not _LINEAGE.fullmatch(lineage):
+        if not IDENTIFIER.fullmatch(lineage):
             raise ConfigurationError(
                 f"snapshot reference {ref!r}: {lineage!r} is not a lineage name"
             )

@@ -23,6 +23,7 @@ from ctfy_vault.exceptions import (
     ObjectExistsError,
     ObjectNotFoundError,
     RollbackError,
+    SnapshotNotFoundError,
     StorageError,
     TargetsFailedError,
     UnsupportedError,
@@ -523,7 +524,7 @@ class Vault:
             snapshot: a `SnapshotInfo`, a snapshot name, or a snapshot id.
 
         Raises:
-            ObjectNotFoundError: no snapshot has that name or id.
+            SnapshotNotFoundError: no snapshot has that name or id (an `ObjectNotFoundError`).
             IntegrityError: the snapshot object fails authentication on every target holding it.
             FormatError: it authenticates but its content is invalid (e.g. an escaping path).
         """
@@ -535,7 +536,7 @@ class Vault:
         err = self._reader.broken(wanted)
         if err is not None:
             raise err
-        raise ObjectNotFoundError("no such snapshot", target="repository", key=wanted)
+        raise SnapshotNotFoundError("no such snapshot", target="repository", key=wanted)
 
     def ls(self, snapshot: SnapshotRef, path: str = "") -> list[FileEntry]:
         """List a snapshot's entries at and under ``path`` (everything by default), in path order.

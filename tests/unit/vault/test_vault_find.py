@@ -217,3 +217,17 @@ def test_the_order_of_the_list_does_not_matter(data: st.DataObject) -> None:
         assert str(second) == str(first)
     else:
         assert second is first
+
+
+def test_every_lookup_by_name_raises_the_snapshot_error() -> None:
+    """``manifest``, ``ls`` and ``open_file`` with an unknown snapshot raise SnapshotNotFoundError."""
+    vault = Vault.init([memory_target()], key=RawKey(bytes(32)), now=NOW)
+    for call in (
+        lambda: vault.manifest("nope"),
+        lambda: vault.ls("nope"),
+        lambda: vault.open_file("nope", "a.txt"),
+    ):
+        with pytest.raises(SnapshotNotFoundError) as caught:
+            call()
+        assert isinstance(caught.value, LookupError)
+        assert caught.value.key == "nope"
