@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ctfy_vault import Target
-from ctfy_vault.links import LinkSigner, verify_link
 from ctfy_vault.crypto import RawKey
 from ctfy_vault.export import SnapshotSource, export, history
+from ctfy_vault.links import LinkSigner, verify_link
 from ctfy_vault.vault import Vault
 
 
