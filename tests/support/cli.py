@@ -8,37 +8,18 @@ import random
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ctfy_vault.vault import SnapshotInfo
 from tests.support.servers import S3Endpoint
-
-
-def snapshot(snapshot_id: str, lineage: str, minutes: int) -> SnapshotInfo:
-    """A listed snapshot taken ``minutes`` after a fixed time."""
-    created = datetime(2026, 11, 26, tzinfo=UTC) + timedelta(minutes=minutes)
-    return SnapshotInfo(
-        name=f"{created:%Y%m%dT%H%M%S.%fZ}-{snapshot_id}",
-        snapshot_id=snapshot_id,
-        lineage=lineage,
-        created=created,
-        host="h",
-        tags=(),
-        hash=bytes(32),
-        previous=None,
-        files=1,
-        size=1,
-    )
-
+from tests.support.snapshot_strategies import snapshot_info
 
 LISTED = [
-    snapshot("abc123", "db", 3),
-    snapshot("abd456", "files", 2),
-    snapshot("ffe789", "db", 1),
+    snapshot_info("abc123", "db", 3),
+    snapshot_info("abd456", "files", 2),
+    snapshot_info("ffe789", "db", 1),
 ]
 
 

@@ -29,8 +29,9 @@ from ctfy_vault.retention import Policy
 from ctfy_vault.testing import memory_target
 from ctfy_vault.vault import Vault
 from ctfy_vault.vault import find_snapshot as resolve_snapshot
-from tests.support.cli import LISTED, snapshot
+from tests.support.cli import LISTED
 from tests.support.paths import REPO_ROOT
+from tests.support.snapshot_strategies import snapshot_info as snapshot
 
 FILE = Path("/etc/ctfy/ctfy-vault.toml")
 
