@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from hypothesis import strategies as st
 
-from ctfy_vault.crypto import Cipher, Kind, MasterKeys, Sealer
+from ctfy_vault.crypto import ChunkerKey, Cipher, Kind, MasterKeys, Sealer
 from ctfy_vault.manifest import FileEntry, FileType, Forgotten, Manifest, PruneRecord
 
 FIXED_REPO_ID = bytes(range(16))
@@ -18,6 +18,12 @@ keys = st.builds(
     MasterKeys,
     data_key=st.binary(min_size=32, max_size=32),
     chunk_id_key=st.binary(min_size=32, max_size=32),
+)
+# Any chunker key, derived or not: a seed pyfastcdc accepts and any permutation of the byte values.
+chunker_keys = st.builds(
+    ChunkerKey,
+    seed=st.integers(0, 2**63 - 1),
+    permutation=st.permutations(range(256)).map(bytes),
 )
 ciphers = st.sampled_from([Cipher.AES_256_GCM, Cipher.CHACHA20_POLY1305])
 kinds = st.sampled_from(list(Kind))

@@ -14,6 +14,7 @@ this release cannot read fails with `FormatError`. ``docs/format.md`` gives ever
 """
 
 from ctfy_vault._compat import forward
+from ctfy_vault.crypto._chunker_key import CHUNKER_KEY_INFO, ChunkerKey, derive_chunker_key
 from ctfy_vault.crypto._recipients import (
     ESCROW_CHUNK_SIZE,
     ESCROW_FORMAT_VERSION,
@@ -60,6 +61,7 @@ __getattr__ = forward(
 )
 
 __all__ = [
+    "CHUNKER_KEY_INFO",
     "CHUNK_ID_SIZE",
     "DEFAULT_SCRYPT",
     "ESCROW_CHUNK_SIZE",
@@ -70,6 +72,7 @@ __all__ = [
     "MAX_CHUNK_SIZE",
     "OVERHEAD",
     "REPO_ID_SIZE",
+    "ChunkerKey",
     "Cipher",
     "Credential",
     "EscrowHeader",
@@ -86,6 +89,7 @@ __all__ = [
     "SigningKey",
     "VerifyKey",
     "decrypt_from_recipient",
+    "derive_chunker_key",
     "encrypt_to_recipients",
     "new_repo_id",
     "read_escrow_header",
