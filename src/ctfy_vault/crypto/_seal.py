@@ -52,6 +52,12 @@ class Kind(enum.IntEnum):
     MANIFEST = 2
     PRUNE_RECORD = 3
     KEY_SLOT = 4
+    PACK_HEADER = 5
+    """Format v2: the list of a pack's chunks (``docs/format.md``, "Packs")."""
+    PACK_TRAILER = 6
+    """Format v2: the fixed-size last bytes of a pack, locating its header."""
+    INDEX = 7
+    """Format v2: an index object mapping chunk ids to packs, offsets and lengths."""
 
 
 class Cipher(enum.IntEnum):

@@ -1,10 +1,12 @@
-"""The repository layer: layout, config, key slots, locks, catalog, verify, heal and replicas.
+"""The repository layer: layout, config, key slots, locks, catalog, verify, heal, replicas, packs.
 
 Everything that knows how a repository sits on its targets lives here, between the writer and
 the vault above and `ctfy_vault.storage` below: which keys exist and how they are named and
 parsed (`kind_of`, one strictness for every caller), the config, key-slot storage, the prune
-lock, the catalog reader, verify, heal and repair, and `Replicas` (read with fallback, do on
-each target, write everywhere with a quorum). ``docs/repository.md`` describes the layer.
+lock, the catalog reader, verify, heal and repair, `Replicas` (read with fallback, do on each
+target, write everywhere with a quorum), and the format v2 pack and index objects
+(`PackBuilder`, `read_pack_header`, `encode_index`, `MergedIndex`; the writer does not use them
+yet). ``docs/repository.md`` describes the layer.
 """
 
 from ctfy_vault.repository._catalog import ChunkStream, Reader, index_chunks, snapshot_names
@@ -19,13 +21,26 @@ from ctfy_vault.repository._config import (
 )
 from ctfy_vault.repository._heads import HEADS_FORMAT, KnownHeads, LineageHead
 from ctfy_vault.repository._heal import heal, judge_copies, well_formed
+from ctfy_vault.repository._index import (
+    INDEX_NAME,
+    MAX_INDEX_SIZE,
+    IndexBuilder,
+    IndexedPack,
+    IndexObject,
+    Location,
+    MergedIndex,
+    decode_index,
+    encode_index,
+)
 from ctfy_vault.repository._layout import (
     CONFIG_KEY,
     DELETE_CHECK_KEY,
+    INDEX_PREFIX,
     KEYS_PREFIX,
     LOCK_KEY,
     LOCKS_PREFIX,
     OBJECTS_PREFIX,
+    PACKS_PREFIX,
     QUARANTINE_PREFIX,
     SNAPSHOTS_PREFIX,
     SWEEP_PREFIX,
@@ -33,7 +48,11 @@ from ctfy_vault.repository._layout import (
     chunk_id_of,
     chunk_key,
     in_lock_area,
+    index_id_of,
+    index_key,
     kind_of,
+    pack_id_of,
+    pack_key,
     quarantine_key,
     quarantined_of,
     slot_id_of,
@@ -44,6 +63,29 @@ from ctfy_vault.repository._layout import (
     unexpected_key,
 )
 from ctfy_vault.repository._lock import LockInfo, acquire, new_lock, read_lock, release
+from ctfy_vault.repository._packs import (
+    DEFAULT_PACK_SIZE,
+    MAX_PACK_SIZE,
+    MIN_PACK_SIZE,
+    PACK_NAME,
+    PACK_VERSION,
+    TRAILER_SIZE,
+    BlobRanges,
+    Pack,
+    PackBuilder,
+    PackEntry,
+    PackHeader,
+    RangeReader,
+    TargetRanges,
+    check_pack,
+    decode_pack_header,
+    encode_pack_header,
+    header_size,
+    open_chunk_from_pack,
+    padme,
+    read_chunk,
+    read_pack_header,
+)
 from ctfy_vault.repository._replicas import Failures, Outcome, Replicas, put
 from ctfy_vault.repository._reports import HealOutcome, HealReport, Problem, VerifyReport
 from ctfy_vault.repository._slots import (
@@ -60,51 +102,87 @@ from ctfy_vault.repository._verify import ReadData, verify_targets
 __all__ = [
     "CONFIG_KEY",
     "DEFAULT_CHUNKER",
+    "DEFAULT_PACK_SIZE",
     "DELETE_CHECK_KEY",
     "HEADS_FORMAT",
+    "INDEX_NAME",
+    "INDEX_PREFIX",
     "KEYS_PREFIX",
     "LOCKS_PREFIX",
     "LOCK_KEY",
+    "MAX_INDEX_SIZE",
+    "MAX_PACK_SIZE",
+    "MIN_PACK_SIZE",
     "OBJECTS_PREFIX",
+    "PACKS_PREFIX",
+    "PACK_NAME",
+    "PACK_VERSION",
     "QUARANTINE_PREFIX",
     "REPOSITORY_FORMAT",
     "SNAPSHOTS_PREFIX",
     "SWEEP_PREFIX",
+    "TRAILER_SIZE",
+    "BlobRanges",
     "ChunkStream",
     "ChunkerParams",
     "Failures",
     "HealOutcome",
     "HealReport",
+    "IndexBuilder",
+    "IndexObject",
+    "IndexedPack",
     "KeyKind",
     "KnownHeads",
     "LineageHead",
+    "Location",
     "LockInfo",
+    "MergedIndex",
     "Outcome",
+    "Pack",
+    "PackBuilder",
+    "PackEntry",
+    "PackHeader",
     "Problem",
+    "RangeReader",
     "ReadData",
     "Reader",
     "Replicas",
     "RepoConfig",
+    "TargetRanges",
     "VerifyReport",
     "acquire",
     "add_key_slot",
+    "check_pack",
     "chunk_id_of",
     "chunk_key",
     "create_key_slot",
+    "decode_index",
+    "decode_pack_header",
+    "encode_index",
+    "encode_pack_header",
     "has_key_slots",
+    "header_size",
     "heal",
     "in_lock_area",
     "index_chunks",
+    "index_id_of",
+    "index_key",
     "judge_copies",
     "kind_of",
     "list_key_slots",
     "new_lock",
+    "open_chunk_from_pack",
+    "pack_id_of",
+    "pack_key",
+    "padme",
     "put",
     "quarantine_key",
     "quarantined_of",
+    "read_chunk",
     "read_config",
     "read_configs",
     "read_lock",
+    "read_pack_header",
     "release",
     "remove_key_slot",
     "rotate_key_slot",

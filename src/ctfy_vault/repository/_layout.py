@@ -1,4 +1,4 @@
-"""The repository layout v1: every object key built and parsed here, with one strictness.
+"""The repository layout: every object key built and parsed here, with one strictness.
 
 =====================================  ===============  =================================
 key                                    kind             written / deleted by
@@ -7,13 +7,16 @@ key                                    kind             written / deleted by
 ``keys/<key-id>``                      key slot         init, key add / key remove, rotate
 ``objects/<ab>/<chunk id in hex>``     chunk            backup (heal copies) / prune sweep
 ``snapshots/<UTC time>-<id>``          snapshot         backup, prune record / prune
+``packs/<ab>/<pack id in hex>``        pack (v2)        not yet written (format v2)
+``index/<index id in hex>``            index (v2)       not yet written (format v2)
 ``locks/prune``                        lock             prune / prune, break-lock
 ``locks/sweep/<time>-<8 hex>``         sweep mark       prune / prune
 ``quarantine/<time>/<key>``            quarantined      heal repair / you, by hand
 =====================================  ===============  =================================
 
 A parser accepts exactly what its builder writes: lower-case hex, the right fan-out folder, no
-extra segment. Anything else is a *stray*: no object of the repository, ignored by backup,
+extra segment. A pack's id and an index object's id are the SHA-256 of the stored object (see
+`ctfy_vault.repository._packs`). Anything else is a *stray*: no object of the repository, ignored by backup,
 prune, restore and heal, reported by verify, quarantined by ``heal(repair=True)``.
 """
 
@@ -31,10 +34,12 @@ from ctfy_vault.manifest import parse_entry_name
 __all__ = [
     "CONFIG_KEY",
     "DELETE_CHECK_KEY",
+    "INDEX_PREFIX",
     "KEYS_PREFIX",
     "LOCKS_PREFIX",
     "LOCK_KEY",
     "OBJECTS_PREFIX",
+    "PACKS_PREFIX",
     "QUARANTINE_PREFIX",
     "SNAPSHOTS_PREFIX",
     "SWEEP_PREFIX",
@@ -42,7 +47,11 @@ __all__ = [
     "chunk_id_of",
     "chunk_key",
     "in_lock_area",
+    "index_id_of",
+    "index_key",
     "kind_of",
+    "pack_id_of",
+    "pack_key",
     "quarantine_key",
     "quarantined_of",
     "slot_id_of",
@@ -59,6 +68,10 @@ CONFIG_KEY: Final = "config"
 KEYS_PREFIX: Final = "keys"
 #: The folder of the chunk objects, fanned out by the first byte of the id.
 OBJECTS_PREFIX: Final = "objects"
+#: Format v2: the folder of the pack objects, fanned out by the first byte of the pack id.
+PACKS_PREFIX: Final = "packs"
+#: Format v2: the folder of the index objects (few per repository, so not fanned out).
+INDEX_PREFIX: Final = "index"
 #: The folder of the sealed chain entries (manifests and prune records).
 SNAPSHOTS_PREFIX: Final = "snapshots"
 #: The folder of short-lived bookkeeping: the prune lock and the sweep marks.
@@ -87,6 +100,8 @@ class KeyKind(enum.Enum):
     KEY_SLOT = "key slot"
     CHUNK = "chunk"
     SNAPSHOT = "snapshot"
+    PACK = "pack"
+    INDEX = "index"
     LOCK = "lock"
     SWEEP_MARK = "sweep mark"
     QUARANTINED = "quarantined"
@@ -105,6 +120,17 @@ def chunk_key(chunk_id: bytes) -> str:
     """Return the object key of a chunk: ``objects/<first two hex digits>/<id in hex>``."""
     name = chunk_id.hex()
     return f"{OBJECTS_PREFIX}/{name[:2]}/{name}"
+
+
+def pack_key(pack_id: bytes) -> str:
+    """Return the object key of a pack (format v2): ``packs/<first two hex digits>/<id in hex>``."""
+    name = pack_id.hex()
+    return f"{PACKS_PREFIX}/{name[:2]}/{name}"
+
+
+def index_key(index_id: bytes) -> str:
+    """Return the object key of an index object (format v2): ``index/<id in hex>``."""
+    return f"{INDEX_PREFIX}/{index_id.hex()}"
 
 
 def snapshot_key(name: str) -> str:
@@ -141,17 +167,40 @@ def slot_id_of(key: str) -> str | None:
     return key_id
 
 
+def _fanned_out_id(key: str, prefix: str) -> bytes | None:
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != prefix or not _HEX_ID.fullmatch(parts[2]):
+        return None
+    if parts[1] != parts[2][:2]:
+        return None
+    return bytes.fromhex(parts[2])
+
+
 def chunk_id_of(key: str) -> bytes | None:
     """Return the chunk id an ``objects/`` key names, or ``None`` when it is not a chunk's key.
 
     Only the exact form `chunk_key` writes parses (lower-case hex, the right folder).
     """
-    parts = key.split("/")
-    if len(parts) != 3 or parts[0] != OBJECTS_PREFIX or not _HEX_ID.fullmatch(parts[2]):
+    return _fanned_out_id(key, OBJECTS_PREFIX)
+
+
+def pack_id_of(key: str) -> bytes | None:
+    """Return the pack id a ``packs/`` key names, or ``None`` when it is not a pack's key.
+
+    Only the exact form `pack_key` writes parses (lower-case hex, the right folder).
+    """
+    return _fanned_out_id(key, PACKS_PREFIX)
+
+
+def index_id_of(key: str) -> bytes | None:
+    """Return the id an ``index/`` key names, or ``None`` when it is not an index object's key.
+
+    Only the exact form `index_key` writes parses (lower-case hex, no extra segment).
+    """
+    folder, slash, name = key.partition("/")
+    if folder != INDEX_PREFIX or not slash or not _HEX_ID.fullmatch(name):
         return None
-    if parts[1] != parts[2][:2]:
-        return None
-    return bytes.fromhex(parts[2])
+    return bytes.fromhex(name)
 
 
 def snapshot_name_of(key: str) -> str | None:
@@ -197,6 +246,8 @@ def kind_of(key: str) -> KeyKind:
         (KeyKind.KEY_SLOT, slot_id_of(key)),
         (KeyKind.CHUNK, chunk_id_of(key)),
         (KeyKind.SNAPSHOT, snapshot_name_of(key)),
+        (KeyKind.PACK, pack_id_of(key)),
+        (KeyKind.INDEX, index_id_of(key)),
         (KeyKind.QUARANTINED, quarantined_of(key)),
     )
     for kind, value in parsed:
