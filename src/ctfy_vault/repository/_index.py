@@ -352,7 +352,9 @@ class MergedIndex:
                     e.chunk_id + pack.pack_id + _PLACE.pack(e.offset, e.length)
                     for e in pack.entries
                 )
-        records.sort()
+        # Sorted backwards and popped, so each record is freed as its arrays' entry is made: the
+        # peak is the records or the arrays, not both.
+        records.sort(reverse=True)
         pack_ids = tuple(sorted(sizes))
         number = {pack_id: n for n, pack_id in enumerate(pack_ids)}
         ids = bytearray()
@@ -360,7 +362,8 @@ class MergedIndex:
         offsets, lengths = _array("Q"), _array("I")
         previous = b""
         unique = 0
-        for record in records:
+        while records:
+            record = records.pop()
             if record == previous:
                 continue
             chunk_id = record[:CHUNK_ID_SIZE]
@@ -374,7 +377,7 @@ class MergedIndex:
             offsets.append(offset)
             lengths.append(length)
         return cls(
-            ids=bytes(ids),
+            ids=bytes(ids),  # the records are gone by now; the copy drops bytearray's slack
             prefixes=prefixes,
             packs=packs,
             offsets=offsets,
