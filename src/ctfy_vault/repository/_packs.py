@@ -91,7 +91,6 @@ _ENTRY: Final = struct.Struct(f">{CHUNK_ID_SIZE}sQI")
 _COUNT: Final = struct.Struct(">BI")
 _TRAILER: Final = struct.Struct(">QQ")
 _MAX_SEALED_CHUNK: Final = 2**32 - 1
-_MAX_ENTRIES: Final = 2**32 - 1
 #: A pack header names at most this many chunks (a 1 GiB pack of 32-byte chunks, with room).
 _MAX_HEADER_PLAINTEXT: Final = _COUNT.size + _ENTRY.size * (MAX_PACK_SIZE // OVERHEAD + 1)
 _SHORT_READ: Final = "pack ended early: the stored object is shorter than its index or trailer says"
