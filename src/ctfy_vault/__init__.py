@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ctfy_vault.storage import Capabilities, RetryPolicy, Target
     from ctfy_vault.vault import (
         BackupInfo,
+        CopyReport,
         PruneReport,
         RestoreReport,
         SnapshotInfo,
@@ -43,6 +44,7 @@ _FRONT: dict[str, str] = {
     "BackupInfo": "ctfy_vault.vault",
     "Capabilities": "ctfy_vault.storage",
     "CommandSource": "ctfy_vault.writer",
+    "CopyReport": "ctfy_vault.vault",
     "Duration": "ctfy_vault.retention",
     "MirrorReport": "ctfy_vault.mirror",
     "Passphrase": "ctfy_vault.crypto",
@@ -95,6 +97,7 @@ __all__ = [
     "BackupInfo",
     "Capabilities",
     "CommandSource",
+    "CopyReport",
     "Duration",
     "MirrorReport",
     "Passphrase",

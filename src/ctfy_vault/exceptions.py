@@ -24,6 +24,7 @@ caller already catches, so ``except FileExistsError`` or ``except ValueError`` k
     ├── FormatError (ValueError)                 data in a format or version this release cannot read
     ├── LockError                                the repository is locked by someone else
     ├── RollbackError                            a lineage lost a head seen before (deleted, rolled back)
+    ├── ChainOrderError (ValueError)             a copy would chain a snapshot after a newer head
     └── TargetsFailedError                       a multi-target operation missed required targets
 
 No message ever contains a key, a passphrase or a signed URL.
@@ -36,6 +37,7 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "AccessDeniedError",
     "AmbiguousSnapshotError",
+    "ChainOrderError",
     "ConfigurationError",
     "DegradedTargetError",
     "FormatError",
@@ -220,6 +222,33 @@ class RollbackError(VaultError):
     Its newest entries were deleted (on every target) or the storage was rolled back; chaining a
     new snapshot onto the older head would hide that. The message names the lineage and the head.
     """
+
+
+class ChainOrderError(VaultError, ValueError):
+    """A copy would chain a snapshot onto a lineage head newer than itself; nothing was copied.
+
+    A lineage's chain runs oldest first (``verify`` reports an entry older than its predecessor
+    as a rollback), so `Vault.copy` refuses, before writing anything, to copy a snapshot older
+    than the destination lineage's head. The message names the lineage, the snapshot and the head.
+
+    Attributes:
+        lineage: the destination lineage.
+        snapshot: the name of the snapshot that would go after a newer head.
+        head: the name of the destination lineage's head.
+    """
+
+    def __init__(self, message: str, *, lineage: str, snapshot: str, head: str) -> None:
+        super().__init__(message)
+        self.lineage = lineage
+        self.snapshot = snapshot
+        self.head = head
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep keyword-only args through pickling
+        return (_rebuild_order, (self.args[0], self.lineage, self.snapshot, self.head))
+
+
+def _rebuild_order(text: str, lineage: str, snapshot: str, head: str) -> ChainOrderError:
+    return ChainOrderError(text, lineage=lineage, snapshot=snapshot, head=head)
 
 
 class TargetsFailedError(VaultError):

@@ -20,10 +20,10 @@ from ctfy_vault.cli._progress import format_bytes
 from ctfy_vault.cli._render import (
     CommandInterrupted,
     ExitCode,
+    backup_dict,
     dump,
     progress,
     report_failed_targets,
-    snapshot_dict,
     warn,
     write_error,
 )
@@ -72,7 +72,7 @@ def backup(args: argparse.Namespace, out: TextIO) -> ExitCode:
         worst = max(worst, code)
         if info is None:
             continue
-        results.append(_backup_dict(info))
+        results.append(backup_dict(info))
         if path is not None:
             recorded = known if known is not None else KnownHeads(repo_id=vault.repo_id)
             known = recorded.advance(info.head)
@@ -231,26 +231,6 @@ def _backup_one(
         reason = "not committed" if error is None else f"{type(error).__name__}: {error}"
         write_error(f"backup {lineage}", f"{name}: FAILED: {reason}")
     return ExitCode.PARTIAL, info
-
-
-def _backup_dict(info: BackupInfo) -> dict[str, object]:
-    return {
-        **snapshot_dict(info),
-        "bytes_read": info.bytes_read,
-        "chunks_sealed": info.chunks_sealed,
-        "warnings": [{"path": w.path, "reason": w.reason} for w in info.warnings],
-        "targets": [
-            {
-                "target": o.target,
-                "committed": o.committed,
-                "chunks_uploaded": o.chunks_uploaded,
-                "chunks_present": o.chunks_present,
-                "bytes_uploaded": o.bytes_uploaded,
-                "error": o.error,
-            }
-            for o in info.outcomes
-        ],
-    }
 
 
 def _print_backup(info: BackupInfo, out: TextIO) -> None:

@@ -1,8 +1,8 @@
 """The ``ctfy-vault`` command line: every command, option and help text, and nothing else.
 
 `parse` turns the words into a namespace whose ``run`` is the command's function (in the command
-modules: `_repository`, `_backup`, `_browse`, `_maintenance`, `_tools`, `_mirror`, `_export`,
-`_escrow`), called as ``run(args, out)`` and returning an `ExitCode`. Option values are checked as
+modules: `_repository`, `_backup`, `_copy`, `_browse`, `_maintenance`, `_tools`, `_mirror`,
+`_export`, `_escrow`), called as ``run(args, out)`` and returning an `ExitCode`. Option values are checked as
 they are parsed (see `ctfy_vault.cli._options`): a bad value is a usage error, exit code 2.
 """
 
@@ -17,6 +17,7 @@ from ctfy_vault._version import __version__
 from ctfy_vault.cli import (
     _backup,
     _browse,
+    _copy,
     _escrow,
     _export,
     _maintenance,
@@ -216,6 +217,7 @@ def _add_repository_commands(commands: Any) -> None:
         parents=both,
     )
     _add_backup(commands, both)
+    _add_copy(commands, both)
     _add_browsing(commands, both)
     _add_maintenance(commands, both)
     _add_key_and_lock(commands, config, both)
@@ -268,6 +270,46 @@ def _add_backup(commands: Any, both: list[argparse.ArgumentParser]) -> None:
         help="back up even when the storage lost a lineage's known head (deleted or rolled "
         "back): chain onto the head it holds now and record the new snapshot as known",
     )
+
+
+def _add_copy(commands: Any, both: list[argparse.ArgumentParser]) -> None:
+    copy = _command(
+        commands,
+        "copy",
+        _copy.copy,
+        "copy snapshots of another repository into this one, re-chunked and re-sealed",
+        "Copy the snapshots (default: all) of the repository OTHER.toml describes (its targets "
+        "and its own key) into this one: each file is read from the source, re-chunked and "
+        "sealed under this repository's keys, and each snapshot keeps its lineage, id, time, "
+        "host, tags and file metadata, chained oldest first onto this repository's head of its "
+        "lineage, with a copied-from=SOURCE-ID/SNAPSHOT-ID tag. Snapshots already here (same "
+        "lineage and id, or that tag) are skipped, so an interrupted copy resumes when run "
+        "again. A snapshot older than this repository's head of its lineage is refused before "
+        "anything is copied (exit code 1). Exit code 3 when some target failed while others "
+        "committed (repair with heal).",
+        parents=both,
+    )
+    copy.add_argument(
+        "--from-config",
+        required=True,
+        metavar="OTHER.toml",
+        help="the config of the repository to copy from (its targets and its key)",
+    )
+    copy.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        type=reference_option,
+        metavar="REF",
+        help=f"copy this snapshot ({_SNAPSHOT_HELP}; repeatable; default: all)",
+    )
+    copy.add_argument(
+        "--lineage",
+        action="append",
+        default=[],
+        help="copy only this lineage (repeatable); --snapshot is looked up among its snapshots",
+    )
+    _add_known_heads(copy)
 
 
 def _add_browsing(commands: Any, both: list[argparse.ArgumentParser]) -> None:

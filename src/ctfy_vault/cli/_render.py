@@ -16,14 +16,17 @@ from typing import TextIO
 
 from ctfy_vault.cli._progress import Progress
 from ctfy_vault.exceptions import TargetsFailedError
-from ctfy_vault.vault import SnapshotInfo
+from ctfy_vault.vault import BackupInfo, SnapshotInfo
+from ctfy_vault.writer import TargetOutcome
 
 __all__ = [
     "CommandInterrupted",
     "ExitCode",
+    "backup_dict",
     "dump",
     "dump_line",
     "exit_code_for_partial",
+    "outcome_dict",
     "progress",
     "report_failed_targets",
     "snapshot_dict",
@@ -111,6 +114,29 @@ def snapshot_dict(info: SnapshotInfo) -> dict[str, object]:
         "tags": list(info.tags),
         "files": info.files,
         "size": info.size,
+    }
+
+
+def outcome_dict(outcome: TargetOutcome) -> dict[str, object]:
+    """One target's outcome of a backup or copy, as ``--json`` prints it."""
+    return {
+        "target": outcome.target,
+        "committed": outcome.committed,
+        "chunks_uploaded": outcome.chunks_uploaded,
+        "chunks_present": outcome.chunks_present,
+        "bytes_uploaded": outcome.bytes_uploaded,
+        "error": outcome.error,
+    }
+
+
+def backup_dict(info: BackupInfo) -> dict[str, object]:
+    """A snapshot a backup (or a copy) wrote, with each target's outcome, as ``--json`` prints it."""
+    return {
+        **snapshot_dict(info),
+        "bytes_read": info.bytes_read,
+        "chunks_sealed": info.chunks_sealed,
+        "warnings": [{"path": w.path, "reason": w.reason} for w in info.warnings],
+        "targets": [outcome_dict(o) for o in info.outcomes],
     }
 
 

@@ -43,8 +43,9 @@ from ctfy_vault.repository import (
     RepoConfig,
     VerifyReport,
 )
+from ctfy_vault.vault._copy import ORIGIN_TAG, origin_tag
 from ctfy_vault.vault._find import LATEST, check_reference, find_snapshot
-from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo
+from ctfy_vault.vault._model import BackupInfo, CopyReport, RestoreReport, SnapshotInfo
 from ctfy_vault.vault._prune import DEFAULT_GRACE, DEFAULT_LOCK_TTL, PruneReport
 from ctfy_vault.vault._vault import Vault
 from ctfy_vault.writer import BackupSource
@@ -56,9 +57,11 @@ __all__ = [
     "HEADS_FORMAT",
     "LATEST",
     "LOCK_KEY",
+    "ORIGIN_TAG",
     "REPOSITORY_FORMAT",
     "BackupInfo",
     "BackupSource",
+    "CopyReport",
     "KnownHeads",
     "LineageHead",
     "LockInfo",
@@ -71,6 +74,7 @@ __all__ = [
     "VerifyReport",
     "check_reference",
     "find_snapshot",
+    "origin_tag",
 ]
 
 

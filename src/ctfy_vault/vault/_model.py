@@ -11,7 +11,7 @@ from ctfy_vault.manifest import Manifest
 from ctfy_vault.repository._heads import LineageHead
 from ctfy_vault.writer import BackupResult, SourceWarning, TargetOutcome
 
-__all__ = ["BackupInfo", "RestoreReport", "SnapshotInfo"]
+__all__ = ["BackupInfo", "CopyReport", "RestoreReport", "SnapshotInfo"]
 
 
 @attrs.frozen(kw_only=True)
@@ -135,3 +135,36 @@ class RestoreReport:
     bytes: int = 0
     refused: tuple[tuple[str, str], ...] = ()
     fallbacks: tuple[tuple[str, str], ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class CopyReport:
+    """What `Vault.copy` did: the snapshots it copied, those already there, and each target's share.
+
+    Attributes:
+        source_repo_id: the id of the repository copied from.
+        time: the moment of the copy (the ``now`` given; copied snapshots keep their own times).
+        copied: each snapshot written to the destination, oldest first, with what the run did on
+            each target (as a backup reports it).
+        skipped: the source's chosen snapshots the destination already held (same lineage and
+            id, or the origin tag naming them), oldest first.
+        bytes_read: plaintext bytes read from the source (files whose content the destination
+            already held are not read).
+        bytes_written: sealed bytes stored on the destination, over all targets.
+        outcomes: one outcome per destination target over the whole run: ``committed`` when
+            every copied snapshot was committed there (also when nothing needed copying), the
+            first error met there, and the chunk and byte counts summed.
+    """
+
+    source_repo_id: bytes
+    time: datetime
+    copied: tuple[BackupInfo, ...]
+    skipped: tuple[SnapshotInfo, ...]
+    bytes_read: int
+    bytes_written: int
+    outcomes: tuple[TargetOutcome, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every destination target committed every copied snapshot."""
+        return all(outcome.committed for outcome in self.outcomes)

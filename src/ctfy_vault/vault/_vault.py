@@ -66,8 +66,9 @@ from ctfy_vault.repository import (
 )
 from ctfy_vault.retention import Policy, RetentionPlan, plan
 from ctfy_vault.storage import Target
+from ctfy_vault.vault._copy import Destination, Origin, copy_snapshots
 from ctfy_vault.vault._find import check_reference, find_snapshot
-from ctfy_vault.vault._model import BackupInfo, RestoreReport, SnapshotInfo
+from ctfy_vault.vault._model import BackupInfo, CopyReport, RestoreReport, SnapshotInfo
 from ctfy_vault.vault._prune import (
     DEFAULT_GRACE,
     DEFAULT_LOCK_TTL,
@@ -390,6 +391,91 @@ class Vault:
             guard=self._refuses,
         )
         return BackupInfo.of_result(result)
+
+    # -- copy --------------------------------------------------------------------------------
+
+    def copy(
+        self,
+        source: Vault,
+        *,
+        snapshots: SnapshotRef | Iterable[SnapshotRef] | None = None,
+        lineages: str | Iterable[str] | None = None,
+        now: datetime,
+        require: Require = "all",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CopyReport:
+        """Copy snapshots of another repository into this one, re-chunked and re-sealed.
+
+        Each snapshot chosen that this repository lacks is written as a backup would write it:
+        every file is read from ``source`` chunk by chunk (never whole, so a file larger than
+        memory copies too), cut with this repository's chunker, named with its chunk-id key and
+        sealed under its keys; chunks already stored here are not stored again. The snapshot
+        keeps its lineage, id and creation time (so its name), host, tags, labels, sources and
+        every entry's metadata (modes, mtimes, links, empty folders and files), and is chained
+        onto this repository's head of its lineage, oldest first. It gets one more tag recording
+        where it came from, ``copied-from=<source repo id, hex>/<snapshot id>``
+        (`ctfy_vault.vault.origin_tag`). Prune records are not copied.
+
+        A snapshot is already here when this repository holds one of the same lineage and id,
+        or one carrying that tag: it is skipped. A copy interrupted at any point (between
+        snapshots or in the middle of one) therefore resumes when run again: it copies only
+        what is missing and duplicates nothing; per target, as in a backup, a manifest is
+        written only after every chunk it names is there.
+
+        Args:
+            source: the open repository to copy from (any format this release reads).
+            snapshots: references (``latest``, ``latest:LINEAGE``, names, ids, unique id
+                prefixes, as `Vault.find` takes them) or `SnapshotInfo` values of ``source``;
+                one alone is accepted. ``None`` copies every snapshot.
+            lineages: copy only these lineages (one name alone is accepted); references are
+                then looked up among their snapshots.
+            now: the moment of the copy (aware), recorded in the report; the snapshots keep
+                their own creation times.
+            require: ``"all"`` or how many targets must commit each snapshot (as in `backup`).
+            progress: told ``(bytes, files)`` as the source's files are read.
+
+        Returns:
+            The snapshots copied (each with its targets' outcomes), those skipped, the bytes
+            read and written, and each target's outcome over the whole run.
+
+        Raises:
+            ConfigurationError: ``source`` is this repository (the same repository id), a
+                malformed reference or lineage name, or a naive ``now``; nothing was copied.
+            SnapshotNotFoundError: a reference matches no snapshot of ``source`` (of the
+                lineages given), or a lineage given has none; nothing was copied.
+            AmbiguousSnapshotError: a reference is a prefix of several ids.
+            ChainOrderError: a snapshot to copy is older than this repository's head of its
+                lineage (a snapshot or prune record): chaining it there would break the time
+                order of the chain. Checked for every snapshot before anything is written.
+            ObjectExistsError: this repository holds a snapshot with the same id in another
+                lineage.
+            TargetsFailedError: a snapshot was committed on fewer targets than required; those
+                before it are copied (run the copy again once the targets are back), or no
+                target holds this repository any more (nothing was written).
+            IntegrityError: a file read from ``source`` does not match its manifest (that
+                snapshot commits nothing).
+        """
+        refused = self._writable("copy")
+        origin = Origin(
+            repo_id=source.repo_id,
+            snapshots=source.snapshots,
+            manifest=source.manifest,
+            content=source._reader.content,  # the same class: another repository's reader
+        )
+        destination = Destination(
+            repo_id=self.repo_id,
+            writer=Writer(
+                self._targets, self._sealer, chunker=self._config.chunker, require=require
+            ),
+            catalog=lambda: self._reader.catalog().values(),
+            head=lambda lineage: self._lineage_head(lineage)[0],
+            guard=self._refuses,
+            refused=refused,
+            recheck=lambda: marked_chunks(self._targets),
+        )
+        return copy_snapshots(
+            origin, destination, snapshots=snapshots, lineages=lineages, now=now, progress=progress
+        )
 
     # -- which targets take writes -------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from ctfy_vault.repository import (
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource
 from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
-from ctfy_vault.writer._sources import BackupSource, StreamSource
+from ctfy_vault.writer._sources import BackupSource, EntrySource, StreamSource
 from ctfy_vault.writer._writer import COMMIT_INTERRUPTED, Require, Writer
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "BackupSource",
     "ChunkerParams",
     "CommandSource",
+    "EntrySource",
     "HealOutcome",
     "HealReport",
     "Readable",

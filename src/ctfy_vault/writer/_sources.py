@@ -24,6 +24,7 @@ from ctfy_vault.writer._outcome import SourceWarning
 
 __all__ = [
     "BackupSource",
+    "EntrySource",
     "FileItem",
     "Item",
     "StreamSource",
@@ -69,6 +70,31 @@ class StreamSource:
     check: Callable[[], object] | None = attrs.field(default=None, repr=False, eq=False)
 
 
+@attrs.frozen(kw_only=True)
+class EntrySource:
+    """An entry of another snapshot, replayed as it was recorded (how `Vault.copy` feeds the writer).
+
+    A folder or link entry is recorded as it is. A regular file keeps its path, mode and mtime; its
+    content is read from ``content`` and chunked like a stream, unless ``chunks`` (this
+    repository's chunk ids for the same content, from an earlier snapshot) are all already on every
+    target, in which case nothing is read. The content read must match the entry's size and
+    SHA-256, or the backup commits nothing.
+
+    Attributes:
+        entry: the entry as the other snapshot records it (its chunk ids are not used).
+        content: opens the file's content (regular files only); read once, to its end.
+        chunks: this repository's chunk ids for the file's content, when known.
+    """
+
+    entry: FileEntry
+    content: Callable[[], Readable] | None = attrs.field(default=None, repr=False, eq=False)
+    chunks: tuple[bytes, ...] | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.entry.type is FileType.FILE and self.content is None and self.chunks is None:
+            raise ConfigurationError(f"{self.entry.path}: a file entry needs its content")
+
+
 @attrs.frozen
 class FileItem:
     """A regular file found by the walk, to be opened and chunked.
@@ -84,7 +110,7 @@ class FileItem:
     before: os.stat_result = attrs.field(eq=False)
 
 
-Item = FileEntry | FileItem | StreamSource | CommandSource
+Item = FileEntry | FileItem | StreamSource | CommandSource | EntrySource
 #: What a backup reads: a file or folder path, a stream, or a program's output.
 BackupSource = str | os.PathLike[str] | StreamSource | CommandSource
 
@@ -122,11 +148,14 @@ def _top_name(source: str) -> str:
     return name
 
 
-def walk(sources: Iterable[BackupSource], warnings: list[SourceWarning]) -> Iterator[Item]:
+def walk(
+    sources: Iterable[BackupSource | EntrySource], warnings: list[SourceWarning]
+) -> Iterator[Item]:
     """Yield what to record for each source, depth first, in name order, never following links.
 
     Args:
-        sources: paths (files, links or directory trees), streams and commands.
+        sources: paths (files, links or directory trees), streams, commands and replayed
+            entries (yielded as they are).
         warnings: receives one entry per skipped or unreadable entry.
 
     Yields:
@@ -139,7 +168,9 @@ def walk(sources: Iterable[BackupSource], warnings: list[SourceWarning]) -> Iter
     seen: set[str] = set()
     for source in given:
         path: str | None = None
-        if isinstance(source, (StreamSource, CommandSource)):
+        if isinstance(source, EntrySource):
+            top = source.entry.path
+        elif isinstance(source, (StreamSource, CommandSource)):
             top = source.name
         else:
             path = os.fspath(source)
@@ -150,7 +181,7 @@ def walk(sources: Iterable[BackupSource], warnings: list[SourceWarning]) -> Iter
         if path is not None and not os.path.lexists(path):
             raise ConfigurationError(f"source does not exist: {display(path)}")
     for source in given:
-        if isinstance(source, (StreamSource, CommandSource)):
+        if isinstance(source, (StreamSource, CommandSource, EntrySource)):
             yield source
             continue
         fs_path = os.path.abspath(os.fspath(source))

@@ -32,7 +32,9 @@ from ctfy_vault.writer._command import CommandSource, running
 from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
 from ctfy_vault.writer._sources import (
     BackupSource,
+    EntrySource,
     FileItem,
+    Item,
     StreamSource,
     check_complete,
     check_unchanged,
@@ -212,7 +214,7 @@ class Writer:
 
     def backup(
         self,
-        sources: Iterable[BackupSource],
+        sources: Iterable[BackupSource | EntrySource],
         *,
         lineage: str,
         host: str,
@@ -227,6 +229,7 @@ class Writer:
         recheck: frozenset[bytes] = frozenset(),
         degraded: Mapping[str, BaseException] | None = None,
         guard: Callable[[Target], BaseException | None] | None = None,
+        recorded_sources: Sequence[str] | None = None,
     ) -> BackupResult:
         """Back up paths, streams and commands' output as one snapshot on every target.
 
@@ -239,7 +242,8 @@ class Writer:
 
         Args:
             sources: paths (files, links, directory trees; stored under their base names),
-                streams (`StreamSource`) and commands (`CommandSource`, run in turn when reached);
+                streams (`StreamSource`), commands (`CommandSource`, run in turn when reached)
+                and entries of another snapshot (`EntrySource`, recorded under their own paths);
                 each is read once.
             lineage: the snapshot's lineage (``db``, ``server-files``...).
             host: the machine the data comes from.
@@ -267,6 +271,8 @@ class Writer:
             guard: asked about each target right before its manifest is written; an error
                 returned (or raised) fails that target instead of committing there (the chunks
                 already stored stay, unreferenced).
+            recorded_sources: the manifest's ``sources``; by default the name of each source
+                given (a copied snapshot keeps the sources its original recorded).
 
         Returns:
             The manifest written and one outcome per target.
@@ -278,6 +284,8 @@ class Writer:
             SourceFailedError: a command exited non-zero, was killed or could not be started, or
                 a stream's completion check returned ``False`` (nothing is committed).
             OSError: a stream source failed while being read (nothing is committed).
+            IntegrityError: an `EntrySource`'s content does not match its entry (nothing is
+                committed).
             KeyboardInterrupt: passed on once the worker threads stopped (queued work is
                 dropped); nothing is committed unless it carries the `COMMIT_INTERRUPTED` note.
         """
@@ -304,16 +312,10 @@ class Writer:
         )
         try:
             for item in walk(given, warnings):
-                if isinstance(item, FileEntry):
-                    entries.append(item)
-                    continue
-                if isinstance(item, FileItem):
-                    reused = self._reuse(run, reusable.get(item.path), item)
-                    if reused is not None:
-                        entries.append(reused)
-                        continue
-                done = self._read_item(item, now, run, warnings)
-                if done is not None:
+                done = self._take(item, reusable, now, run, warnings)
+                if isinstance(done, FileEntry):
+                    entries.append(done)
+                elif done is not None:
                     pending.append(done)
                     bytes_read += done.size
             chunks_done = [future for item in pending for future in item.chunks]
@@ -326,7 +328,11 @@ class Writer:
                 host=host,
                 tags=tuple(tags),
                 labels=labels or {},
-                sources=tuple(_source_name(source) for source in given),
+                sources=tuple(
+                    recorded_sources
+                    if recorded_sources is not None
+                    else (_source_name(source) for source in given)
+                ),
                 files=entries,
                 previous=previous,
             )
@@ -401,6 +407,52 @@ class Writer:
         if run.progress is not None:
             run.progress(old.size, 1)
         return old
+
+    def _take(
+        self,
+        item: Item,
+        reusable: Mapping[str, FileEntry],
+        now: datetime,
+        run: _Run,
+        warnings: list[SourceWarning],
+    ) -> FileEntry | _Pending | None:
+        """One item of the walk: its finished entry, its chunks in the pipeline, or ``None``."""
+        if isinstance(item, FileEntry):
+            return item
+        if isinstance(item, EntrySource):
+            return self._replay(run, item)
+        if isinstance(item, FileItem):
+            reused = self._reuse(run, reusable.get(item.path), item)
+            if reused is not None:
+                return reused
+        return self._read_item(item, now, run, warnings)
+
+    def _replay(self, run: _Run, item: EntrySource) -> FileEntry | _Pending:
+        """Record an entry of another snapshot: as it is, from known chunks, or read and chunked.
+
+        Raises:
+            IntegrityError: the content read does not match the entry's size and SHA-256.
+        """
+        entry = item.entry
+        if entry.type is not FileType.FILE:
+            return entry
+        if item.chunks is not None:
+            live = run.live()
+            with run.lock:
+                known = all(c in run.known[t.name] for t in live for c in item.chunks)
+            if known or item.content is None:
+                # Without content the chunks must be everywhere; the commit check fails a
+                # target that lacks one.
+                run.count_present(live, len(item.chunks))
+                if run.progress is not None:
+                    run.progress(entry.size, 1)
+                return attrs.evolve(entry, chunks=item.chunks)
+        if item.content is None:  # pragma: no cover - EntrySource refuses this
+            raise ConfigurationError(f"{entry.path}: a file entry needs its content")
+        done = self._chunk_all(item.content(), entry.path, entry.mode, entry.mtime_ns, run)
+        if done.size != entry.size or done.sha256 != entry.sha256:
+            raise IntegrityError(f"{entry.path}: the content read does not match its entry")
+        return done
 
     def _read_item(
         self,
@@ -669,7 +721,9 @@ def _entry(item: _Pending) -> FileEntry:
     )
 
 
-def _source_name(source: BackupSource) -> str:
+def _source_name(source: BackupSource | EntrySource) -> str:
+    if isinstance(source, EntrySource):
+        return source.entry.path
     if isinstance(source, (StreamSource, CommandSource)):
         return source.name
     return os.fsencode(os.fspath(source)).decode("utf-8", "backslashreplace")
