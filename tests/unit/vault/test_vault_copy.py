@@ -26,8 +26,17 @@ from ctfy_vault.exceptions import (
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import ORIGIN_TAG, CopyReport, SnapshotInfo, Vault, origin_tag
-from ctfy_vault.writer import OBJECTS_PREFIX, ChunkerParams, StreamSource, Writer, chunk_id_of
+from ctfy_vault.writer import (
+    OBJECTS_PREFIX,
+    ChunkerParams,
+    EntrySource,
+    StreamSource,
+    Writer,
+    chunk_id_of,
+    chunk_key,
+)
 from tests.support.copies import catalog, chains, sealer_of, tree_state
+from tests.support.vaults import corrupt
 from tests.support.writer_strategies import NOW, SMALL, Faults, faulty_target, memory_target
 
 SOURCE_KEY = RawKey(b"s" * 32)
@@ -539,3 +548,54 @@ def test_copy_all_is_idempotent_and_subsets_compose(spec: list[Spec], data: st.D
         with pytest.raises(ChainOrderError):
             parts.copy(source, now=NOW)
         assert objects(parts) == stored
+
+
+# -- damaged sources and the writer's replayed entries -------------------------------------------
+
+
+def first_chunk_key(vault: Vault, lineage: str) -> str:
+    """The object key of the first chunk of the newest snapshot of ``lineage``."""
+    manifest = vault.manifest(vault.find(f"latest:{lineage}"))
+    entry = next(e for e in manifest.files if e.chunks)
+    return chunk_key(entry.chunks[0])
+
+
+def test_a_chunk_damaged_on_one_source_target_is_read_from_the_next(tmp_path: Path) -> None:
+    """The source's reads fall back target by target: the copy is complete and verifies."""
+    source = populated(tmp_path)
+    corrupt(source.targets[0], first_chunk_key(source, "db"))
+    dest = dest_vault()
+    dest.copy(source, now=NOW)
+    check_complete_copy(source, dest)
+
+
+def test_a_chunk_damaged_everywhere_in_the_source_commits_nothing_of_that_snapshot(
+    tmp_path: Path,
+) -> None:
+    """A snapshot the source cannot give intact stops the copy there; earlier ones are kept."""
+    source = populated(tmp_path)
+    key = first_chunk_key(source, "etc")  # the newest snapshot of all
+    for target in source.targets:
+        corrupt(target, key)
+    dest = dest_vault()
+    with pytest.raises(TargetsFailedError):
+        dest.copy(source, now=NOW)
+    assert {s.snapshot_id for s in dest.snapshots()} == {
+        s.snapshot_id for s in source.snapshots() if s.lineage != "etc"
+    }
+    assert dest.verify().ok
+
+
+def test_a_replayed_file_whose_content_differs_from_its_entry_commits_nothing() -> None:
+    """An EntrySource whose content does not match its size and SHA-256: IntegrityError."""
+    source = source_vault(1)
+    source.backup(stream(b"the original"), lineage="db", host="h", now=NOW)
+    entry = source.manifest(source.find("latest:db")).files[0]
+    dest = dest_vault(1)
+    writer = Writer(dest.targets, sealer_of(dest, DEST_KEY), chunker=OTHER)
+    forged = EntrySource(entry=entry, content=lambda: io.BytesIO(b"something else"))
+    with pytest.raises(IntegrityError, match="does not match its entry"):
+        writer.backup([forged], lineage="db", host="h", now=NOW)
+    assert dest.snapshots() == []
+    with pytest.raises(ConfigurationError):
+        EntrySource(entry=entry)  # a file needs its content (or known chunks)
