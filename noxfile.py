@@ -34,10 +34,17 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(name="tests-fast")
 def tests_fast(session: nox.Session) -> None:
-    """Run, on every core, the tests that need no server, no moto and are not marked slow."""
+    """Run, on every core, the tests that need no server, no moto and are not slow (fewer examples)."""
     session.install(".[azure]", *_groups("fast"))
     session.run(
-        "pytest", "-q", "-n", "auto", "-m", "not server and not slow and not moto", *session.posargs
+        "pytest",
+        "-q",
+        "-n",
+        "auto",
+        "-m",
+        "not server and not slow and not moto",
+        "--hypothesis-profile=fast",
+        *session.posargs,
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from hypothesis import settings
 
 from tests.support.servers import (
     AzureEndpoint,
@@ -15,6 +16,10 @@ from tests.support.servers import (
     moto_server,
     rgw_server,
 )
+
+#: ``--hypothesis-profile=fast`` (the fast tier): properties that set no example count of their own
+#: try 20 examples instead of 100. The whole suite runs the default profile.
+settings.register_profile("fast", max_examples=20)
 
 # --------------------------------------------------------------------------------------------------
 # Servers (session-scoped: started once, shared by every test that asks). See tests/support/servers.py.

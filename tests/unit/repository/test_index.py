@@ -431,6 +431,7 @@ def test_the_same_chunk_in_two_real_packs_reads_from_either() -> None:
 # -- memory --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_merged_index_costs_under_64_bytes_per_chunk() -> None:
     """100,000 chunks in 16-chunk packs take under 64 bytes each once merged (about 56)."""
     rnd = random.Random(16)  # noqa: S311 - test data, not secrets

@@ -39,6 +39,10 @@ from tests.support.copies import catalog, chains, sealer_of, tree_state
 from tests.support.vaults import corrupt
 from tests.support.writer_strategies import NOW, SMALL, Faults, faulty_target, memory_target
 
+#: Every test builds a source of seven backups and copies it (about a second each): the whole
+#: suite runs them, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 SOURCE_KEY = RawKey(b"s" * 32)
 DEST_KEY = RawKey(b"d" * 32)
 MINUTE = timedelta(minutes=1)

@@ -135,6 +135,7 @@ def test_keyed_chunks_defeat_the_public_prediction(
     assert sum(keyed.values()) >= 5
 
 
+@pytest.mark.slow
 def test_seed_search_without_the_permutation_fails(
     scene: tuple[bytes, bytes, Counter[int], Sealer],
 ) -> None:
