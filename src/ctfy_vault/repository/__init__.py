@@ -5,13 +5,14 @@ the vault above and `ctfy_vault.storage` below: which keys exist and how they ar
 parsed (`kind_of`, one strictness for every caller), the config, key-slot storage, the prune
 lock, the catalog reader, verify, heal and repair, `Replicas` (read with fallback, do on each
 target, write everywhere with a quorum), and the format v2 pack and index objects
-(`PackBuilder`, `read_pack_header`, `encode_index`, `MergedIndex`; the writer does not use them
-yet). ``docs/repository.md`` describes the layer.
+(`PackBuilder`, `read_pack_header`, `encode_index`, `MergedIndex`) with what one v2 target holds
+(`load_packed`, `PackedTarget`). ``docs/repository.md`` describes the layer.
 """
 
 from ctfy_vault.repository._catalog import ChunkStream, Reader, index_chunks, snapshot_names
 from ctfy_vault.repository._config import (
     DEFAULT_CHUNKER,
+    READABLE_FORMATS,
     REPOSITORY_FORMAT,
     ChunkerParams,
     RepoConfig,
@@ -97,6 +98,7 @@ from ctfy_vault.repository._slots import (
     rotate_key_slot,
     unlock,
 )
+from ctfy_vault.repository._store import PackedTarget, list_index_ids, list_pack_ids, load_packed
 from ctfy_vault.repository._verify import ReadData, verify_targets
 
 __all__ = [
@@ -118,6 +120,7 @@ __all__ = [
     "PACK_NAME",
     "PACK_VERSION",
     "QUARANTINE_PREFIX",
+    "READABLE_FORMATS",
     "REPOSITORY_FORMAT",
     "SNAPSHOTS_PREFIX",
     "SWEEP_PREFIX",
@@ -142,6 +145,7 @@ __all__ = [
     "PackBuilder",
     "PackEntry",
     "PackHeader",
+    "PackedTarget",
     "Problem",
     "RangeReader",
     "ReadData",
@@ -169,7 +173,10 @@ __all__ = [
     "index_key",
     "judge_copies",
     "kind_of",
+    "list_index_ids",
     "list_key_slots",
+    "list_pack_ids",
+    "load_packed",
     "new_lock",
     "open_chunk_from_pack",
     "pack_id_of",

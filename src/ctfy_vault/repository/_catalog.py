@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
@@ -27,6 +28,7 @@ from ctfy_vault.repository._layout import (
     snapshot_name_of,
 )
 from ctfy_vault.repository._replicas import Outcome, Replicas
+from ctfy_vault.repository._store import PackedTarget, load_packed
 from ctfy_vault.storage import Target
 
 __all__ = ["ChunkStream", "Reader", "index_chunks", "snapshot_names"]
@@ -89,6 +91,9 @@ class Reader:
 
     _targets: tuple[Target, ...] = attrs.field(alias="targets")
     _sealer: Sealer = attrs.field(alias="sealer", repr=False)
+    _packed: bool = attrs.field(default=False, alias="packed", kw_only=True)
+    _holdings: dict[str, PackedTarget] = attrs.field(factory=dict, init=False, repr=False)
+    _holdings_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
     _opened: dict[str, OpenedEntry] = attrs.field(factory=dict, init=False, repr=False)
     _broken: dict[str, BaseException] = attrs.field(factory=dict, init=False, repr=False)
     _undecided: set[str] = attrs.field(factory=set, init=False, repr=False)
@@ -117,6 +122,27 @@ class Reader:
         """Drop remembered entries (after prune deleted their objects)."""
         for name in names:
             self._opened.pop(name, None)
+
+    def forget_packs(self) -> None:
+        """Drop what was loaded of the targets' index objects (after a backup, prune or heal).
+
+        The next chunk read from a target lists and merges its index objects again.
+        """
+        with self._holdings_lock:
+            self._holdings.clear()
+
+    def holdings(self, target: Target) -> PackedTarget:
+        """Format 2: what ``target`` holds, loaded at the first chunk read from it.
+
+        Raises:
+            StorageError: the target could not be listed, or an index object not read.
+            IntegrityError: two of its index objects disagree.
+        """
+        with self._holdings_lock:
+            found = self._holdings.get(target.name)
+            if found is None:
+                found = self._holdings[target.name] = load_packed(target, self._sealer)
+            return found
 
     def catalog(self) -> dict[str, OpenedEntry]:
         """Open every snapshot object any healthy target holds, by name.
@@ -196,7 +222,12 @@ class Reader:
 
         Args:
             chunk_id: the chunk's id.
-            on_fallback: told about each target that lacked the chunk or gave altered bytes.
+            on_fallback: told ``(chunk key, target name)`` about each target that lacked the
+                chunk or gave altered bytes (format 2: the chunk id in hex for the key).
+
+        Format 2 reads the chunk's range from the pack the target's index objects name; a
+        target whose index does not list it in a pack it holds, or whose range does not open,
+        is passed over for the next.
 
         Returns:
             The chunk's plaintext (its id checked by the sealer).
@@ -204,15 +235,21 @@ class Reader:
         Raises:
             TargetsFailedError: no target holds the chunk intact; holds each target's error.
         """
-        key = chunk_key(chunk_id)
+        # Format 2 names the chunk by its id: it has no key of its own.
+        key = chunk_id.hex() if self._packed else chunk_key(chunk_id)
 
         def fell_back(target: Target, err: BaseException) -> None:
             log.warning("chunk %s on %s: %s; trying the next target", key, target.name, err)
             if on_fallback is not None:
                 on_fallback(key, target.name)
 
+        def read(target: Target) -> bytes:
+            if self._packed:
+                return self.holdings(target).read(target, self._sealer, chunk_id)
+            return self._sealer.open_chunk(chunk_id, target.read(key))
+
         return Replicas(self._targets).first(
-            lambda target: self._sealer.open_chunk(chunk_id, target.read(key)),
+            read,
             what=f"no target holds chunk {key} intact",
             catch=(StorageError, IntegrityError, FormatError),
             on_fallback=fell_back,

@@ -14,12 +14,14 @@ import attrs
 from ctfy_vault.crypto import REPO_ID_SIZE, Cipher
 from ctfy_vault.exceptions import ConfigurationError, FormatError, StorageError
 from ctfy_vault.repository._layout import CONFIG_KEY
+from ctfy_vault.repository._packs import DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE
 from ctfy_vault.repository._replicas import Replicas
 from ctfy_vault.storage import Target
 
 __all__ = [
     "CONFIG_KEY",
     "DEFAULT_CHUNKER",
+    "READABLE_FORMATS",
     "REPOSITORY_FORMAT",
     "ChunkerParams",
     "RepoConfig",
@@ -77,8 +79,10 @@ class ChunkerParams:
 DEFAULT_CHUNKER: Final = ChunkerParams()
 
 
-#: The repository layout version this release writes and reads.
-REPOSITORY_FORMAT: Final = 1
+#: The repository layout version `ctfy_vault.Vault.init` writes: 2, pack files and an index.
+REPOSITORY_FORMAT: Final = 2
+#: Every layout version this release reads (and writes to: a v1 repository stays v1).
+READABLE_FORMATS: Final = frozenset({1, 2})
 
 _CIPHERS: Final = {
     Cipher.NONE: "none",
@@ -97,26 +101,52 @@ def _repo_id(_instance: object, _attribute: object, value: Any) -> None:
 class RepoConfig:
     """What every target of one repository records in ``config``; identical bytes everywhere.
 
+    Format 2 stores chunks in packs and keys the chunker (its cut depends on a secret derived
+    from the repository's keys; only the public size bounds are recorded here). Format 1 stores
+    one object per chunk, cut with the unkeyed chunker.
+
     Attributes:
         repo_id: the 16-byte repository id (not secret: it is bound into every sealed object).
-        chunker: the FastCDC parameters every writer uses.
+        chunker: the FastCDC size bounds every writer uses.
         cipher: the AEAD sealing every object.
-        format: the repository layout version.
+        format: the repository layout version: 2 (the default) or 1.
+        pack_size: format 2: the size at which a writer closes a pack (`DEFAULT_PACK_SIZE`);
+            ignored and not recorded by format 1.
     """
 
     repo_id: bytes = attrs.field(validator=_repo_id)
     chunker: ChunkerParams = DEFAULT_CHUNKER
     cipher: Cipher = Cipher.AES_256_GCM
-    format: int = REPOSITORY_FORMAT
+    format: int = attrs.field(default=REPOSITORY_FORMAT)
+    pack_size: int = attrs.field(default=DEFAULT_PACK_SIZE)
+
+    @format.validator
+    def _check_format(self, _attribute: object, value: object) -> None:
+        if type(value) is not int or value not in READABLE_FORMATS:
+            raise ConfigurationError(f"repository format must be 1 or 2, not {value!r}")
+
+    @pack_size.validator
+    def _check_pack_size(self, _attribute: object, value: object) -> None:
+        if type(value) is not int or not MIN_PACK_SIZE <= value <= MAX_PACK_SIZE:
+            raise ConfigurationError(
+                f"pack_size must be an integer from {MIN_PACK_SIZE} to {MAX_PACK_SIZE}"
+            )
+
+    @property
+    def packed(self) -> bool:
+        """Whether chunks are stored in packs with an index (format 2)."""
+        return self.format >= 2
 
     def to_json(self) -> bytes:
         """Return the canonical document: sorted keys, no spaces, UTF-8, one trailing newline."""
-        document = {
+        document: dict[str, object] = {
             "format": self.format,
             "repo_id": self.repo_id.hex(),
             "chunker": self.chunker.to_config(),
             "cipher": _CIPHERS[self.cipher],
         }
+        if self.packed:
+            document["packs"] = {"target_size": self.pack_size}
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
     @classmethod
@@ -135,8 +165,8 @@ class RepoConfig:
         try:
             raw: Any = json.loads(document)
             version = raw["format"]
-            if type(version) is not int or version != REPOSITORY_FORMAT:
-                raise FormatError(f"repository format {version!r} is not supported (reads 1)")
+            if type(version) is not int or version not in READABLE_FORMATS:
+                raise FormatError(f"repository format {version!r} is not supported (reads 1 and 2)")
             chunker = raw["chunker"]
             if chunker.get("algorithm") != "fastcdc2020":
                 raise FormatError("the repository uses an unknown chunking algorithm")
@@ -149,6 +179,7 @@ class RepoConfig:
                 ),
                 cipher=_BY_NAME[raw["cipher"]],
                 format=version,
+                pack_size=raw["packs"]["target_size"] if version >= 2 else DEFAULT_PACK_SIZE,
             )
         except FormatError:
             raise

@@ -148,7 +148,14 @@ class Failures:
             return dict(self._errors)
 
 
-def put(target: Target, key: str, blob: bytes, *, exists_ok: bool, retries: int = 0) -> bool:
+def put(
+    target: Target,
+    key: str,
+    blob: bytes | bytearray | memoryview,
+    *,
+    exists_ok: bool,
+    retries: int = 0,
+) -> bool:
     """Write one object create-only, retrying a transient failure up to ``retries`` times.
 
     Args:

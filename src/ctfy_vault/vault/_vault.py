@@ -39,8 +39,10 @@ from ctfy_vault.manifest import (
 from ctfy_vault.repository import (
     CONFIG_KEY,
     DEFAULT_CHUNKER,
+    DEFAULT_PACK_SIZE,
     KEYS_PREFIX,
     LOCK_KEY,
+    REPOSITORY_FORMAT,
     ChunkerParams,
     ChunkStream,
     HealReport,
@@ -172,7 +174,9 @@ class Vault:
     _reader: Reader = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self._reader = Reader(targets=self._targets, sealer=self._sealer)
+        self._reader = Reader(
+            targets=self._targets, sealer=self._sealer, packed=self._config.packed
+        )
 
     # -- creating and opening ----------------------------------------------------------------
 
@@ -185,6 +189,8 @@ class Vault:
         now: datetime,
         chunker: ChunkerParams = DEFAULT_CHUNKER,
         cipher: Cipher = Cipher.AES_256_GCM,
+        format: int = REPOSITORY_FORMAT,
+        pack_size: int = DEFAULT_PACK_SIZE,
     ) -> Vault:
         """Create a repository on every target: its ``config``, master keys and a key slot.
 
@@ -195,15 +201,21 @@ class Vault:
             targets: where the repository lives; names must be unique.
             key: the passphrase or raw key that will open it (never stored).
             now: the creation time recorded in the key slot (aware).
-            chunker: the FastCDC parameters every backup will use.
+            chunker: the FastCDC size bounds every backup will use.
             cipher: the AEAD for every object (AES-256-GCM or ChaCha20-Poly1305).
+            format: the repository layout: 2 (the default: chunks in packs listed by index
+                objects, cut by a chunker keyed from the repository's keys) or 1 (one object
+                per chunk, unkeyed cut; for tools that read only format 1).
+            pack_size: format 2: the size at which a backup closes a pack (16 MiB by default;
+                4 KiB to 1 GiB).
 
         Returns:
             The open vault.
 
         Raises:
             ObjectExistsError: a target already holds a repository config or key slots.
-            ConfigurationError: no target, duplicate names, or a plaintext cipher.
+            ConfigurationError: no target, duplicate names, a plaintext cipher, an unknown
+                format or a pack size out of range.
             TargetsFailedError: a target could not be written (the others hold the repository;
                 `Vault.open` after repairing it, then `heal`).
         """
@@ -215,7 +227,13 @@ class Vault:
                 raise ObjectExistsError(
                     "a repository already exists here", target=target.name, key=CONFIG_KEY
                 )
-        config = RepoConfig(repo_id=new_repo_id(), chunker=chunker, cipher=cipher)
+        config = RepoConfig(
+            repo_id=new_repo_id(),
+            chunker=chunker,
+            cipher=cipher,
+            format=format,
+            pack_size=pack_size,
+        )
         keys = MasterKeys.generate()
         first = targets[0]
         first.write(CONFIG_KEY, config.to_json())
@@ -374,7 +392,7 @@ class Vault:
         self._check_repository(known_heads)
         refused = self._writable("backup")
         previous, parent = self._lineage_head(lineage, known_heads)
-        writer = Writer(self._targets, self._sealer, chunker=self._config.chunker, require=require)
+        writer = self._writer(require)
         result = writer.backup(
             given,
             lineage=lineage,
@@ -464,9 +482,7 @@ class Vault:
         )
         destination = Destination(
             repo_id=self.repo_id,
-            writer=Writer(
-                self._targets, self._sealer, chunker=self._config.chunker, require=require
-            ),
+            writer=self._writer(require),
             catalog=lambda: self._reader.catalog().values(),
             head=lambda lineage: self._lineage_head(lineage)[0],
             guard=self._refuses,
@@ -478,6 +494,18 @@ class Vault:
         )
 
     # -- which targets take writes -------------------------------------------------------------
+
+    def _writer(self, require: Require) -> Writer:
+        """A writer for this repository's layout, chunker and pack size."""
+        config = self._config
+        return Writer(
+            self._targets,
+            self._sealer,
+            chunker=config.chunker,
+            require=require,
+            format=2 if config.packed else 1,
+            pack_size=config.pack_size,
+        )
 
     def _refresh(self) -> dict[str, DegradedTargetError]:
         """Check every target for this repository's config and a key slot again (concurrently).

@@ -7,14 +7,15 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Final, Literal
 
 import attrs
 
-from ctfy_vault.crypto import Kind, Sealer
+from ctfy_vault.crypto import ChunkerKey, Kind, SealedChunk, Sealer, derive_chunker_key
 from ctfy_vault.exceptions import (
     ConfigurationError,
     FormatError,
@@ -24,12 +25,16 @@ from ctfy_vault.exceptions import (
 )
 from ctfy_vault.manifest import FileEntry, FileType, Manifest, seal_entry
 from ctfy_vault.repository._catalog import index_chunks
-from ctfy_vault.repository._layout import chunk_key, snapshot_key
+from ctfy_vault.repository._index import IndexedPack, encode_index
+from ctfy_vault.repository._layout import chunk_key, index_key, pack_key, snapshot_key
+from ctfy_vault.repository._packs import DEFAULT_PACK_SIZE, Pack
 from ctfy_vault.repository._replicas import Failures, Outcome, put
+from ctfy_vault.repository._store import PackedTarget, load_packed
 from ctfy_vault.storage import LockMode, Target, set_retain_until
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource, running
 from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
+from ctfy_vault.writer._packer import PACK_WRITERS, Packer
 from ctfy_vault.writer._sources import (
     BackupSource,
     EntrySource,
@@ -54,6 +59,11 @@ COMMIT_INTERRUPTED: Final = "interrupted at the commit point: the snapshot may b
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 Require = Literal["all"] | int
+#: A repository layout the writer writes: 1 (one object per chunk) or 2 (packs and an index).
+Format = Literal[1, 2]
+#: Format 2: an index object is written once a target has stored this many packs of one run
+#: (1 GiB at the default pack size), so an interrupted backup's packs are known to the next run.
+INDEX_EVERY: Final = 64
 #: Told ``(bytes, files)`` done since the last call: plaintext bytes read and files finished.
 Progress = Callable[[int, int], None]
 
@@ -76,11 +86,25 @@ def _positive(_instance: object, attribute: attrs.Attribute[int], value: object)
 
 
 @attrs.define
+class _Known:
+    """The chunks one target holds: what it held when the run started, and what the run added."""
+
+    base: Container[bytes] = attrs.field(factory=set)
+    added: set[bytes] = attrs.field(factory=set)
+
+    def __contains__(self, chunk_id: object) -> bool:
+        return chunk_id in self.added or chunk_id in self.base
+
+    def add(self, chunk_id: bytes) -> None:
+        self.added.add(chunk_id)
+
+
+@attrs.define
 class _Run:
     """The mutable state of one backup, shared by the worker threads under one lock."""
 
     targets: tuple[Target, ...]
-    known: dict[str, set[bytes]]
+    known: dict[str, _Known]
     failed: Failures = attrs.field(factory=lambda: Failures("backup"))
     uploaded: dict[str, int] = attrs.field(factory=dict)
     present: dict[str, int] = attrs.field(factory=dict)
@@ -97,6 +121,42 @@ class _Run:
     recheck: frozenset[bytes] = frozenset()
     written: dict[str, set[bytes]] = attrs.field(factory=dict)
     committing: bool = False
+    # Format 2: chunks handed to a pack for a target this run (stored or not yet), the packs each
+    # target stored and not yet indexed, the pipeline's first error, and the chunks in flight.
+    placed: dict[str, set[bytes]] = attrs.field(factory=dict)
+    unindexed: dict[str, list[IndexedPack]] = attrs.field(factory=dict)
+    packed: dict[str, PackedTarget] = attrs.field(factory=dict)
+    packer: Packer | None = None
+    error: BaseException | None = None
+    outstanding: int = 0
+    settled: threading.Condition = attrs.field(factory=threading.Condition)
+
+    def submitted(self) -> None:
+        with self.settled:
+            self.outstanding += 1
+
+    def settle(self, slots: list[bytes | None], at: int, future: Future[bytes]) -> None:
+        """Record a chunk's id in its file's slot (or the pipeline's error), and free its slot."""
+        self.limiter.release()
+        error = future.exception() if not future.cancelled() else None
+        with self.settled:
+            if future.cancelled():
+                pass
+            elif error is not None:
+                if self.error is None:
+                    self.error = error
+            else:
+                slots[at] = future.result()
+            self.outstanding -= 1
+            self.settled.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every chunk submitted is settled; raise the first error one of them had."""
+        with self.settled:
+            while self.outstanding:
+                self.settled.wait()
+            if self.error is not None:
+                raise self.error
 
     def pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
         if self.seal_pool is None or self.io_pool is None:  # pragma: no cover - set in backup
@@ -116,7 +176,7 @@ class _Run:
     def stored(self, target: Target, chunk_id: bytes | None, size: int, *, new: bool) -> None:
         name = target.name
         with self.lock:
-            if chunk_id is None:  # a manifest
+            if chunk_id is None:  # a manifest or an index object
                 self.bytes_up[name] = self.bytes_up.get(name, 0) + size
                 return
             self.known[name].add(chunk_id)
@@ -135,14 +195,17 @@ class _Run:
 
 @attrs.frozen
 class _Pending:
-    """A file whose chunks are still being written; its entry is built once they are done."""
+    """A file whose chunks are still in the pipeline; each slot gets its chunk's id once sealed.
+
+    Memory per file is what its entry needs: one id per chunk (no future or buffer is kept).
+    """
 
     path: str
     mode: int
     mtime_ns: int
     size: int
     sha256: bytes
-    chunks: list[Future[bytes]]
+    chunks: list[bytes | None]
 
 
 @attrs.define
@@ -167,6 +230,10 @@ class Writer:
         compress: try zstd on each chunk (kept only when smaller); ``False`` for data known not
             to compress (already compressed dumps, media), which saves the attempt.
         lock_mode: the Object Lock mode used with ``retain_until`` (``COMPLIANCE`` by default).
+        format: the repository layout: 1, one object per chunk (the default, for format 1
+            repositories), or 2, chunks in packs listed by index objects, cut by the keyed
+            chunker. `ctfy_vault.Vault` passes its repository's.
+        pack_size: format 2: the size at which a pack is closed.
     """
 
     _targets: tuple[Target, ...] = attrs.field(
@@ -190,6 +257,20 @@ class Writer:
     )
     _compress: bool = attrs.field(default=True, alias="compress", kw_only=True)
     _lock_mode: LockMode = attrs.field(default="COMPLIANCE", alias="lock_mode", kw_only=True)
+    _format: Format = attrs.field(default=1, alias="format", kw_only=True)
+    _pack_size: int = attrs.field(default=DEFAULT_PACK_SIZE, alias="pack_size", kw_only=True)
+    _chunker_key: ChunkerKey | None = attrs.field(init=False, default=None, repr=False)
+
+    @_format.validator
+    def _check_format(self, _attribute: object, value: object) -> None:
+        if value not in (1, 2) or type(value) is not int:
+            raise ConfigurationError(f"format must be 1 or 2, not {value!r}")
+
+    def __attrs_post_init__(self) -> None:
+        if self._format == 2 and self._sealer.keys is not None:
+            self._chunker_key = derive_chunker_key(self._sealer.keys)
+        if self._format == 2:
+            Packer.check_size(self._pack_size)
 
     @_require.validator
     def _check_require(self, _attribute: object, value: object) -> None:
@@ -204,6 +285,11 @@ class Writer:
     def targets(self) -> tuple[Target, ...]:
         """The targets, in the order outcomes are reported."""
         return self._targets
+
+    @property
+    def format(self) -> Format:
+        """The repository layout written: 1 (one object per chunk) or 2 (packs)."""
+        return self._format
 
     @property
     def required(self) -> int:
@@ -303,13 +389,7 @@ class Writer:
         pending: list[_Pending] = []
         bytes_read = 0
         reusable = {entry.path: entry for entry in parent.files} if parent else {}
-        run.limiter = threading.BoundedSemaphore(self._depth)
-        run.io_pool = io_pool = ThreadPoolExecutor(
-            max_workers=len(self._targets) * self._connections, thread_name_prefix="ctfy-write"
-        )
-        run.seal_pool = seal_pool = ThreadPoolExecutor(
-            max_workers=self._seal_workers, thread_name_prefix="ctfy-seal"
-        )
+        seal_pool, io_pool = self._pipeline(run)
         try:
             for item in walk(given, warnings):
                 done = self._take(item, reusable, now, run, warnings)
@@ -318,8 +398,7 @@ class Writer:
                 elif done is not None:
                     pending.append(done)
                     bytes_read += done.size
-            chunks_done = [future for item in pending for future in item.chunks]
-            wait(chunks_done)
+            self._settle_chunks(run, io_pool)
             entries.extend(_entry(item) for item in pending)
             manifest = Manifest(
                 snapshot_id=snapshot_id or uuid.uuid4().hex,
@@ -347,6 +426,8 @@ class Writer:
             raise
         finally:
             seal_pool.shutdown(wait=True, cancel_futures=True)
+            if run.packer is not None:  # stopped before the packs were closed: drop the rest
+                run.packer.abort()
             io_pool.shutdown(wait=True, cancel_futures=True)
         outcomes = self._outcomes(run, committed)
         for warning in warnings:
@@ -369,23 +450,57 @@ class Writer:
 
     # -- steps -------------------------------------------------------------------------------
 
+    def _pipeline(self, run: _Run) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        """Start the sealing and writing threads (and, for format 2, the packer)."""
+        run.limiter = threading.BoundedSemaphore(self._depth)
+        run.io_pool = ThreadPoolExecutor(
+            max_workers=len(self._targets) * self._connections, thread_name_prefix="ctfy-write"
+        )
+        run.seal_pool = ThreadPoolExecutor(
+            max_workers=self._seal_workers, thread_name_prefix="ctfy-seal"
+        )
+        if self._format == 2:
+            run.packer = Packer(
+                sealer=self._sealer,
+                targets=run.live(),
+                store=partial(self._store_pack, run),
+                pack_size=self._pack_size,
+                writers=min(self._connections, PACK_WRITERS),
+            )
+        return run.seal_pool, run.io_pool
+
+    def _settle_chunks(self, run: _Run, io_pool: ThreadPoolExecutor) -> None:
+        """Wait for every chunk; for format 2, close the packs and write the index objects."""
+        run.drain()
+        if run.packer is not None:
+            run.packer.close()
+            run.packer = None
+            self._write_indexes(run, io_pool)
+
     def _start(self, degraded: Mapping[str, BaseException]) -> _Run:
         """List every target's chunks concurrently; a target that cannot be listed has failed.
 
         A target in ``degraded`` has failed from the start with its error and is not listed.
         """
-        run = _Run(targets=self._targets, known={t.name: set() for t in self._targets})
+        run = _Run(targets=self._targets, known={t.name: _Known() for t in self._targets})
         listed = [target for target in self._targets if target.name not in degraded]
+        list_target: Callable[[Target], Container[bytes]] = (
+            index_chunks if self._format == 1 else partial(load_packed, sealer=self._sealer)
+        )
         with ThreadPoolExecutor(max_workers=len(self._targets)) as pool:
-            listings = {target.name: pool.submit(index_chunks, target) for target in listed}
+            listings = {target.name: pool.submit(list_target, target) for target in listed}
         for target in self._targets:
             if target.name in degraded:  # the caller has said why; no second warning
                 run.failed.fail(target, degraded[target.name], quiet=True)
                 continue
             try:
-                run.known[target.name] = listings[target.name].result()
+                held = listings[target.name].result()
             except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
                 run.failed.fail(target, err)
+                continue
+            run.known[target.name] = _Known(base=held)
+            if isinstance(held, PackedTarget):
+                run.packed[target.name] = held
         return run
 
     def _reuse(self, run: _Run, old: FileEntry | None, item: FileItem) -> FileEntry | None:
@@ -508,20 +623,24 @@ class Writer:
         seal_pool, io_pool = run.pools()
         limiter = run.limiter
         digest = hashlib.sha256()
-        futures: list[Future[bytes]] = []
+        slots: list[bytes | None] = []
         size = 0
-        for data in iter_chunks(handle, self._chunker):
+        store = self._store_chunk if self._format == 1 else self._pack_chunk
+        for data in iter_chunks(handle, self._chunker, self._chunker_key):
             digest.update(data)
             size += len(data)
+            if run.error is not None:  # a chunk failed: stop reading, the backup will raise
+                run.drain()
             limiter.acquire()
-            future = seal_pool.submit(self._store_chunk, run, data, io_pool)
-            future.add_done_callback(lambda _f: limiter.release())
-            futures.append(future)
+            run.submitted()
+            slots.append(None)
+            future = seal_pool.submit(store, run, data, io_pool)
+            future.add_done_callback(partial(run.settle, slots, len(slots) - 1))
             if run.progress is not None:
                 run.progress(len(data), 0)
         if run.progress is not None:
             run.progress(0, 1)
-        return _Pending(path, mode, mtime_ns, size, digest.digest(), futures)
+        return _Pending(path, mode, mtime_ns, size, digest.digest(), slots)
 
     def _store_chunk(self, run: _Run, data: bytes, io_pool: ThreadPoolExecutor) -> bytes:
         """Name a chunk; seal it once and write it to each live target that lacks it.
@@ -556,10 +675,108 @@ class Writer:
             done.set()
         return chunk_id
 
-    def _seal(self, run: _Run, chunk_id: bytes, data: bytes) -> bytes:
+    def _pack_chunk(self, run: _Run, data: bytes, _io_pool: ThreadPoolExecutor) -> bytes:
+        """Format 2: name a chunk; seal it once into the pack for the live targets lacking it.
+
+        Never waits for a storage write: only for a full pack's hand-off to a target whose queue
+        is full (the back-pressure). A chunk already placed for a target this run is not placed
+        again; whether it reached the target is settled when the packs are closed.
+        """
+        chunk_id = self._sealer.chunk_id(data)
+        with run.lock:
+            live = run.failed.live(self.targets)
+            need: list[str] = []
+            have: list[Target] = []
+            for target in live:
+                placed = run.placed.setdefault(target.name, set())
+                if chunk_id in placed:
+                    continue
+                if chunk_id in run.known[target.name]:
+                    have.append(target)
+                else:
+                    placed.add(chunk_id)
+                    need.append(target.name)
+        run.count_present(have)
+        packer = run.packer
+        if need and packer is not None:
+            blob = self._seal(run, chunk_id, data)
+            packer.add(frozenset(need), SealedChunk(id=chunk_id, blob=blob))
+        return chunk_id
+
+    def _store_pack(self, run: _Run, target: Target, pack: Pack) -> bool:
+        """Write one pack to one target create-only; index it once `INDEX_EVERY` are stored.
+
+        Never raises: a failure fails the target (its outcome says why).
+        """
+        if target.name in run.failed:
+            return False
+        key = pack_key(pack.id)
+        try:
+            put(target, key, pack.blob, exists_ok=True, retries=self._retries)
+        except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+            run.failed.fail(target, err)
+            return False
+        if not self._lock_and_count(run, target, key, pack.size, None):
+            return False
+        with run.lock:
+            known = run.known[target.name]
+            written = run.written.setdefault(target.name, set())
+            for entry in pack.entries:
+                known.add(entry.chunk_id)
+                written.add(entry.chunk_id)
+            run.uploaded[target.name] = run.uploaded.get(target.name, 0) + len(pack.entries)
+            waiting = run.unindexed.setdefault(target.name, [])
+            waiting.append(IndexedPack.of(pack))
+            batch = None
+            if len(waiting) >= INDEX_EVERY:
+                batch, run.unindexed[target.name] = waiting, []
+        if batch is not None:
+            return self._put_index(run, target, batch)
+        return True
+
+    def _put_index(self, run: _Run, target: Target, records: Sequence[IndexedPack]) -> bool:
+        """Write one index object listing ``records`` to ``target`` (create-only)."""
+        try:
+            index = encode_index(self._sealer, records)
+        except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+            run.failed.fail(target, err)
+            return False
+        return self._put(run, target, index_key(index.id), index.blob, None, exists_ok=True)
+
+    def _write_indexes(self, run: _Run, io_pool: ThreadPoolExecutor) -> None:
+        """Write each live target's index object for the packs it stored and has not indexed.
+
+        Targets whose records are the same (every target, when all stored the same packs) get
+        one index object, byte for byte: one name everywhere.
+        """
+        groups: dict[tuple[bytes, ...], list[Target]] = {}
+        for target in run.live():
+            records = run.unindexed.pop(target.name, [])
+            if records:
+                ids = tuple(sorted(record.pack_id for record in records))
+                groups.setdefault(ids, []).append(target)
+                run.unindexed[target.name] = records
+        writes: list[Future[bool]] = []
+        for targets in groups.values():
+            records = run.unindexed[targets[0].name]
+            try:
+                index = encode_index(self._sealer, records)
+            except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+                for target in targets:
+                    run.failed.fail(target, err)
+                continue
+            key = index_key(index.id)
+            writes.extend(
+                io_pool.submit(self._put, run, target, key, index.blob, None, exists_ok=True)
+                for target in targets
+            )
+        wait(writes)
+        run.unindexed.clear()
+
+    def _seal(self, run: _Run, chunk_id: bytes, data: bytes) -> bytearray:
         with run.lock:
             run.sealed += 1
-        return bytes(self._sealer.seal(Kind.CHUNK, chunk_id.hex(), data, compress=self._compress))
+        return self._sealer.seal(Kind.CHUNK, chunk_id.hex(), data, compress=self._compress)
 
     def _existing(self, holders: list[Target], key: str, chunk_id: bytes) -> bytes | None:
         """Read a chunk another target already holds, if it opens under its id; else ``None``."""
@@ -573,14 +790,27 @@ class Writer:
         return None
 
     def _put(
-        self, run: _Run, target: Target, key: str, blob: bytes, chunk_id: bytes | None
+        self,
+        run: _Run,
+        target: Target,
+        key: str,
+        blob: bytes | bytearray,
+        chunk_id: bytes | None,
+        *,
+        exists_ok: bool | None = None,
     ) -> bool:
-        """Write one object create-only; "already there" counts as stored. Never raises."""
+        """Write one object create-only; "already there" counts as stored. Never raises.
+
+        ``exists_ok`` defaults to whether the object is a chunk: a manifest name is unique per
+        snapshot, so one already there is not ours; an object named by its content's hash (a
+        chunk, a pack, an index object) already there is the same object.
+        """
         if target.name in run.failed:
             return False
+        if exists_ok is None:
+            exists_ok = chunk_id is not None
         try:
-            # A manifest name is unique per snapshot: one already there is not ours.
-            new = put(target, key, blob, exists_ok=chunk_id is not None, retries=self._retries)
+            new = put(target, key, blob, exists_ok=exists_ok, retries=self._retries)
         except ObjectExistsError:
             run.failed.fail(target, _exists_error(target, key))
             return False
@@ -623,7 +853,8 @@ class Writer:
         ready: list[Target] = []
         for target in run.live():
             with run.lock:
-                lacking = len(needed - run.known[target.name])
+                known = run.known[target.name]
+                lacking = sum(1 for chunk in needed if chunk not in known)
                 suspects = (needed & run.recheck) - run.written.get(target.name, set())
             if lacking:
                 run.failed.fail(target, _incomplete_error(target, lacking))
@@ -658,9 +889,19 @@ class Writer:
         return self._put(run, target, key, blob, None)
 
     def _vanished(self, run: _Run, target: Target, suspects: set[bytes]) -> bool:
-        """Check that chunks a prune marked are still on ``target``; fail it if one is gone."""
+        """Check that chunks a prune marked are still on ``target``; fail it if one is gone.
+
+        Format 2 checks the packs that held them when the run started.
+        """
         try:
-            gone = sum(1 for chunk in suspects if not target.exists(chunk_key(chunk)))
+            packed = run.packed.get(target.name)
+            if packed is None:
+                gone = sum(1 for chunk in suspects if not target.exists(chunk_key(chunk)))
+            else:
+                locations = [packed.locate(chunk) for chunk in suspects]
+                packs = {where.pack_id for where in locations if where is not None}
+                missing = {p for p in packs if not target.exists(pack_key(p))}
+                gone = sum(1 for where in locations if where is None or where.pack_id in missing)
         except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
             run.failed.fail(target, err)
             return True
@@ -710,13 +951,16 @@ def _incomplete_error(target: Target, lacking: int) -> BaseException:
 
 
 def _entry(item: _Pending) -> FileEntry:
+    chunks = tuple(chunk for chunk in item.chunks if chunk is not None)
+    if len(chunks) != len(item.chunks):  # pragma: no cover - drain raised before this
+        raise RuntimeError(f"{item.path}: a chunk was not settled")
     return FileEntry(
         path=item.path,
         type=FileType.FILE,
         mode=item.mode,
         mtime_ns=item.mtime_ns,
         size=item.size,
-        chunks=tuple(future.result() for future in item.chunks),
+        chunks=chunks,
         sha256=item.sha256,
     )
 

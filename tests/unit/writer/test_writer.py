@@ -400,8 +400,8 @@ def test_file_changing_while_read_is_stored_as_read_with_a_warning(
     growing.write_bytes(_data(5_000))
     real = iter_chunks
 
-    def appending(source: object, params: ChunkerParams) -> Iterator[bytes]:
-        for index, chunk in enumerate(real(source, params)):  # type: ignore[arg-type]
+    def appending(source: object, params: ChunkerParams, key: object = None) -> Iterator[bytes]:
+        for index, chunk in enumerate(real(source, params, key)):  # type: ignore[arg-type]
             if index == 0:
                 with growing.open("ab") as out:
                     out.write(b"appended while the backup read the file")
