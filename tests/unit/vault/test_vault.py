@@ -24,7 +24,7 @@ from ctfy_vault.exceptions import (
     VaultError,
 )
 from ctfy_vault.manifest import FileType, verify_chain
-from ctfy_vault.repository import list_key_slots
+from ctfy_vault.repository import DEFAULT_PACK_SIZE, list_key_slots
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import CONFIG_KEY, REPOSITORY_FORMAT, RepoConfig, SnapshotInfo, Vault
@@ -48,6 +48,7 @@ class TestInitOpen:
             "repo_id": vault.repo_id.hex(),
             "chunker": SMALL.to_config(),
             "cipher": "aes-256-gcm",
+            "packs": {"target_size": DEFAULT_PACK_SIZE},
         }
         slots = [list_key_slots(target) for target in vault.targets]
         assert len(slots[0]) == 1

@@ -24,7 +24,7 @@ import pytest
 from pyfastcdc import FastCDC
 
 from ctfy_vault.crypto import OVERHEAD, ChunkerKey, Sealer, derive_chunker_key
-from ctfy_vault.repository import OBJECTS_PREFIX, unlock
+from ctfy_vault.repository import INDEX_PREFIX, OBJECTS_PREFIX, PACKS_PREFIX, padme, unlock
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import DEFAULT_CHUNKER, iter_chunks
@@ -104,7 +104,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes, Count
     root = tmp_path_factory.mktemp("known-file")
     data = known_file(root / "installer.bin")
     target = Target.from_url(str(root / "repo"), name="disk", retry=FAST_RETRY)
-    vault = Vault.init([target], key=KEY, now=NOW)
+    vault = Vault.init([target], key=KEY, now=NOW, format=1)
     vault.backup([root / "installer.bin"], lineage="files", host="h", now=NOW)
     stored = Counter(entry.size for entry in target.entries(OBJECTS_PREFIX))
     keys = unlock(target, repo_id=vault.repo_id, credential=KEY)
@@ -151,3 +151,27 @@ def test_seed_search_without_the_permutation_fails(
     keyed = keyed_sizes(data, sealer, key)
     assert search(data, config, keyed, window(key.seed)) is None
     assert predict(data, public_chunker(config, key.seed)) != keyed
+
+
+def test_v2_stored_sizes_predict_nothing(
+    tmp_path: Path, scene: tuple[bytes, bytes, Counter[int], Sealer]
+) -> None:
+    """On v2 the same file stores as padded packs: no stored size is a predicted chunk's."""
+    data, _v1_config, _stored, _sealer = scene
+    (tmp_path / "installer.bin").write_bytes(data)
+    target = Target.from_url(str(tmp_path / "repo"), name="disk", retry=FAST_RETRY)
+    vault = Vault.init([target], key=KEY, now=NOW)
+    vault.backup([tmp_path / "installer.bin"], lineage="files", host="h", now=NOW)
+    config = target.read("config")
+    assert json.loads(config)["format"] == 2
+    stored = [
+        entry.size for prefix in (PACKS_PREFIX, INDEX_PREFIX) for entry in target.entries(prefix)
+    ]
+    assert len(stored) >= 2  # the pack and its index object
+    assert not list(target.entries(OBJECTS_PREFIX))
+    predicted = predict(data, public_chunker(config))
+    assert sum(predicted.values()) >= 5
+    # The v1 attack fails outright: not one stored object has a predicted chunk's size ...
+    assert not set(stored) & set(predicted)
+    # ... and every stored size is a Padme value, so sizes move in steps that hide the chunks'.
+    assert all(padme(size) == size for size in stored)
