@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import re
 from collections.abc import Collection
 from typing import Final
 
@@ -43,6 +44,10 @@ _DOMAIN: Final = b"ctfy-vault sealed v1\x00"
 AUTH_FAILED: Final = (
     "sealed object failed authentication (wrong key, or altered or misplaced bytes)"
 )
+
+
+#: The bytes a sealed blob's name must not contain: C0 control characters and DEL.
+_CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 class Kind(enum.IntEnum):
@@ -107,7 +112,7 @@ def check_name(name: str) -> bytes:
         raise ConfigurationError("a sealed blob's name must be valid Unicode") from None
     if not encoded or len(encoded) > MAX_NAME_BYTES:
         raise ConfigurationError(f"a sealed blob's name must have 1 to {MAX_NAME_BYTES} bytes")
-    if any(ch < 0x20 or ch == 0x7F for ch in encoded):
+    if _CONTROL.search(encoded):
         raise ConfigurationError("a sealed blob's name must not contain control characters")
     return encoded
 

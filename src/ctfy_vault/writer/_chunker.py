@@ -51,9 +51,15 @@ def iter_chunks(
         Each chunk's bytes, in order; their concatenation is the whole stream. An empty stream
         yields nothing.
     """
+    head = read_full(source, params.max_size + 1)
+    if len(head) <= params.min_size:
+        # FastCDC never cuts below min_size: such a source is one chunk (most small files), and
+        # the cutter need not be set up at all.
+        if head:
+            yield bytes(head)
+        return
     seed = 0 if key is None else key.seed
     cdc = FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size, seed=seed)
-    head = read_full(source, params.max_size + 1)
     if len(head) <= params.max_size:
         if key is None:
             for chunk in cdc.cut_buf(head):

@@ -61,6 +61,10 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 Require = Literal["all"] | int
 #: A repository layout the writer writes: 1 (one object per chunk) or 2 (packs and an index).
 Format = Literal[1, 2]
+#: Format 2: chunks shorter than this are sealed by the thread reading them. Hashing, compressing
+#: and encrypting a few KiB holds the interpreter lock throughout, so a hand-off to a sealing
+#: thread adds its cost (a future, a wake-up, the lock passed back and forth) and no parallelism.
+INLINE_BELOW: Final = 64 * 1024
 #: Format 2: an index object is written once a target has stored this many packs of one run
 #: (1 GiB at the default pack size), so an interrupted backup's packs are known to the next run.
 INDEX_EVERY: Final = 64
@@ -626,11 +630,17 @@ class Writer:
         slots: list[bytes | None] = []
         size = 0
         store = self._store_chunk if self._format == 1 else self._pack_chunk
+        inline = self._format == 2
         for data in iter_chunks(handle, self._chunker, self._chunker_key):
             digest.update(data)
             size += len(data)
             if run.error is not None:  # a chunk failed: stop reading, the backup will raise
                 run.drain()
+            if inline and len(data) < INLINE_BELOW:
+                slots.append(self._pack_chunk(run, data, io_pool))
+                if run.progress is not None:
+                    run.progress(len(data), 0)
+                continue
             limiter.acquire()
             run.submitted()
             slots.append(None)
