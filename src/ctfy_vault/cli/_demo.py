@@ -22,7 +22,7 @@ from io import BytesIO
 from pathlib import Path
 
 from ctfy_vault._version import __version__
-from ctfy_vault.crypto import RawKey
+from ctfy_vault.crypto import Credential, RawKey
 from ctfy_vault.exceptions import IntegrityError, ObjectExistsError
 from ctfy_vault.links import LinkSigner, presign, verify_link
 from ctfy_vault.repository import snapshot_key
@@ -40,6 +40,8 @@ SECOND_BACKUP = FIRST_BACKUP + timedelta(days=1)
 TARGET_NAMES = ("amsterdam", "ireland", "azure-copy")
 #: Smaller chunks than the default (4 MiB on average) so a few MiB of data shows deduplication.
 DEMO_CHUNKER = ChunkerParams(min_size=16 * 1024, avg_size=64 * 1024, max_size=256 * 1024)
+#: Smaller packs than the default (16 MiB) so the demo's few MiB make several.
+DEMO_PACK_SIZE = 1024 * 1024
 #: Rows in the generated SQL dump (about 4 MiB).
 DUMP_ROWS = 60_000
 #: Days before the first backup on which the ``db`` lineage has a (back-dated) nightly dump.
@@ -51,12 +53,16 @@ class DemoFailedError(RuntimeError):
     """A promise the demo checks did not hold."""
 
 
-def run_demo(folder: Path, say: Say) -> None:
+def run_demo(
+    folder: Path, say: Say, *, repository_format: int = 2, key: Credential | None = None
+) -> None:
     """Run every step of the demo inside ``folder``.
 
     Args:
         folder: an empty or missing folder; the targets, sample data and restore go inside.
         say: prints one line.
+        repository_format: the layout the demo repository gets (2, or 1 to see the old one).
+        key: the repository's key; a random one (not kept) by default.
 
     Raises:
         DemoFailedError: a checked promise did not hold.
@@ -68,7 +74,7 @@ def run_demo(folder: Path, say: Say) -> None:
         caps = target.probe()
         atomic = "atomic" if caps.atomic_create else "NOT atomic"
         say(f"  probe {target.name}: {caps.backend}, create-only is {atomic}")
-    vault = _init(targets, say)
+    vault = _init(targets, say, repository_format, key)
     _db_history(vault, say)
     source = _sample_data(folder / "source")
     first = vault.backup(source, lineage="server-files", host="app-1", now=FIRST_BACKUP)
@@ -86,14 +92,24 @@ def run_demo(folder: Path, say: Say) -> None:
     say("demo complete")
 
 
-def _init(targets: list[Target], say: Say) -> Vault:
+def _init(
+    targets: list[Target], say: Say, repository_format: int, key: Credential | None
+) -> Vault:
     """Create the repository on every target, then open it again as a later run would."""
-    key = RawKey(os.urandom(32))  # in production: RawKey.from_env(...), a KMS or a Passphrase
-    Vault.init(targets, key=key, now=FIRST_BACKUP - timedelta(days=200), chunker=DEMO_CHUNKER)
+    if key is None:
+        key = RawKey(os.urandom(32))  # in production: RawKey.from_env(...), a KMS, a Passphrase
+    Vault.init(
+        targets,
+        key=key,
+        now=FIRST_BACKUP - timedelta(days=200),
+        chunker=DEMO_CHUNKER,
+        format=repository_format,
+        pack_size=DEMO_PACK_SIZE,
+    )
     vault = Vault.open(targets, key=key)
     say(
-        f"  init: repository {vault.repo_id.hex()[:12]}... on {len(targets)} targets "
-        f"({', '.join(t.name for t in targets)}); opened again with its key"
+        f"  init: repository {vault.repo_id.hex()[:12]}... (format {vault.config.format}) on "
+        f"{len(targets)} targets ({', '.join(t.name for t in targets)}); opened again with its key"
     )
     return vault
 
@@ -259,8 +275,8 @@ def _verify(vault: Vault, targets: list[Target], say: Say) -> None:
     if any(listing != listings[0] for listing in listings[1:]):
         raise DemoFailedError("the targets hold different objects")
     say(
-        f"  verify --read-data: ok; {report.snapshots} snapshots, {report.chunks_read} chunk "
-        f"objects re-read and authenticated; chains intact; all {len(targets)} targets hold the "
+        f"  verify --read-data: ok; {report.snapshots} snapshots, {report.chunks_read} chunks "
+        f"re-read and authenticated; chains intact; all {len(targets)} targets hold the "
         f"same {len(listings[0])} objects"
     )
 

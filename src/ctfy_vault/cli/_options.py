@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from ctfy_vault.exceptions import ConfigurationError, PolicyError
 from ctfy_vault.retention import Duration
@@ -125,6 +126,32 @@ def count_option(option: str, *, minimum: int, maximum: int) -> Callable[[str], 
             raise _value_error(text, "is not a whole number") from None
         if not minimum <= value <= maximum:
             raise _value_error(text, f"is out of range ({minimum} to {maximum})")
+        return value
+
+    return parse
+
+
+_SIZE: Final = re.compile(r"\s*(\d{1,13})\s*(B|KiB|MiB|GiB)?\s*")
+_UNITS: Final[dict[str | None, int]] = {None: 1, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+def size_option(option: str, *, minimum: int, maximum: int) -> Callable[[str], int]:
+    """Return an argparse ``type`` for a size in bytes: ``4096``, ``512KiB``, ``16MiB``, ``1GiB``.
+
+    Args:
+        option: the option's name, for messages.
+        minimum: the smallest size taken, in bytes.
+        maximum: the largest size taken, in bytes.
+    """
+
+    def parse(text: str) -> int:
+        found = _SIZE.fullmatch(text)
+        if found is None:
+            raise _value_error(text, f"is not a {option} size (a number with B, KiB, MiB or GiB)")
+        unit: str | None = found[2]
+        value = int(found[1]) * _UNITS[unit]
+        if not minimum <= value <= maximum:
+            raise _value_error(text, f"is out of range ({minimum} to {maximum} bytes)")
         return value
 
     return parse

@@ -32,7 +32,9 @@ from ctfy_vault.cli._options import (
     read_data_option,
     reference_option,
     seconds_option,
+    size_option,
 )
+from ctfy_vault.repository import MAX_PACK_SIZE, MIN_PACK_SIZE
 
 __all__ = [
     "FROM_COMMAND",
@@ -207,7 +209,7 @@ def _add_snapshot(parser: argparse.ArgumentParser) -> None:
 def _add_repository_commands(commands: Any) -> None:
     config, listing = _shared()
     both = [config, listing]
-    _command(
+    init = _command(
         commands,
         "init",
         _repository.init,
@@ -215,6 +217,23 @@ def _add_repository_commands(commands: Any) -> None:
         "Create an encrypted repository on every target of the config: a config document, master "
         "keys and one key slot for the configured key. Refuses targets that already hold one.",
         parents=both,
+    )
+    init.add_argument(
+        "--format",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        dest="repository_format",
+        help="repository layout: 2 (default: chunks in padded packs, keyed chunking) or 1 "
+        "(one object per chunk, for tools that read only format 1)",
+    )
+    init.add_argument(
+        "--pack-size",
+        type=size_option("--pack-size", minimum=MIN_PACK_SIZE, maximum=MAX_PACK_SIZE),
+        default=None,
+        metavar="SIZE",
+        help="format 2: close packs at this size (default 16MiB; 4KiB to 1GiB; suffixes KiB, "
+        "MiB, GiB)",
     )
     _add_backup(commands, both)
     _add_copy(commands, both)

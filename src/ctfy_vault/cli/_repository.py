@@ -20,6 +20,7 @@ from ctfy_vault.cli._render import (
     write_error,
 )
 from ctfy_vault.exceptions import ConfigurationError, LockError, TargetsFailedError
+from ctfy_vault.repository import DEFAULT_PACK_SIZE
 from ctfy_vault.vault import LockInfo, Vault
 
 __all__ = ["init", "key_add", "key_list", "key_remove", "lock_break", "lock_show"]
@@ -31,13 +32,29 @@ def init(args: argparse.Namespace, out: TextIO) -> ExitCode:
     targets = config.build_targets(os.environ)
     credential = config.key.credential(os.environ)
     try:
-        vault = Vault.init(targets, key=credential, now=now())
+        vault = Vault.init(
+            targets,
+            key=credential,
+            now=now(),
+            format=args.repository_format,
+            pack_size=args.pack_size or DEFAULT_PACK_SIZE,
+        )
     except TargetsFailedError as err:
         return report_failed_targets("init", err)
     if args.json:
-        dump({"repo_id": vault.repo_id.hex(), "targets": [t.name for t in targets]}, out)
+        dump(
+            {
+                "repo_id": vault.repo_id.hex(),
+                "format": vault.config.format,
+                "targets": [t.name for t in targets],
+            },
+            out,
+        )
     else:
-        out.write(f"created repository {vault.repo_id.hex()} on {len(targets)} target(s):\n")
+        out.write(
+            f"created repository {vault.repo_id.hex()} (format {vault.config.format}) on "
+            f"{len(targets)} target(s):\n"
+        )
         for target in targets:
             out.write(f"  {target.name}\n")
     return ExitCode.OK

@@ -69,7 +69,9 @@ def test_three_targets_hold_identical_objects(demo_run: tuple[Path, str]) -> Non
     assert len(snapshots) == len(_demo.DB_HISTORY_DAYS) + 2
     assert sum(1 for p in names if p.parts[0] == "keys") == 1
     assert Path("config") in names
-    assert any(p.parts[0] == "objects" for p in names)
+    assert sum(1 for p in names if p.parts[0] == "packs") >= 3  # format 2: several packs
+    assert any(p.parts[0] == "index" for p in names)
+    assert not any(p.parts[0] == "objects" for p in names)
     assert not any(b"INSERT INTO" in data or b"contract 4711" in data for data in names.values())
 
 
