@@ -92,9 +92,7 @@ def run_demo(
     say("demo complete")
 
 
-def _init(
-    targets: list[Target], say: Say, repository_format: int, key: Credential | None
-) -> Vault:
+def _init(targets: list[Target], say: Say, repository_format: int, key: Credential | None) -> Vault:
     """Create the repository on every target, then open it again as a later run would."""
     if key is None:
         key = RawKey(os.urandom(32))  # in production: RawKey.from_env(...), a KMS, a Passphrase

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import threading
 import uuid
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
@@ -131,6 +132,7 @@ class _Run:
     unindexed: dict[str, list[IndexedPack]] = attrs.field(factory=dict)
     packed: dict[str, PackedTarget] = attrs.field(factory=dict)
     packer: Packer | None = None
+    hasher: _Hasher | None = None
     error: BaseException | None = None
     outstanding: int = 0
     settled: threading.Condition = attrs.field(factory=threading.Condition)
@@ -197,6 +199,72 @@ class _Run:
                 self.present[target.name] = self.present.get(target.name, 0) + references
 
 
+class _FileDigest:
+    """A file's SHA-256, computed where the reader hands its chunks (see `_Hasher`)."""
+
+    __slots__ = ("_done", "_hash", "_value")
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._value: bytes | None = None
+        self._done: threading.Event | None = None
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    def finish(self) -> None:
+        self._value = self._hash.digest()
+        if self._done is not None:
+            self._done.set()
+
+    def later(self) -> None:
+        """Mark the digest as being computed by another thread (`value` then waits for it)."""
+        self._done = threading.Event()
+
+    @property
+    def value(self) -> bytes:
+        if self._value is None and self._done is not None:
+            self._done.wait()
+        if self._value is None:  # pragma: no cover - every path finishes its digest
+            raise RuntimeError("a file's digest was not finished")
+        return self._value
+
+
+class _Hasher:
+    """One thread hashing large files' chunks in the order the reader read them.
+
+    SHA-256 releases the interpreter lock on large buffers, so the reader goes on cutting the
+    next bytes while this thread hashes the last. The queue is bounded: it holds at most a few
+    chunks the reader has let go of.
+    """
+
+    def __init__(self, depth: int) -> None:
+        self._queue: queue.Queue[tuple[_FileDigest, bytes | None] | None] = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._run, name="ctfy-hash", daemon=True)
+        self._thread.start()
+
+    def update(self, digest: _FileDigest, data: bytes) -> None:
+        self._queue.put((digest, data))
+
+    def finish(self, digest: _FileDigest) -> None:
+        self._queue.put((digest, None))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            work = self._queue.get()
+            if work is None:
+                return
+            digest, data = work
+            if data is None:
+                digest.finish()
+            else:
+                digest.update(data)
+
+
 @attrs.frozen
 class _Pending:
     """A file whose chunks are still in the pipeline; each slot gets its chunk's id once sealed.
@@ -208,8 +276,13 @@ class _Pending:
     mode: int
     mtime_ns: int
     size: int
-    sha256: bytes
+    digest: _FileDigest
     chunks: list[bytes | None]
+
+    @property
+    def sha256(self) -> bytes:
+        """The file's SHA-256 (waits for the hashing thread when it has the file's last bytes)."""
+        return self.digest.value
 
 
 @attrs.define
@@ -429,6 +502,8 @@ class Writer:
                 err.add_note(COMMIT_INTERRUPTED)
             raise
         finally:
+            if run.hasher is not None:
+                run.hasher.stop()
             seal_pool.shutdown(wait=True, cancel_futures=True)
             if run.packer is not None:  # stopped before the packs were closed: drop the rest
                 run.packer.abort()
@@ -464,6 +539,7 @@ class Writer:
             max_workers=self._seal_workers, thread_name_prefix="ctfy-seal"
         )
         if self._format == 2:
+            run.hasher = _Hasher(self._depth)
             run.packer = Packer(
                 sealer=self._sealer,
                 targets=run.live(),
@@ -626,13 +702,21 @@ class Writer:
     ) -> _Pending:
         seal_pool, io_pool = run.pools()
         limiter = run.limiter
-        digest = hashlib.sha256()
+        digest = _FileDigest()
+        hasher = run.hasher
+        handed = False  # once a chunk of the file went to the hasher, all the rest go too
         slots: list[bytes | None] = []
         size = 0
         store = self._store_chunk if self._format == 1 else self._pack_chunk
         inline = self._format == 2
         for data in iter_chunks(handle, self._chunker, self._chunker_key):
-            digest.update(data)
+            if hasher is not None and (handed or len(data) >= INLINE_BELOW):
+                if not handed:
+                    digest.later()
+                    handed = True
+                hasher.update(digest, data)
+            else:
+                digest.update(data)
             size += len(data)
             if run.error is not None:  # a chunk failed: stop reading, the backup will raise
                 run.drain()
@@ -650,7 +734,11 @@ class Writer:
                 run.progress(len(data), 0)
         if run.progress is not None:
             run.progress(0, 1)
-        return _Pending(path, mode, mtime_ns, size, digest.digest(), slots)
+        if handed and hasher is not None:
+            hasher.finish(digest)
+        else:
+            digest.finish()
+        return _Pending(path, mode, mtime_ns, size, digest, slots)
 
     def _store_chunk(self, run: _Run, data: bytes, io_pool: ThreadPoolExecutor) -> bytes:
         """Name a chunk; seal it once and write it to each live target that lacks it.
