@@ -156,7 +156,7 @@ class Pack:
     """
 
     id: bytes
-    blob: bytearray = attrs.field(repr=False, hash=False)
+    blob: bytes = attrs.field(repr=False, hash=False)
     entries: tuple[PackEntry, ...]
 
     @property
@@ -351,7 +351,9 @@ class PackBuilder:
     _target_size: int = attrs.field(
         default=DEFAULT_PACK_SIZE, validator=_check_target, alias="target_size"
     )
-    _buffer: bytearray = attrs.field(init=False, factory=bytearray, repr=False)
+    # The sealed chunks, kept as they came: the pack is joined once, in `finish`.
+    _pieces: list[bytes | bytearray] = attrs.field(init=False, factory=list, repr=False)
+    _length: int = attrs.field(init=False, default=0, repr=False)
     _entries: list[PackEntry] = attrs.field(init=False, factory=list, repr=False)
     _ids: set[bytes] = attrs.field(init=False, factory=set, repr=False)
 
@@ -368,7 +370,7 @@ class PackBuilder:
     @property
     def unpadded_size(self) -> int:
         """The pack's size if finished now, before padding: chunks, header and trailer."""
-        return len(self._buffer) + header_size(len(self._entries)) + TRAILER_SIZE
+        return self._length + header_size(len(self._entries)) + TRAILER_SIZE
 
     def __contains__(self, chunk_id: object) -> bool:
         """Whether the pack being built holds the chunk."""
@@ -393,9 +395,10 @@ class PackBuilder:
         length = len(chunk.blob)
         if not OVERHEAD <= length <= _MAX_SEALED_CHUNK or len(chunk.id) != CHUNK_ID_SIZE:
             raise ConfigurationError(f"chunk {chunk.name}: {length} bytes is no sealed chunk")
-        self._entries.append(PackEntry(chunk_id=chunk.id, offset=len(self._buffer), length=length))
+        self._entries.append(PackEntry(chunk_id=chunk.id, offset=self._length, length=length))
         self._ids.add(chunk.id)
-        self._buffer += chunk.blob
+        self._pieces.append(chunk.blob)
+        self._length += length
         return self.unpadded_size < self._target_size
 
     def finish(self) -> Pack:
@@ -409,23 +412,21 @@ class PackBuilder:
         """
         if not self._entries:
             raise ConfigurationError("a pack needs at least one chunk")
-        buffer, entries = self._buffer, tuple(self._entries)
-        self._buffer, self._entries, self._ids = bytearray(), [], set()
-        header_offset = len(buffer)
+        pieces, header_offset, entries = self._pieces, self._length, tuple(self._entries)
+        self._pieces, self._length, self._entries, self._ids = [], 0, [], set()
         header = self._sealer.seal(
             Kind.PACK_HEADER, PACK_NAME, encode_pack_header(entries), compress=False
         )
-        buffer += header
-        unpadded = len(buffer) + TRAILER_SIZE
-        buffer += bytes(padme(unpadded) - unpadded)
+        unpadded = header_offset + len(header) + TRAILER_SIZE
         trailer = self._sealer.seal(
             Kind.PACK_TRAILER,
             PACK_NAME,
             _TRAILER.pack(header_offset, len(header)),
             compress=False,
         )
-        buffer += trailer
-        return Pack(id=hashlib.sha256(buffer).digest(), blob=buffer, entries=entries)
+        # One copy of every byte, into an immutable object every target's write takes as is.
+        blob = b"".join([*pieces, header, bytes(padme(unpadded) - unpadded), trailer])
+        return Pack(id=hashlib.sha256(blob).digest(), blob=blob, entries=entries)
 
 
 # -- reading --------------------------------------------------------------------------------------

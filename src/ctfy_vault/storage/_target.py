@@ -254,7 +254,8 @@ class Target:
             StorageError: any other failure, after retries for transient ones.
         """
         path = self._path(key)
-        payload = bytes(data)
+        # Kept unchanged across retries; an immutable ``bytes`` (a pack) is not copied.
+        payload = data if isinstance(data, bytes) else bytes(data)
         tries = 0
 
         def once() -> None:
