@@ -179,3 +179,135 @@ def tree_bytes(root: Path) -> int:
         for name in files:
             total += os.lstat(os.path.join(folder, name)).st_size
     return total
+
+
+# -- format v2 (packs) datasets, for `bench_packs` ---------------------------------------------
+
+#: The mixed tree: file count and total bytes at scale 1.
+TREE_FILES: Final = 10_000
+TREE_BYTES: Final = GIB
+#: Share of the tree's files that are large; they hold what the small and medium files leave.
+TREE_LARGE_SHARE: Final = 0.01
+TINY_FILES: Final = 100_000
+TINY_SIZE: Final = 1024
+#: A fixed modification time for generated trees, so every tool sees the same metadata.
+TREE_MTIME: Final = 1_793_500_000
+
+
+def _text_block(rng: random.Random, size: int = MIB) -> bytes:
+    """``size`` bytes of log-like text that zstd compresses about 4-6x."""
+    words = [rng.randbytes(rng.randint(2, 9)).hex() for _ in range(400)]
+    lines: list[str] = []
+    total = 0
+    while total < size:
+        n = rng.getrandbits(20)
+        line = (
+            f"{2026}-11-{n % 28 + 1:02d}T{n % 24:02d}:{n % 60:02d}:00Z {rng.choice(words)} "
+            f"{_STATUS[n % len(_STATUS)]} user={rng.choice(words)} bytes={n}\n"
+        )
+        lines.append(line)
+        total += len(line)
+    return "".join(lines).encode()[:size]
+
+
+def tree_sizes(count: int, total: int, seed: int = SEED + 3) -> list[int]:
+    """File sizes of the mixed tree: ``count`` sizes summing to ``total`` exactly.
+
+    90% small (log-uniform 200 B-64 KiB), 9% medium (64 KiB-1 MiB), `TREE_LARGE_SHARE` large:
+    the large files share what the others leave, log-normally. Sizes are shuffled (seeded), so
+    large files sit in random folders.
+    """
+    rng = random.Random(seed)
+    large = max(1, round(count * TREE_LARGE_SHARE))
+    medium = round(count * 0.09)
+    small = count - large - medium
+    sizes = [round(200 * (65536 / 200) ** rng.random()) for _ in range(small)]
+    sizes += [round(65536 * 16 ** rng.random()) for _ in range(medium)]
+    left = total - sum(sizes)
+    if left < large:  # a tiny scale: shrink the small and medium files to leave room
+        shrink = max(1, total // 2) / max(1, sum(sizes))
+        sizes = [max(1, int(s * shrink)) for s in sizes]
+        left = total - sum(sizes)
+    weights = [rng.lognormvariate(0.0, 0.8) for _ in range(large)]
+    big = [max(1, int(left * w / sum(weights))) for w in weights]
+    big[-1] += left - sum(big)
+    sizes += big
+    rng.shuffle(sizes)
+    return sizes
+
+
+def tree(folder: Path, scale: float) -> Path:
+    """Return the mixed tree (``10,000 * scale`` files, ``1 GiB * scale``), generating it if needed.
+
+    Files sit in 100-file folders under ``tree/``; each is random bytes (incompressible), text
+    (compressible) or half of each, in turn (by index); every mtime is `TREE_MTIME` plus the file's index.
+    """
+    root = folder / "tree"
+    stamp = _stamp(folder, "tree", scale)
+    if not stamp.exists():
+        count = max(20, round(TREE_FILES * scale))
+        sizes = tree_sizes(count, int(TREE_BYTES * scale))
+        rng = random.Random(SEED + 4)
+        text = _text_block(rng)
+        for index, size in enumerate(sizes):
+            sub = root / f"d{index // 1000:02d}" / f"s{index // 100 % 10}"
+            sub.mkdir(parents=True, exist_ok=True)
+            path = sub / f"f{index:05d}.dat"
+            kind = index % 3
+            randoms = size if kind == 0 else size // 2 if kind == 2 else 0
+            with path.open("wb") as out:
+                for part, is_random in ((randoms, True), (size - randoms, False)):
+                    left = part
+                    while left:
+                        n = min(left, MIB)
+                        if is_random:
+                            out.write(rng.randbytes(n))
+                        else:
+                            start = rng.randrange(0, MIB - n + 1)
+                            out.write(text[start : start + n])
+                        left -= n
+            os.utime(path, (TREE_MTIME + index, TREE_MTIME + index))
+        stamp.write_text(json.dumps({"files": count, "bytes": sum(sizes)}))
+    return root
+
+
+def tiny_files(folder: Path, scale: float) -> Path:
+    """Return ``100,000 * scale`` files of 1 KiB (random bytes) in 1,000-file folders under ``tiny/``."""
+    root = folder / "tiny"
+    stamp = _stamp(folder, "tiny", scale)
+    if not stamp.exists():
+        count = max(100, round(TINY_FILES * scale))
+        rng = random.Random(SEED + 5)
+        for index in range(count):
+            sub = root / f"d{index // 1000:03d}"
+            if index % 1000 == 0:
+                sub.mkdir(parents=True, exist_ok=True)
+            path = sub / f"f{index:06d}.bin"
+            path.write_bytes(rng.randbytes(TINY_SIZE))
+            os.utime(path, (TREE_MTIME + index, TREE_MTIME + index))
+        stamp.write_text(json.dumps({"files": count, "bytes": count * TINY_SIZE}))
+    return root
+
+
+def random_blob(folder: Path, name: str, size: int) -> Path:
+    """Return ``blobs/<name>``: ``size`` incompressible bytes (seeded by the name), generated if needed."""
+    path = folder / "blobs" / name
+    stamp = folder / "blobs" / f".{name}-{size}.done"
+    if not stamp.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        seed = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+        _random_file(path, size, SEED + seed)
+        stamp.write_text("{}")
+    return path
+
+
+def tree_count(root: Path) -> tuple[int, int]:
+    """(regular files, their bytes) under ``root``."""
+    count = total = 0
+    for base, _dirs, files in os.walk(root):
+        for name in files:
+            info = os.lstat(os.path.join(base, name))
+            if not os.path.islink(os.path.join(base, name)):
+                count += 1
+                total += info.st_size
+    return count, total

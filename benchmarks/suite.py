@@ -90,8 +90,18 @@ def _sync() -> None:
     subprocess.run(["sync"], check=True)
 
 
-def measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run a command; return (wall seconds, peak RSS in bytes, stdout)."""
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """What one command cost: wall seconds, peak RSS, CPU (user + system) and its stdout."""
+
+    seconds: float
+    rss: int
+    cpu: float
+    stdout: str
+
+
+def measured_usage(argv: Sequence[str], env: dict[str, str] | None = None) -> Usage:
+    """Run a command after a ``sync``; return its wall time and its own ``wait4`` figures."""
     _sync()
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
@@ -103,7 +113,13 @@ def measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[fl
         text = out.read().decode()
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} {' '.join(argv[1:3])} failed ({proc.returncode})")
-    return seconds, usage.ru_maxrss * 1024, text
+    return Usage(seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, text)
+
+
+def measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run a command; return (wall seconds, peak RSS in bytes, stdout)."""
+    got = measured_usage(argv, env)
+    return got.seconds, got.rss, got.stdout
 
 
 class Restic:
@@ -543,6 +559,9 @@ def machine() -> dict[str, Any]:
     disk = shutil.disk_usage(HERE)
     versions = {}
     for tool in ("restic", "rclone", "openssl"):
+        if shutil.which(tool) is None:
+            versions[tool] = "missing"
+            continue
         out = subprocess.run([tool, "version"], capture_output=True, text=True, check=False)
         versions[tool] = out.stdout.splitlines()[0] if out.stdout else "?"
     return {
