@@ -7,6 +7,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 from hypothesis import settings
 
 from tests.support.servers import (
@@ -116,6 +117,25 @@ def _fresh_fsspec_instances() -> Iterator[None]:
     _clear_fsspec_instance_caches()
     yield
     _clear_fsspec_instance_caches()
+
+
+def _clear_memory_store() -> None:
+    # ``memory://`` targets share one dict per process, and listing any of them scans all of it:
+    # left to grow over the suite, every later listing (backup, copy, verify, heal) gets slower.
+    MemoryFileSystem.store.clear()
+    MemoryFileSystem.pseudo_dirs[:] = [""]
+
+
+@pytest.fixture(autouse=True)
+def _empty_memory_store() -> Iterator[None]:
+    """Each test starts with fsspec's shared in-memory store empty and leaves it empty.
+
+    A fixture wider than one test cannot keep objects on ``memory://`` targets: keep their bytes
+    and write them to fresh targets per test instead (see ``tests.support.copies``).
+    """
+    _clear_memory_store()
+    yield
+    _clear_memory_store()
 
 
 # --------------------------------------------------------------------------------------------------
