@@ -1,15 +1,19 @@
-"""What copy tests compare: restored trees, snapshot catalogs without chunk ids, lineage chains."""
+"""What copy tests compare (restored trees, catalogs without chunk ids, chains), and shared sources."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+import attrs
 
 from ctfy_vault.crypto import Credential, Sealer
 from ctfy_vault.repository import unlock
+from ctfy_vault.storage import Target
 from ctfy_vault.vault import SnapshotInfo, Vault
+from tests.support.writer_strategies import memory_target
 
 #: One path of a restored tree: kind, permission bits, mtime and content (or link target).
 PathState = tuple[str, int, int, bytes | str | None]
@@ -96,3 +100,37 @@ def sealer_of(vault: Vault, credential: Credential) -> Sealer:
     """The repository's sealer, rebuilt from a key slot (to open its objects by hand)."""
     keys = unlock(vault.targets[0], repo_id=vault.repo_id, credential=credential)
     return Sealer(repo_id=vault.repo_id, keys=keys)
+
+
+@attrs.frozen
+class Stored:
+    """A repository's objects, target by target: built once, written to fresh targets per test.
+
+    fsspec's memory store is emptied around every test, so a repository shared by a module's
+    tests is kept as bytes and `reopened` on new targets by each test, which may then change it.
+    """
+
+    objects: tuple[dict[str, bytes], ...] = attrs.field(repr=False)
+    credential: Credential = attrs.field(repr=False)
+
+    @classmethod
+    def of(cls, vault: Vault, credential: Credential) -> Stored:
+        """Every object of every target of ``vault`` (a key slot ``credential`` opens)."""
+        return cls(
+            objects=tuple(
+                {key: target.read(key) for key in target.list("")} for target in vault.targets
+            ),
+            credential=credential,
+        )
+
+    def reopened(
+        self, label: str = "stored", factory: Callable[[str], Target] = memory_target
+    ) -> Vault:
+        """The repository on fresh targets ``factory`` makes (labelled ``label0``, ``label1`` ...)."""
+        targets = []
+        for n, objects in enumerate(self.objects):
+            target = factory(f"{label}{n}")
+            for key, data in objects.items():
+                target.write(key, data)
+            targets.append(target)
+        return Vault.open(targets, key=self.credential)

@@ -48,23 +48,41 @@ def write_config(path: Path, folders: list[Path], variable: str, heads: Path | s
     return path
 
 
-@pytest.fixture
-def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
-    """A source holding two lineages (db three times, files once) and an empty destination."""
-    monkeypatch.setenv("COPY_SOURCE_KEY", SOURCE_HEX)
-    monkeypatch.setenv("COPY_DEST_KEY", DEST_HEX)
-    source_folders = [tmp_path / "src-ams", tmp_path / "src-dub"]
-    dest_folders = [tmp_path / "dst-fra", tmp_path / "dst-ire"]
+SOURCE_FOLDERS = ("src-ams", "src-dub")
+
+
+@pytest.fixture(scope="module")
+def built_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the source's target folders: db backed up three times, files once.
+
+    Built once for the module; each test copies the folders before it runs.
+    """
+    root = tmp_path_factory.mktemp("copy-source")
     source = Vault.init(
-        [Target.from_url(str(f)) for f in source_folders],
+        [Target.from_url(str(root / name)) for name in SOURCE_FOLDERS],
         key=RawKey(bytes.fromhex(SOURCE_HEX)),
         now=NOW,
     )
     for n in range(3):
         dump = StreamSource(name="db.sql", stream=io.BytesIO(b"INSERT %d;\n" % n * 100))
         source.backup(dump, lineage="db", host="db1", now=NOW + n * MINUTE)
-    tree = sample_tree(tmp_path / "data")
+    tree = sample_tree(root / "data")
     source.backup(tree, lineage="files", host="web1", now=NOW + 5 * MINUTE, tags=["weekly"])
+    return root
+
+
+@pytest.fixture
+def pair(built_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pair:
+    """A source holding two lineages (db three times, files once) and an empty destination."""
+    monkeypatch.setenv("COPY_SOURCE_KEY", SOURCE_HEX)
+    monkeypatch.setenv("COPY_DEST_KEY", DEST_HEX)
+    source_folders = [tmp_path / name for name in SOURCE_FOLDERS]
+    for folder in source_folders:
+        shutil.copytree(built_source / folder.name, folder, symlinks=True)
+    dest_folders = [tmp_path / "dst-fra", tmp_path / "dst-ire"]
+    source = Vault.open(
+        [Target.from_url(str(f)) for f in source_folders], key=RawKey(bytes.fromhex(SOURCE_HEX))
+    )
     dest = Vault.init(
         [Target.from_url(str(f)) for f in dest_folders],
         key=RawKey(bytes.fromhex(DEST_HEX)),

@@ -35,12 +35,12 @@ from ctfy_vault.writer import (
     chunk_id_of,
     chunk_key,
 )
-from tests.support.copies import catalog, chains, sealer_of, tree_state
+from tests.support.copies import Stored, catalog, chains, sealer_of, tree_state
 from tests.support.vaults import corrupt
 from tests.support.writer_strategies import NOW, SMALL, Faults, faulty_target, memory_target
 
-#: Every test builds a source of seven backups and copies it (about a second each): the whole
-#: suite runs them, the fast tier does not.
+#: Most tests copy a source of seven backups and verify the result: the whole suite runs them,
+#: the fast tier does not.
 pytestmark = pytest.mark.slow
 
 SOURCE_KEY = RawKey(b"s" * 32)
@@ -113,6 +113,18 @@ def populated(tmp_path: Path) -> Vault:
     return vault
 
 
+@pytest.fixture(scope="module")
+def populated_source(tmp_path_factory: pytest.TempPathFactory) -> Stored:
+    """The objects of a `populated` source, built once for the module."""
+    return Stored.of(populated(tmp_path_factory.mktemp("populated")), SOURCE_KEY)
+
+
+@pytest.fixture
+def source(populated_source: Stored) -> Vault:
+    """A private `populated` source on fresh memory targets: the test may change it."""
+    return populated_source.reopened("src")
+
+
 def origin_tags(source: Vault) -> frozenset[str]:
     """The origin tags a copy of every snapshot of ``source`` adds."""
     return frozenset(origin_tag(source.repo_id, s.snapshot_id) for s in source.snapshots())
@@ -136,9 +148,10 @@ def check_complete_copy(source: Vault, dest: Vault) -> None:
 # -- a whole copy --------------------------------------------------------------------------------
 
 
-def test_every_copied_snapshot_restores_byte_and_metadata_identical(tmp_path: Path) -> None:
+def test_every_copied_snapshot_restores_byte_and_metadata_identical(
+    source: Vault, tmp_path: Path
+) -> None:
     """Each copied snapshot restores to the same bytes, modes, mtimes, links and empty folders."""
-    source = populated(tmp_path)
     dest = dest_vault()
     report = dest.copy(source, now=NOW + timedelta(days=1))
     assert [c.name for c in report.copied] == sorted(s.name for s in source.snapshots())
@@ -157,18 +170,16 @@ def test_every_copied_snapshot_restores_byte_and_metadata_identical(tmp_path: Pa
     assert state["tree/a/text.txt"][1] == 0o604
 
 
-def test_names_ids_times_hosts_tags_labels_and_chains_are_kept(tmp_path: Path) -> None:
+def test_names_ids_times_hosts_tags_labels_and_chains_are_kept(source: Vault) -> None:
     """The catalog and each lineage's chain order are the source's; the destination verifies."""
-    source = populated(tmp_path)
     dest = dest_vault()
     dest.copy(source, now=NOW)
     check_complete_copy(source, dest)
     assert {s.lineage for s in dest.snapshots()} == {"files", "db", "etc"}
 
 
-def test_each_copy_records_where_it_came_from_in_a_tag(tmp_path: Path) -> None:
+def test_each_copy_records_where_it_came_from_in_a_tag(source: Vault) -> None:
     """A copied snapshot carries ``copied-from=<source repo id hex>/<snapshot id>``."""
-    source = populated(tmp_path)
     dest = dest_vault()
     dest.copy(source, now=NOW)
     for info in dest.snapshots():
@@ -180,9 +191,9 @@ def test_each_copy_records_where_it_came_from_in_a_tag(tmp_path: Path) -> None:
     assert origin_tag(source.repo_id, "abc").startswith(f"{ORIGIN_TAG}=")
 
 
-def test_a_copy_of_a_copy_keeps_both_origins(tmp_path: Path) -> None:
+def test_a_copy_of_a_copy_keeps_both_origins(source: Vault) -> None:
     """Copying A to B then B to C: C's snapshots name both A and B as origins."""
-    first = populated(tmp_path)
+    first = source
     second = dest_vault()
     second.copy(first, now=NOW)
     third = Vault.init([memory_target("third")], key=SOURCE_KEY, now=NOW, chunker=SMALL)
@@ -196,9 +207,8 @@ def test_a_copy_of_a_copy_keeps_both_origins(tmp_path: Path) -> None:
     assert len(back.skipped) == len(first.snapshots())
 
 
-def test_destination_chunks_are_sealed_under_its_own_keys(tmp_path: Path) -> None:
+def test_destination_chunks_are_sealed_under_its_own_keys(source: Vault) -> None:
     """No source key opens a destination chunk, and the two repositories share no chunk id."""
-    source = populated(tmp_path)
     dest = dest_vault(1)
     dest.copy(source, now=NOW)
     theirs, mine = sealer_of(source, SOURCE_KEY), sealer_of(dest, DEST_KEY)
@@ -233,9 +243,8 @@ def test_contents_already_in_the_destination_are_neither_read_nor_stored(tmp_pat
     assert dest.open_file(dest.find("latest:db"), "db.sql").read() == data
 
 
-def test_a_second_copy_copies_nothing_and_writes_nothing(tmp_path: Path) -> None:
+def test_a_second_copy_copies_nothing_and_writes_nothing(source: Vault) -> None:
     """Run again, copy finds every snapshot present: nothing copied, read or written."""
-    source = populated(tmp_path)
     dest = dest_vault()
     first = dest.copy(source, now=NOW)
     stored = objects(dest)
@@ -247,9 +256,8 @@ def test_a_second_copy_copies_nothing_and_writes_nothing(tmp_path: Path) -> None
     assert objects(dest) == stored
 
 
-def test_the_report_sums_each_targets_share(tmp_path: Path) -> None:
+def test_the_report_sums_each_targets_share(source: Vault) -> None:
     """The report's per-target outcomes add up the copied snapshots' outcomes; bytes match."""
-    source = populated(tmp_path)
     dest = dest_vault()
     report = dest.copy(source, now=NOW)
     assert isinstance(report, CopyReport)
@@ -308,9 +316,8 @@ def test_a_file_larger_than_the_pipeline_is_streamed_not_held(tmp_path: Path) ->
 # -- choosing ------------------------------------------------------------------------------------
 
 
-def test_references_and_lineages_choose_what_is_copied(tmp_path: Path) -> None:
+def test_references_and_lineages_choose_what_is_copied(source: Vault) -> None:
     """``snapshots`` takes refs and SnapshotInfo values; ``lineages`` narrows where refs look."""
-    source = populated(tmp_path)
     dest = dest_vault()
     oldest_db = min(source.snapshots("db"), key=lambda s: s.created)
     report = dest.copy(source, snapshots=[oldest_db, "latest:etc"], now=NOW)
@@ -326,9 +333,8 @@ def test_references_and_lineages_choose_what_is_copied(tmp_path: Path) -> None:
     assert [s.snapshot_id for s in report.skipped] == [oldest_db.snapshot_id]
 
 
-def test_copying_a_subset_then_the_rest_equals_copying_everything(tmp_path: Path) -> None:
+def test_copying_a_subset_then_the_rest_equals_copying_everything(source: Vault) -> None:
     """The oldest snapshots of each lineage first, then all: the same catalog as one copy."""
-    source = populated(tmp_path)
     once, twice = dest_vault(), dest_vault()
     once.copy(source, now=NOW)
     first = [min(source.snapshots(name), key=lambda s: s.created) for name in ("files", "db")]
@@ -344,10 +350,9 @@ def test_copying_a_subset_then_the_rest_equals_copying_everything(tmp_path: Path
 
 @pytest.mark.parametrize("writes", [0, 1, 3, 7, 12, 20, 35])
 def test_a_copy_cut_by_a_dying_target_resumes_without_duplicates(
-    tmp_path: Path, writes: int
+    source: Vault, writes: int
 ) -> None:
     """The destination dies after N writes; run again once it is back, the copy completes, once."""
-    source = populated(tmp_path)
     faults = Faults()
     target = faulty_target(faults, "dst")
     dest = Vault.init([target], key=DEST_KEY, now=NOW, chunker=OTHER)
@@ -377,11 +382,8 @@ class Stop:
 
 
 @pytest.mark.parametrize("at", [1, 5, 17, 40, 80])
-def test_a_copy_interrupted_mid_snapshot_resumes_without_duplicates(
-    tmp_path: Path, at: int
-) -> None:
+def test_a_copy_interrupted_mid_snapshot_resumes_without_duplicates(source: Vault, at: int) -> None:
     """Ctrl-C in the middle of a snapshot: the snapshots before it stay, the rerun adds the rest."""
-    source = populated(tmp_path)
     dest = dest_vault()
     with pytest.raises(KeyboardInterrupt):
         dest.copy(source, now=NOW, progress=Stop(at))
@@ -395,9 +397,8 @@ def test_a_copy_interrupted_mid_snapshot_resumes_without_duplicates(
 # -- refusals ------------------------------------------------------------------------------------
 
 
-def test_copying_a_repository_into_itself_is_refused(tmp_path: Path) -> None:
+def test_copying_a_repository_into_itself_is_refused(source: Vault) -> None:
     """The same repository (the same object, or opened again) is a ConfigurationError."""
-    source = populated(tmp_path)
     again = Vault.open(source.targets, key=SOURCE_KEY)
     for other in (source, again):
         with pytest.raises(ConfigurationError, match="same repository") as caught:
@@ -406,9 +407,8 @@ def test_copying_a_repository_into_itself_is_refused(tmp_path: Path) -> None:
     assert len(source.snapshots()) == 7
 
 
-def test_a_reference_matching_nothing_is_refused_before_anything_is_copied(tmp_path: Path) -> None:
+def test_a_reference_matching_nothing_is_refused_before_anything_is_copied(source: Vault) -> None:
     """An unknown ref or lineage is SnapshotNotFoundError; a malformed one ConfigurationError."""
-    source = populated(tmp_path)
     dest = dest_vault()
     stored = objects(dest)
     with pytest.raises(SnapshotNotFoundError) as caught:
@@ -442,10 +442,9 @@ def test_an_ambiguous_prefix_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_snapshot_older_than_the_destination_head_is_refused_naming_the_lineage(
-    tmp_path: Path,
+    source: Vault,
 ) -> None:
     """Copying before a newer head would break the chain's time order: ChainOrderError, nothing copied."""
-    source = populated(tmp_path)
     dest = dest_vault()
     dest.backup(stream(b"newer"), lineage="db", host="h", now=NOW + timedelta(days=1))
     stored = objects(dest)
@@ -464,9 +463,8 @@ def test_a_snapshot_older_than_the_destination_head_is_refused_naming_the_lineag
     assert len(report.copied) == 4
 
 
-def test_copying_a_newest_snapshot_first_then_older_ones_is_refused(tmp_path: Path) -> None:
+def test_copying_a_newest_snapshot_first_then_older_ones_is_refused(source: Vault) -> None:
     """Copy latest:db, then everything: the older db snapshots would go after it, refused."""
-    source = populated(tmp_path)
     dest = dest_vault()
     dest.copy(source, snapshots="latest:db", now=NOW)
     with pytest.raises(ChainOrderError) as caught:
@@ -564,9 +562,8 @@ def first_chunk_key(vault: Vault, lineage: str) -> str:
     return chunk_key(entry.chunks[0])
 
 
-def test_a_chunk_damaged_on_one_source_target_is_read_from_the_next(tmp_path: Path) -> None:
+def test_a_chunk_damaged_on_one_source_target_is_read_from_the_next(source: Vault) -> None:
     """The source's reads fall back target by target: the copy is complete and verifies."""
-    source = populated(tmp_path)
     corrupt(source.targets[0], first_chunk_key(source, "db"))
     dest = dest_vault()
     dest.copy(source, now=NOW)
@@ -574,10 +571,9 @@ def test_a_chunk_damaged_on_one_source_target_is_read_from_the_next(tmp_path: Pa
 
 
 def test_a_chunk_damaged_everywhere_in_the_source_commits_nothing_of_that_snapshot(
-    tmp_path: Path,
+    source: Vault,
 ) -> None:
     """A snapshot the source cannot give intact stops the copy there; earlier ones are kept."""
-    source = populated(tmp_path)
     key = first_chunk_key(source, "etc")  # the newest snapshot of all
     for target in source.targets:
         corrupt(target, key)
