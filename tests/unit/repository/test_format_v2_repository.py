@@ -43,6 +43,7 @@ from ctfy_vault.repository import (
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import iter_chunks
+from tests.support.format_v2_golden import build
 from tests.support.paths import DATA
 
 FROZEN = DATA / "format-v2" / "repository"
@@ -262,3 +263,16 @@ def test_every_pack_and_index_object_is_as_specified(repository: Target) -> None
                 location = packed.locate(bytes.fromhex(chunk))
                 assert location is not None
                 assert location.pack_id in packs
+
+
+def test_the_generator_rebuilds_all_but_the_random_parts(tmp_path: Path) -> None:
+    """Rebuilding gives the same config, keys, files and chunk ids; only nonces and ids differ."""
+    build(tmp_path)
+    rebuilt: dict[str, Any] = json.loads((tmp_path / "repository.json").read_text())
+    fixed = ("config", "repo_id", "data_key", "chunk_id_key", "chunker_key", "chunks", "passphrase")
+    assert {name: rebuilt[name] for name in fixed} == {name: VECTOR[name] for name in fixed}
+    assert len(rebuilt["index"]) == len(VECTOR["index"])
+    assert set(rebuilt["packs"]).isdisjoint(VECTOR["packs"])  # fresh nonces: other pack bytes
+    for again, frozen in zip(rebuilt["snapshots"], SNAPSHOTS, strict=True):
+        assert again["files"] == frozen["files"]
+        assert (again["created"], again["lineage"]) == (frozen["created"], frozen["lineage"])
