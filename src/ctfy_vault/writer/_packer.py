@@ -36,6 +36,8 @@ PACK_WRITERS: Final = 2
 
 #: Store one pack on one target; ``False`` when the target failed (it has been told why).
 StorePack = Callable[[Target, Pack], bool]
+#: Told about each pack just before it is queued for the targets named.
+Shipped = Callable[[frozenset[str], Pack], None]
 
 
 @attrs.define
@@ -59,6 +61,7 @@ class Packer:
         sealer: seals pack headers and trailers.
         targets: every target the run writes to.
         store: writes one pack to one target (create-only) and accounts for it.
+        shipped: told about each pack before it is queued (the writer batches index objects).
         pack_size: the size at which a pack is closed.
         writers: concurrent pack writes per target.
     """
@@ -68,6 +71,7 @@ class Packer:
     _store: StorePack = attrs.field(alias="store", repr=False)
     _pack_size: int = attrs.field(alias="pack_size")
     _writers: int = attrs.field(default=PACK_WRITERS, alias="writers")
+    _shipped: Shipped | None = attrs.field(default=None, alias="shipped", repr=False)
     _builders: dict[frozenset[str], PackBuilder] = attrs.field(init=False, factory=dict)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     _lanes: dict[str, _Lane] = attrs.field(init=False, factory=dict)
@@ -140,6 +144,8 @@ class Packer:
         self._stop()
 
     def _ship(self, group: frozenset[str], pack: Pack) -> None:
+        if self._shipped is not None:
+            self._shipped(group, pack)
         for name in sorted(group):
             lane = self._lanes.get(name)
             if lane is not None and not self._stopping.is_set():

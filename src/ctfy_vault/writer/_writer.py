@@ -26,7 +26,7 @@ from ctfy_vault.exceptions import (
 )
 from ctfy_vault.manifest import FileEntry, FileType, Manifest, seal_entry
 from ctfy_vault.repository._catalog import index_chunks
-from ctfy_vault.repository._index import IndexedPack, encode_index
+from ctfy_vault.repository._index import IndexedPack, IndexObject, encode_index
 from ctfy_vault.repository._layout import chunk_key, index_key, pack_key, snapshot_key
 from ctfy_vault.repository._packs import DEFAULT_PACK_SIZE, Pack
 from ctfy_vault.repository._replicas import Failures, Outcome, put
@@ -105,6 +105,22 @@ class _Known:
 
 
 @attrs.define
+class _Batch:
+    """Packs handed to the same targets, listed by one index object once each target has them.
+
+    A batch closes at `INDEX_EVERY` packs; its index object is then written to each target as
+    soon as that target has stored all of them. The batches still open when the packs are closed
+    are indexed at the end of the run.
+    """
+
+    group: frozenset[str]
+    records: list[IndexedPack] = attrs.field(factory=list)
+    waiting: dict[str, int] = attrs.field(factory=dict)  # packs each target has still to store
+    closed: bool = False
+    index: IndexObject | None = None
+
+
+@attrs.define
 class _Run:
     """The mutable state of one backup, shared by the worker threads under one lock."""
 
@@ -129,7 +145,8 @@ class _Run:
     # Format 2: chunks handed to a pack for a target this run (stored or not yet), the packs each
     # target stored and not yet indexed, the pipeline's first error, and the chunks in flight.
     placed: dict[str, set[bytes]] = attrs.field(factory=dict)
-    unindexed: dict[str, list[IndexedPack]] = attrs.field(factory=dict)
+    open_batches: dict[frozenset[str], _Batch] = attrs.field(factory=dict)
+    batch_of: dict[bytes, _Batch] = attrs.field(factory=dict)
     packed: dict[str, PackedTarget] = attrs.field(factory=dict)
     packer: Packer | None = None
     hasher: _Hasher | None = None
@@ -544,6 +561,7 @@ class Writer:
                 sealer=self._sealer,
                 targets=run.live(),
                 store=partial(self._store_pack, run),
+                shipped=partial(self._shipped, run),
                 pack_size=self._pack_size,
                 writers=min(self._connections, PACK_WRITERS),
             )
@@ -816,6 +834,13 @@ class Writer:
             return False
         if not self._lock_and_count(run, target, key, pack.size, None):
             return False
+        index = self._account_pack(run, target, pack)
+        if index is None:
+            return target.name not in run.failed
+        return self._put(run, target, index_key(index.id), index.blob, None, exists_ok=True)
+
+    def _account_pack(self, run: _Run, target: Target, pack: Pack) -> IndexObject | None:
+        """Count a pack stored on ``target``; the batch index object it completes there, if any."""
         with run.lock:
             known = run.known[target.name]
             written = run.written.setdefault(target.name, set())
@@ -823,42 +848,50 @@ class Writer:
                 known.add(entry.chunk_id)
                 written.add(entry.chunk_id)
             run.uploaded[target.name] = run.uploaded.get(target.name, 0) + len(pack.entries)
-            waiting = run.unindexed.setdefault(target.name, [])
-            waiting.append(IndexedPack.of(pack))
-            batch = None
-            if len(waiting) >= INDEX_EVERY:
-                batch, run.unindexed[target.name] = waiting, []
-        if batch is not None:
-            return self._put_index(run, target, batch)
-        return True
+            batch = run.batch_of[pack.id]
+            batch.waiting[target.name] -= 1
+            if batch.waiting[target.name] or not batch.closed:
+                return None
+            if batch.index is None:
+                try:
+                    batch.index = encode_index(self._sealer, batch.records)
+                except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
+                    run.failed.fail(target, err)
+                    return None
+            return batch.index
 
-    def _put_index(self, run: _Run, target: Target, records: Sequence[IndexedPack]) -> bool:
-        """Write one index object listing ``records`` to ``target`` (create-only)."""
-        try:
-            index = encode_index(self._sealer, records)
-        except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
-            run.failed.fail(target, err)
-            return False
-        return self._put(run, target, index_key(index.id), index.blob, None, exists_ok=True)
+    def _shipped(self, run: _Run, group: frozenset[str], pack: Pack) -> None:
+        """Add a pack handed to the targets of ``group`` to their open batch (before it is queued).
+
+        Every pack is in exactly one batch, and a batch's index object is sealed once, so targets
+        that share packs share index objects too (one name everywhere), and an interrupted
+        backup leaves the packs of its closed batches indexed.
+        """
+        with run.lock:
+            batch = run.open_batches.get(group)
+            if batch is None:
+                batch = run.open_batches[group] = _Batch(group=group)
+            batch.records.append(IndexedPack.of(pack))
+            for name in group:
+                batch.waiting[name] = batch.waiting.get(name, 0) + 1
+            run.batch_of[pack.id] = batch
+            if len(batch.records) >= INDEX_EVERY:
+                batch.closed = True
+                del run.open_batches[group]
 
     def _write_indexes(self, run: _Run, io_pool: ThreadPoolExecutor) -> None:
-        """Write each live target's index object for the packs it stored and has not indexed.
+        """Index the batches still open: one object each, to every live target of its group.
 
-        Targets whose records are the same (every target, when all stored the same packs) get
-        one index object, byte for byte: one name everywhere.
+        The packs are closed and every queued one written (or its target failed) by now.
         """
-        groups: dict[tuple[bytes, ...], list[Target]] = {}
-        for target in run.live():
-            records = run.unindexed.pop(target.name, [])
-            if records:
-                ids = tuple(sorted(record.pack_id for record in records))
-                groups.setdefault(ids, []).append(target)
-                run.unindexed[target.name] = records
         writes: list[Future[bool]] = []
-        for targets in groups.values():
-            records = run.unindexed[targets[0].name]
+        for batch in run.open_batches.values():
+            batch.closed = True
+            targets = [t for t in run.live() if t.name in batch.group]
+            if not targets:
+                continue
             try:
-                index = encode_index(self._sealer, records)
+                index = encode_index(self._sealer, batch.records)
             except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
                 for target in targets:
                     run.failed.fail(target, err)
@@ -869,7 +902,7 @@ class Writer:
                 for target in targets
             )
         wait(writes)
-        run.unindexed.clear()
+        run.open_batches.clear()
 
     def _seal(self, run: _Run, chunk_id: bytes, data: bytes) -> bytearray:
         with run.lock:
