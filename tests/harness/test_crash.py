@@ -9,8 +9,9 @@ After every kill the test checks, in this process:
   have removed what its retention plan forgot);
 * ``verify`` finds no manifest that does not open, no manifest naming a missing chunk, and an
   unbroken hash chain (targets may disagree: one may lack what the other got before the kill);
-* a prune with grace 0 then leaves no chunk object that no manifest names (a killed prune's lock
-  is broken first, as an operator would);
+* a prune with grace 0 then leaves no chunk that no manifest names (format 1: no such chunk
+  object; format 2: no such chunk in any pack, and no pack that no index object lists; that prune
+  repacks every pack holding dead chunks), a killed prune's lock broken first, as an operator would;
 * the same backup or prune, run again, completes; ``heal`` then makes the targets agree, and
   ``verify`` (every fifth round with ``read_data``) finds nothing wrong at all.
 
@@ -37,6 +38,7 @@ from typing import Any
 import attrs
 import pytest
 
+from ctfy_vault.repository import load_packed
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
@@ -155,14 +157,24 @@ def _check_restores(vault: Vault, tally: Tally) -> dict[str, int]:
 
 
 def _orphans(vault: Vault) -> int:
-    """Chunk objects, summed over targets, that no manifest on any target names."""
+    """Chunks, summed over targets, that no manifest on any target names.
+
+    Format 2 counts such chunks in indexed packs, plus every pack that no index object lists.
+    """
     referenced = {
         chunk
         for info in vault.snapshots()
         for entry in vault.manifest(info).files
         for chunk in entry.chunks
     }
-    return sum(len(index_chunks(target) - referenced) for target in vault.targets)
+    if not vault.config.packed:
+        return sum(len(index_chunks(target) - referenced) for target in vault.targets)
+    found = 0
+    for target in vault.targets:
+        held = load_packed(target, worker.sealer(target, vault))
+        found += sum(1 for chunk in held.chunk_ids() if chunk not in referenced)
+        found += len(held.loose_packs())
+    return found
 
 
 def _check_structure(vault: Vault, *, after_kill: bool, read_data: bool = False) -> bool:
@@ -204,6 +216,8 @@ class Harness:
     next_seed: int = 0
     rounds: int = 0
     clock: datetime = worker.START
+    repository_format: int = 2
+    pack_size: int = worker.PACK_SIZE
     targets: list[Target] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -227,11 +241,25 @@ class Harness:
                 "now": self.clock.isoformat(),
                 "targets": self.specs,
             }
-        return {"op": "prune", "last": 1, "now": self.clock.isoformat(), "targets": self.specs}
+        return {
+            "op": "prune",
+            "last": 1,
+            "now": self.clock.isoformat(),
+            "targets": self.specs,
+            # Every pack with a dead chunk is repacked, so kills land in repacks too.
+            "repack_below": 1.0,
+        }
 
     def start(self) -> None:
         """Create the repository and time a few backups and prunes, unkilled."""
-        Vault.init(self.targets, key=worker.KEY, now=self.clock, chunker=self.chunker)
+        Vault.init(
+            self.targets,
+            key=worker.KEY,
+            now=self.clock,
+            chunker=self.chunker,
+            format=self.repository_format,
+            pack_size=self.pack_size,
+        )
         for op in ("backup", "backup", "prune", "backup"):
             answer = self.server.run(self.job(op))
             assert answer["status"] == 0, answer
@@ -285,7 +313,9 @@ class Harness:
         # A later prune with grace 0 removes what the kill left unreferenced.
         orphans = _orphans(vault)
         self.clock += timedelta(seconds=10)
-        report = vault.prune(Policy(last=KEEP), now=self.clock, grace=timedelta(0))
+        report = vault.prune(
+            Policy(last=KEEP), now=self.clock, grace=timedelta(0), repack_below=1.0
+        )
         assert report.ok, report.errors
         assert _orphans(vault) == 0, "a prune with grace 0 left unreferenced chunks"
         self.tally.orphans_cleaned += orphans
@@ -309,6 +339,8 @@ class Scenario:
     scale: float = 1.0
     chunker: ChunkerParams = worker.CHUNKS
     local_roots: list[Path] = attrs.field(factory=list)
+    repository_format: int = 2
+    pack_size: int = worker.PACK_SIZE
 
 
 def _run_harness(
@@ -322,6 +354,8 @@ def _run_harness(
         scale=scenario.scale,
         chunker=scenario.chunker,
         local_roots=scenario.local_roots,
+        repository_format=scenario.repository_format,
+        pack_size=scenario.pack_size,
     )
     harness.start()
     for _ in range(scenario.kills * 3):  # a kill that lands after the end does not count
@@ -343,17 +377,34 @@ def _run_harness(
 def test_sigkilled_backups_and_prunes_on_local_folders_lose_nothing(
     fast_tmp: Path, fork_server: ForkServer, record_property: Callable[[str, object], None]
 ) -> None:
-    """Backups and prunes on two local folders, SIGKILLed mid-way 44 times, lose no snapshot."""
+    """Format 2 on two local folders: backups, prunes and repacks SIGKILLed 44 times lose nothing."""
     roots = [fast_tmp / "amsterdam", fast_tmp / "ireland"]
     specs = [{"url": str(root), "name": root.name} for root in roots]
     scenario = Scenario(name="local", specs=specs, kills=44, seed=20261126, local_roots=roots)
     _run_harness(scenario, fork_server, record_property)
 
 
+def test_sigkilled_backups_and_prunes_of_a_v1_repository_lose_nothing(
+    fast_tmp: Path, fork_server: ForkServer, record_property: Callable[[str, object], None]
+) -> None:
+    """Format 1 on two local folders: backups and prunes SIGKILLed 16 times lose nothing."""
+    roots = [fast_tmp / "v1-amsterdam", fast_tmp / "v1-ireland"]
+    specs = [{"url": str(root), "name": root.name} for root in roots]
+    scenario = Scenario(
+        name="local-v1",
+        specs=specs,
+        kills=16,
+        seed=20261202,
+        local_roots=roots,
+        repository_format=1,
+    )
+    _run_harness(scenario, fork_server, record_property)
+
+
 def test_sigkilled_backups_and_prunes_on_moto_s3_lose_nothing(
     moto_s3: S3Endpoint, fork_server: ForkServer, record_property: Callable[[str, object], None]
 ) -> None:
-    """Backups and prunes on two moto S3 buckets, SIGKILLed mid-way 6 times, lose no snapshot.
+    """Format 2 on two moto S3 buckets: backups and prunes SIGKILLed 6 times lose no snapshot.
 
     Moto runs in this process and every request takes milliseconds, so the data is a quarter of
     the local scenario's and the chunks are twice as large (about 25 objects per backup).

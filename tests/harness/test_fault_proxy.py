@@ -29,6 +29,9 @@ from tests.support.servers import S3Endpoint, make_bucket, s3_client
 from tests.support.tcp_proxy import KINDS, FaultyProxy, ProxyPlan, faulty_proxy
 from tests.support.writer_strategies import NOW, SMALL
 
+#: Format 2 packs of a few chunks, so a backup writes several and faults land between them.
+PACKS = 4096
+
 KEY = RawKey(bytes(range(100, 132)))
 #: Rounds stop starting once this many seconds have passed (the whole module stays under a minute).
 BUDGET = 8.0
@@ -78,7 +81,7 @@ def vault_round(
     plan = proxy.plan
     plan.enabled = False
     targets = [proxied(proxy, rgw, bucket, f"r{seed}-{n}") for n in range(2)]
-    vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL)
+    vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
     data = payload(seed)[:4000]  # a dozen chunks: RGW answers each request in tens of ms
     storm(plan, seed)
     info = None

@@ -47,6 +47,11 @@ from tests.support.faults import (
 )
 from tests.support.writer_strategies import NOW, SMALL
 
+#: Format 2 packs of a few chunks, so a backup writes several and faults land between them.
+PACKS = 4096
+#: Where a repository's sealed data lives, in either format.
+DATA_PREFIXES = ("objects/", "packs/", "index/", "snapshots/")
+
 KEY = RawKey(bytes(range(32)))
 ROUNDS = int(os.environ.get("CTFY_FAULT_ROUNDS", "24"))
 
@@ -121,7 +126,7 @@ class TestBackupAndRestore:
             for plan in plans:
                 plan.enabled = False
             targets = [faulty_memory_target(plan, f"r{seed}-{n}") for n, plan in enumerate(plans)]
-            vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL)
+            vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
             src = tmp_path / f"src{seed}"
             files = write_tree(src, seed)
             for plan in plans:
@@ -164,7 +169,7 @@ class TestBackupAndRestore:
             for plan in plans:
                 plan.enabled = False
             targets = [faulty_memory_target(plan, f"liar{n}") for n, plan in enumerate(plans)]
-            vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL)
+            vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
             info = vault.backup(
                 StreamSource(name="db.sql", stream=io.BytesIO(data)),
                 lineage="db",
@@ -201,7 +206,7 @@ class TestBackupAndRestore:
                 faulty_local_target(plan, str(root), f"local{n}")
                 for n, (plan, root) in enumerate(zip(plans, roots, strict=True))
             ]
-            vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL)
+            vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
             for plan in plans:
                 plan.enabled = True
             try:
@@ -236,7 +241,7 @@ class TestBackupAndRestore:
             for plan in plans:
                 plan.enabled = False
             targets = [faulty_memory_target(plan, f"chain{n}") for n, plan in enumerate(plans)]
-            vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL)
+            vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
             vault.backup(
                 StreamSource(name="db.sql", stream=io.BytesIO(b"one" * 100)),
                 lineage="db",
@@ -273,7 +278,10 @@ class TestHeal:
             plans = [stormy(300 + seed * 3 + n, corrupt=False) for n in range(3)]
             damage = [
                 FaultPlan(
-                    seed=seed, truncate=0.004, corrupt=0.008, where=("objects/", "snapshots/")
+                    seed=seed,
+                    truncate=0.004,
+                    corrupt=0.008,
+                    where=("objects/", "packs/", "index/", "snapshots/"),
                 )
                 for _ in range(3)
             ]
@@ -283,7 +291,7 @@ class TestHeal:
                 faulty_memory_target(plan, f"heal{n}", inner=below)
                 for n, (plan, below) in enumerate(zip(plans, damage, strict=True))
             ]
-            first = Vault.init(targets[:1], key=KEY, now=NOW, chunker=SMALL)
+            first = Vault.init(targets[:1], key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
             first.backup(
                 StreamSource(name="db.sql", stream=io.BytesIO(data)),
                 lineage="db",
@@ -318,7 +326,7 @@ class TestHeal:
         """
         plan = FaultPlan(seed=0)
         donor = SwappingTarget.make(plan, transient=True)
-        vault = Vault.init([donor], key=KEY, now=NOW, chunker=SMALL)
+        vault = Vault.init([donor], key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
         empty = memory_target()
         both = Vault.open([donor, empty], key=KEY)
         plan.where = ("keys/",)
@@ -334,7 +342,7 @@ class TestHeal:
         """
         plan = FaultPlan(seed=0)
         donor = SwappingTarget.make(plan)
-        Vault.init([donor], key=KEY, now=NOW, chunker=SMALL)
+        Vault.init([donor], key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
         empty = memory_target()
         both = Vault.open([donor, empty], key=KEY)
         plan.where = ("config",)
@@ -470,12 +478,12 @@ class TestListingFaults:
         """Regression: a transient error listing ``snapshots/`` once made every chunk look unused."""
         plan = FaultPlan(seed=3)
         target = faulty_memory_target(plan)
-        vault = Vault.init([target], key=KEY, now=NOW, chunker=SMALL)
+        vault = Vault.init([target], key=KEY, now=NOW, chunker=SMALL, pack_size=PACKS)
         data = payload(1)
         info = vault.backup(
             StreamSource(name="db.sql", stream=io.BytesIO(data)), lineage="db", host="h", now=NOW
         )
-        chunks = sorted(target.list("objects"))
+        chunks = _stored_data(target)
         plan.reset = 1.0
         plan.operations = frozenset({"list"})
         plan.where = ("snapshots",)
@@ -489,9 +497,14 @@ class TestListingFaults:
             else:
                 assert report.chunks_deleted == 0
         calm([plan])
-        assert sorted(target.list("objects")) == chunks
+        assert _stored_data(target) == chunks
         assert vault.open_file(info, "db.sql").read() == data
         assert vault.verify(read_data=True).ok
+
+
+def _stored_data(target: Target) -> list[str]:
+    """The keys of every chunk, pack and index object on ``target``."""
+    return sorted(key for prefix in ("objects", "packs", "index") for key in target.list(prefix))
 
 
 def test_every_fault_kind_was_injected() -> None:

@@ -28,7 +28,8 @@ import traceback
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ctfy_vault.crypto import RawKey
+from ctfy_vault.crypto import RawKey, Sealer
+from ctfy_vault.repository import unlock
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
@@ -37,6 +38,8 @@ from ctfy_vault.writer import ChunkerParams, StreamSource
 KEY = RawKey(bytes.fromhex("c7" * 32))
 #: Small chunks, so a backup of a few MiB writes hundreds of objects and kills land between them.
 CHUNKS = ChunkerParams(min_size=2048, avg_size=8192, max_size=32768)
+#: Format 2: small packs (a few chunks each), so a backup writes dozens and kills land between.
+PACK_SIZE = 32 * 1024
 START = datetime(2026, 11, 1, tzinfo=UTC)
 LINEAGE = "db"
 #: Bytes of the file every snapshot shares (deduplicated) and of each snapshot's own files.
@@ -96,7 +99,13 @@ def prepare(job: Job, given: list[Target] | None = None) -> tuple[Vault, Any]:
         now = datetime.fromisoformat(job["now"])
 
         def run_prune() -> None:
-            report = vault.prune(policy, now=now, grace=timedelta(0), host="crash")
+            report = vault.prune(
+                policy,
+                now=now,
+                grace=timedelta(0),
+                host="crash",
+                repack_below=float(job.get("repack_below", 0.5)),
+            )
             if not report.ok:
                 raise RuntimeError(f"prune reported errors: {report.errors}")
 
@@ -164,3 +173,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def sealer(target: Target, vault: Vault) -> Sealer:
+    """The repository's sealer, unlocked from ``target``'s key slot with `KEY`."""
+    return Sealer(repo_id=vault.repo_id, keys=unlock(target, repo_id=vault.repo_id, credential=KEY))
