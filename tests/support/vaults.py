@@ -9,7 +9,14 @@ from pathlib import Path
 
 from ctfy_vault.crypto import RawKey, Sealer
 from ctfy_vault.manifest import Manifest, seal_entry
-from ctfy_vault.repository import unlock
+from ctfy_vault.repository import (
+    DEFAULT_PACK_SIZE,
+    Location,
+    PackedTarget,
+    load_packed,
+    pack_key,
+    unlock,
+)
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import StreamSource
@@ -41,9 +48,50 @@ def corrupt(target: Target, key: str) -> None:
 KEY = RawKey(b"k" * 32)
 
 
-def new_vault(count: int = 2, *, factory: Callable[[str], Target] = memory_target) -> Vault:
-    """A fresh repository with small chunks on ``count`` targets."""
-    return Vault.init([factory(f"t{n}") for n in range(count)], key=KEY, now=NOW, chunker=SMALL)
+def new_vault(
+    count: int = 2,
+    *,
+    factory: Callable[[str], Target] = memory_target,
+    format: int = 2,
+    pack_size: int = DEFAULT_PACK_SIZE,
+) -> Vault:
+    """A fresh repository with small chunks on ``count`` targets (format 2 unless told)."""
+    return Vault.init(
+        [factory(f"t{n}") for n in range(count)],
+        key=KEY,
+        now=NOW,
+        chunker=SMALL,
+        format=format,
+        pack_size=pack_size,
+    )
+
+
+def holdings(vault: Vault, target: Target) -> PackedTarget:
+    """Format 2: what one target holds, by its index objects and packs."""
+    return load_packed(target, repo_sealer(vault))
+
+
+def pack_of(vault: Vault, target: Target, chunk_id: bytes) -> str:
+    """Format 2: the key of the pack the target's index objects place a chunk in."""
+    return pack_key(locate(vault, target, chunk_id).pack_id)
+
+
+def locate(vault: Vault, target: Target, chunk_id: bytes) -> Location:
+    """Format 2: where a target holds a chunk (it must hold it)."""
+    location = holdings(vault, target).locate(chunk_id)
+    assert location is not None, chunk_id.hex()
+    return location
+
+
+def corrupt_in_pack(vault: Vault, target: Target, chunk_id: bytes) -> str:
+    """Format 2: flip one byte inside a chunk's range in its pack (test-only rewrite); the key."""
+    location = locate(vault, target, chunk_id)
+    key = pack_key(location.pack_id)
+    blob = bytearray(target.read(key))
+    blob[location.offset + location.length // 2] ^= 0x01
+    target.delete(key)
+    target.write(key, bytes(blob))
+    return key
 
 
 def sample_tree(root: Path) -> Path:

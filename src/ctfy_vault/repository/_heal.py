@@ -29,21 +29,29 @@ from ctfy_vault.exceptions import (
     TransientStorageError,
 )
 from ctfy_vault.manifest import Manifest, open_entry
+from ctfy_vault.repository._index import IndexedPack, IndexObject, decode_index, encode_index
 from ctfy_vault.repository._layout import (
     CONFIG_KEY,
+    INDEX_PREFIX,
     KEYS_PREFIX,
     OBJECTS_PREFIX,
+    PACKS_PREFIX,
     SNAPSHOTS_PREFIX,
     KeyKind,
     chunk_id_of,
+    index_id_of,
+    index_key,
     kind_of,
+    pack_id_of,
     quarantine_key,
     slot_id_of,
     slot_key,
     unexpected_key,
 )
+from ctfy_vault.repository._packs import check_pack
 from ctfy_vault.repository._replicas import Failures, Outcome, put
 from ctfy_vault.repository._reports import HealOutcome, HealReport
+from ctfy_vault.repository._store import PackedTarget, load_packed
 from ctfy_vault.storage import Target
 
 __all__ = ["heal", "judge_copies", "well_formed"]
@@ -52,6 +60,31 @@ log = logging.getLogger("ctfy_vault.repository")
 
 # Manifests go last: each is the commit point for the chunks it names on its target.
 _STAGES = (CONFIG_KEY, KEYS_PREFIX, OBJECTS_PREFIX, SNAPSHOTS_PREFIX)
+# Format 2: packs, then the index objects that list them, then the manifests that need both.
+_PACKED_STAGES = (
+    CONFIG_KEY,
+    KEYS_PREFIX,
+    OBJECTS_PREFIX,
+    PACKS_PREFIX,
+    INDEX_PREFIX,
+    SNAPSHOTS_PREFIX,
+)
+#: The data objects: judged only with ``read_data`` or ``repair`` (that reads all of them).
+_DATA_STAGES = frozenset({OBJECTS_PREFIX, PACKS_PREFIX})
+#: Packs judged or copied at once: each holds up to two whole packs in memory.
+_PACK_WORKERS = 4
+#: Sealed objects whose every copy may be damaged by someone without the keys: such a key is
+#: no object of the repository (see `_Healer.judge`); their damaged copies are kept to compare.
+_NO_OBJECT_WHEN_UNOPENED = frozenset({KeyKind.SNAPSHOT, KeyKind.INDEX})
+_NO_OBJECT = {
+    KeyKind.SNAPSHOT: (
+        "a snapshot object that opens on no target (no snapshot: backups chain past it)"
+    ),
+    KeyKind.INDEX: (
+        "an index object that opens on no target (it lists nothing: heal indexes the packs "
+        "no other index object lists)"
+    ),
+}
 #: The objects that are not sealed under the master keys: judged by comparing their copies.
 _PLAINTEXT = frozenset({KeyKind.CONFIG, KeyKind.KEY_SLOT})
 
@@ -74,6 +107,16 @@ def _verify(sealer: Sealer, key: str, blob: bytes) -> Manifest | None:
             chunk_id = chunk_id_of(key)
             assert chunk_id is not None  # noqa: S101 - the kind says it parses
             sealer.open_chunk(chunk_id, blob)
+            return None
+        if kind is KeyKind.PACK:
+            pack_id = pack_id_of(key)
+            assert pack_id is not None  # noqa: S101 - the kind says it parses
+            check_pack(sealer, pack_id, blob)
+            return None
+        if kind is KeyKind.INDEX:
+            index_id = index_id_of(key)
+            assert index_id is not None  # noqa: S101 - the kind says it parses
+            decode_index(sealer, index_id, blob)
             return None
         if kind is KeyKind.SNAPSHOT:
             entry = open_entry(sealer, key.rsplit("/", 1)[-1], blob).entry
@@ -160,12 +203,17 @@ class _Healer:
         *,
         repairing: bool = False,
         now: datetime | None = None,
+        packed: bool = False,
     ) -> None:
         self.targets = list(targets)
         self.sealer = sealer
         self.config_check = config_check
         self.repairing = repairing
         self.now = now
+        self.packed = packed
+        # Format 2: each target's chunks, loaded once its packs and index objects are healed.
+        self.stores: dict[str, PackedTarget | None] = {}
+        self.loading = {t.name: threading.Lock() for t in self.targets}
         self.held: dict[str, set[str]] = {t.name: set() for t in self.targets}
         self.copied: dict[str, list[str]] = {t.name: [] for t in self.targets}
         self.repaired: dict[str, list[str]] = {t.name: [] for t in self.targets}
@@ -313,24 +361,13 @@ class _Healer:
             holders = [
                 t for t in self.targets if t.name not in self.failed and key in self.held[t.name]
             ]
-        copies: dict[str, bytes] = {}
-        unread = False
-        for target in holders:
-            try:
-                copies[target.name] = target.read(key)
-            except StorageError as err:
-                unread = unread or isinstance(err, TransientStorageError)
-                if self.repairing:
-                    self.note(target, err)
-                else:
-                    self.leave(target, key, f"could not be read: {err}")
-        good, damaged = self._judge(key, copies)
-        if good is None and damaged and kind_of(key) is KeyKind.SNAPSHOT:
+        good, damaged, copies, unread = self._read_copies(key, holders)
+        if good is None and damaged and kind_of(key) in _NO_OBJECT_WHEN_UNOPENED:
             unread = unread or not self._confirmed(holders, key, copies, damaged)
         if good is None and damaged and self._not_an_object(key, unread):
             with self.lock:
                 self.strays.add(key)
-            why = "a snapshot object that opens on no target (no snapshot: backups chain past it)"
+            why = _NO_OBJECT[kind_of(key)]
             for target in holders:
                 if target.name not in damaged:
                     continue
@@ -392,38 +429,75 @@ class _Healer:
         return True
 
     def _not_an_object(self, key: str, unread: bool) -> bool:
-        """Whether a snapshot key whose every copy read is damaged can be judged no snapshot.
+        """Whether a snapshot or index key whose every copy read is damaged is no such object.
 
         Not when a copy could not be read for a transient reason, nor when a target could not
         be listed: that copy might be a good one.
         """
-        return kind_of(key) is KeyKind.SNAPSHOT and not unread and not self.failed
+        return kind_of(key) in _NO_OBJECT_WHEN_UNOPENED and not unread and not self.failed
 
-    def _judge(
-        self, key: str, copies: Mapping[str, bytes]
-    ) -> tuple[tuple[bytes, Manifest | None] | None, set[str]]:
-        """The good copy (with its manifest, if it is one) and the targets holding damaged ones."""
-        if kind_of(key) in _PLAINTEXT:
-            blob, reasons = judge_copies(copies, lambda data: well_formed(key, data))
-            return (None if blob is None else (blob, None)), set(reasons)
+    def _read_copies(
+        self, key: str, holders: Sequence[Target]
+    ) -> tuple[tuple[bytes, Manifest | None] | None, set[str], dict[str, bytes], bool]:
+        """Read and check each holder's copy of one object.
+
+        Returns the good copy (with its manifest, if it is one), the targets holding damaged
+        ones, the copies kept (every copy of a plaintext object; the damaged copies of a
+        snapshot or index object, to read them again), and whether a copy could not be read for
+        a transient reason. A sealed copy is checked as soon as it is read and dropped unless
+        kept, so judging a pack holds at most two packs in memory.
+        """
+        plaintext = kind_of(key) in _PLAINTEXT
+        keep_damaged = kind_of(key) in _NO_OBJECT_WHEN_UNOPENED
+        copies: dict[str, bytes] = {}
         good: tuple[bytes, Manifest | None] | None = None
         damaged: set[str] = set()
-        for name, blob in copies.items():
+        unread = False
+        for target in holders:
+            try:
+                blob = target.read(key)
+            except StorageError as err:
+                unread = unread or isinstance(err, TransientStorageError)
+                if self.repairing:
+                    self.note(target, err)
+                else:
+                    self.leave(target, key, f"could not be read: {err}")
+                continue
+            if plaintext:
+                copies[target.name] = blob
+                continue
             try:
                 manifest = _verify(self.sealer, key, blob)
             except _UnverifiableError:
-                damaged.add(name)
+                damaged.add(target.name)
+                if keep_damaged:
+                    copies[target.name] = blob
                 continue
             if good is None:
                 good = (blob, manifest)
-        return good, damaged
+        if plaintext:
+            chosen, reasons = judge_copies(copies, lambda data: well_formed(key, data))
+            return (None if chosen is None else (chosen, None)), set(reasons), copies, unread
+        return good, damaged, copies, unread
 
     def _chunks_present(self, target: Target, key: str, manifest: Manifest | None) -> bool:
-        """Whether the target holds every chunk a manifest names (always, for other objects)."""
+        """Whether the target holds every chunk a manifest names (always, for other objects).
+
+        Format 1: a chunk object the target holds. Format 2: a chunk an index object on the
+        target lists in a pack it holds, as `load_packed` finds them once the packs and index
+        objects are healed (the manifests come after both).
+        """
         if manifest is None:
             return True
-        with self.lock:
-            have = {chunk_id_of(k) for k in self.held[target.name]}
+        have: set[bytes | None] | PackedTarget
+        if self.packed:
+            store = self._store(target)
+            if store is None:
+                return False
+            have = store
+        else:
+            with self.lock:
+                have = {chunk_id_of(k) for k in self.held[target.name]}
         if any(chunk not in have for entry in manifest.files for chunk in entry.chunks):
             self.note(
                 target,
@@ -431,6 +505,100 @@ class _Healer:
             )
             return False
         return True
+
+    def _store(self, target: Target) -> PackedTarget | None:
+        """Format 2: what the target holds, loaded once (``None``, noted, when it cannot be)."""
+        with self.loading[target.name]:
+            if target.name not in self.stores:
+                try:
+                    self.stores[target.name] = load_packed(target, self.sealer)
+                except (StorageError, IntegrityError) as err:
+                    self.note(target, err)
+                    self.stores[target.name] = None
+            return self.stores[target.name]
+
+    def index_loose(self, workers: int) -> None:
+        """Format 2: write an index object for the packs no index object on any target lists.
+
+        A backup that stopped before writing its index object leaves such *loose* packs. Each is
+        read whole from a holder and checked (`check_pack` gives its header, hence its record);
+        the records go into new index objects (no chunk twice in one), written create-only to
+        every target holding one of their packs; the index stage then copies them to the rest.
+        Nothing is done when an index object could not be read for a reason other than damage
+        (the packs it lists might look loose).
+        """
+        with self.lock:
+            live = [t for t in self.targets if t.name not in self.failed]
+            index_keys = sorted(
+                {k for t in live for k in self.held[t.name] if _in(k, INDEX_PREFIX)}
+            )
+            pack_keys = sorted({k for t in live for k in self.held[t.name] if _in(k, PACKS_PREFIX)})
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctfy-heal") as pool:
+            listings = list(pool.map(lambda key: self._index_records(live, key), index_keys))
+        if any(records is None for records in listings):
+            log.warning("heal: an index object could not be read; loose packs are indexed later")
+            return
+        listed = {record.pack_id for records in listings if records for record in records}
+        loose = [key for key in pack_keys if pack_id_of(key) not in listed]
+        if not loose:
+            return
+        with ThreadPoolExecutor(max_workers=_PACK_WORKERS, thread_name_prefix="ctfy-heal") as pool:
+            found = [r for r in pool.map(lambda key: self._pack_record(live, key), loose) if r]
+        for index in _index_objects(self.sealer, found):
+            packs = {record.pack_id for record in index.packs}
+            key = index_key(index.id)
+            log.warning("heal: indexing %d loose packs in %s", len(packs), key)
+            with self.lock:
+                holders = [
+                    t
+                    for t in live
+                    if t.name not in self.failed
+                    and any(
+                        pack_id_of(k) in packs for k in self.held[t.name] if _in(k, PACKS_PREFIX)
+                    )
+                ]
+            for target in holders:
+                self._write(target, key, bytes(index.blob), None)
+
+    def _index_records(self, live: Sequence[Target], key: str) -> tuple[IndexedPack, ...] | None:
+        """An index object's records from the first holder where it opens.
+
+        Empty when it opens on no holder (it lists nothing); ``None`` when a copy could not be
+        read and none opened (it might list packs).
+        """
+        index_id = index_id_of(key)
+        assert index_id is not None  # noqa: S101 - listed under its parsed key
+        unread = False
+        for target in live:
+            with self.lock:
+                if key not in self.held[target.name]:
+                    continue
+            try:
+                return decode_index(self.sealer, index_id, target.read(key))
+            except StorageError:
+                unread = True
+            except (IntegrityError, FormatError):
+                continue
+        return None if unread else ()
+
+    def _pack_record(self, live: Sequence[Target], key: str) -> IndexedPack | None:
+        """A loose pack's record, from the first holder whose copy passes `check_pack`."""
+        pack_id = pack_id_of(key)
+        assert pack_id is not None  # noqa: S101 - listed under its parsed key
+        holders: list[Target] = []
+        for target in live:
+            with self.lock:
+                if key not in self.held[target.name]:
+                    continue
+            holders.append(target)
+            try:
+                header = check_pack(self.sealer, pack_id, target.read(key))
+            except (StorageError, IntegrityError, FormatError):
+                continue
+            return IndexedPack(pack_id=pack_id, size=header.size, entries=header.entries)
+        for target in holders:
+            self.leave(target, key, "a loose pack with no copy that passes its check: not indexed")
+        return None
 
     def _write(
         self,
@@ -466,6 +634,7 @@ def heal(
     read_data: bool = False,
     now: datetime | None = None,
     config_check: Callable[[bytes], bool] | None = None,
+    packed: bool = False,
 ) -> HealReport:
     """Copy to each target the config, key slots, chunks and manifests it lacks from another.
 
@@ -474,6 +643,14 @@ def heal(
     every target lacking it. Chunks are copied before manifests, and a manifest is written to a
     target only when every chunk it names is there, so heal keeps each target's commit guarantee.
     Lock files and ``quarantine/`` are never copied.
+
+    Format 2 (``packed``): packs are copied (each checked whole by `check_pack`), then index
+    objects (each must decode under its name), then manifests; a manifest is written to a target
+    only when an index object there lists every chunk it names in a pack the target holds. Packs
+    that no index object on any target lists (loose: a backup stopped before its index object)
+    are read whole, checked, and listed in a new index object written to the targets holding
+    them (reported as copied) before the index objects are copied. An index object that opens
+    on no target is treated like a snapshot object that opens on none.
 
     Every copy of the config, of each key slot and of each manifest is judged too (chunks only
     with ``read_data`` or ``repair``: that reads every chunk on every target). What heal finds
@@ -503,6 +680,7 @@ def heal(
             what it would quarantine instead of moving it.
         config_check: whether a copy of ``config`` is the repository's (the config is plaintext
             and cannot be authenticated; `Vault.heal` compares it with the config it opened).
+        packed: the repository is format 2 (packs and index objects; `Vault.heal` passes it).
 
     Returns:
         What was copied to, repaired on, quarantined on and left unfixed on each target;
@@ -519,18 +697,22 @@ def heal(
         raise ConfigurationError("heal needs two or more targets with unique names")
     if now is not None and now.utcoffset() is None:
         raise ConfigurationError("heal's now must be an aware datetime")
-    healer = _Healer(targets, sealer, config_check, repairing=repair, now=now)
+    healer = _Healer(targets, sealer, config_check, repairing=repair, now=now, packed=packed)
     by_name = {target.name: target for target in targets}
-    for stage in _STAGES:
+    for stage in _PACKED_STAGES if packed else _STAGES:
         strays = healer.list_stage(stage)
         for name, stray in sorted(strays.items()):
             for key in sorted(stray):
                 healer.stray(by_name[name], key)
         keys = sorted({k for t in healer.targets for k in healer.held[t.name] if _in(k, stage)})
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctfy-heal") as pool:
-            if repair or read_data or stage != OBJECTS_PREFIX:
+        pool_size = min(workers, _PACK_WORKERS) if stage == PACKS_PREFIX else workers
+        with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="ctfy-heal") as pool:
+            if repair or read_data or stage not in _DATA_STAGES:
                 list(pool.map(healer.judge, keys))
             list(pool.map(healer.copy, keys))
+        if stage == PACKS_PREFIX:
+            healer.list_stage(INDEX_PREFIX)  # what the index stage lists, to find loose packs
+            healer.index_loose(workers)
     outcomes = tuple(
         HealOutcome(
             target=t.name,
@@ -554,3 +736,22 @@ def _remove(target: Target, key: str) -> None:
 
 def _in(key: str, stage: str) -> bool:
     return key == stage if stage == CONFIG_KEY else key.startswith(f"{stage}/")
+
+
+def _index_objects(sealer: Sealer, records: Sequence[IndexedPack]) -> list[IndexObject]:
+    """Index objects listing ``records``, as few as keep every chunk once per object.
+
+    Two loose packs may hold one chunk (a backup run again after one stopped before its index
+    object stores it again), and an index object lists a chunk at most once.
+    """
+    groups: list[tuple[list[IndexedPack], set[bytes]]] = []
+    for record in sorted(records, key=lambda r: r.pack_id):
+        chunks = {entry.chunk_id for entry in record.entries}
+        for members, seen in groups:
+            if not chunks & seen:
+                members.append(record)
+                seen.update(chunks)
+                break
+        else:
+            groups.append(([record], chunks))
+    return [encode_index(sealer, members) for members, _seen in groups]

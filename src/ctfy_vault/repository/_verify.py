@@ -12,16 +12,22 @@ from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
 from ctfy_vault.manifest import Manifest, OpenedEntry, open_entry, verify_chain
 from ctfy_vault.repository._heads import KnownHeads, LineageHead
 from ctfy_vault.repository._heal import judge_copies, well_formed
+from ctfy_vault.repository._index import MergedIndex
 from ctfy_vault.repository._layout import (
     KeyKind,
     chunk_id_of,
     chunk_key,
     in_lock_area,
+    index_key,
     kind_of,
+    pack_id_of,
+    pack_key,
     snapshot_key,
     snapshot_name_of,
 )
+from ctfy_vault.repository._packs import PackEntry, check_pack
 from ctfy_vault.repository._reports import Problem, VerifyReport
+from ctfy_vault.repository._store import PackedTarget, load_packed
 from ctfy_vault.storage import Target
 
 __all__ = ["verify_targets"]
@@ -31,6 +37,14 @@ _STRAY = (
     "(heal --repair moves it to quarantine/)"
 )
 _SET_ASIDE = "moved aside by heal --repair: inspect it, then delete it"
+_LOOSE = (
+    "no index object lists it: heal indexes it; prune deletes it after the grace period when "
+    "no snapshot needs it"
+)
+_UNLISTED = (
+    "an index object lists it but this target lacks it, and no manifest here needs it "
+    "(heal copies it from a target that holds it)"
+)
 ReadData = bool | float
 
 
@@ -49,8 +63,13 @@ def verify_targets(
     read_data: ReadData = False,
     rng: random.Random | None = None,
     known_heads: KnownHeads | None = None,
+    packed: bool = False,
 ) -> VerifyReport:
-    """Check every target of a repository (see `Vault.verify`)."""
+    """Check every target of a repository (see `Vault.verify`).
+
+    ``packed`` says the repository is format 2: a target holds a chunk when one of its index
+    objects that opens lists it in a pack the target holds, and ``read_data`` reads whole packs.
+    """
     fraction = _fraction(read_data)
     known = known_heads.hashes() if known_heads is not None else {}
     problems: list[Problem] = []
@@ -67,14 +86,21 @@ def verify_targets(
             k for k in listed if kind_of(k) not in (KeyKind.QUARANTINED, KeyKind.STRAY)
         }
         problems.extend(_strays(target.name, listed - listings[target.name]))
+    stores: dict[str, PackedTarget] = {}
+    if packed:
+        problems.extend(_load_stores(targets, sealer, listings, stores))
     entries: dict[str, OpenedEntry] = {}
     failures: list[tuple[str, str, BaseException]] = []
     for target in targets:
         keys = listings.get(target.name)
         if keys is None:
             continue
-        problems.extend(_structure(target, sealer, keys, entries, failures))
+        holds = _Holdings(keys, stores.get(target.name), packed=packed)
+        problems.extend(
+            _structure(target, sealer, keys, holds=holds, entries=entries, failures=failures)
+        )
     unopened = {key for _target, key, _err in failures} - {snapshot_key(name) for name in entries}
+    unopened |= _index_opening_nowhere(stores)
     problems.extend(_manifest_problems(failures, listings, unopened))
     problems.extend(_key_slots(targets, listings))
     every = set().union(*listings.values()) if listings else set()
@@ -99,8 +125,12 @@ def verify_targets(
         problems.append(Problem(kind="chain", target=None, key=None, detail=detail))
     chunks_read = 0
     if fraction > 0:
-        read, found = _read_chunks(targets, sealer, listings, fraction, rng or random.Random())  # noqa: S311 - sampling, not secrets
-        chunks_read = read
+        sampler = rng or random.Random()  # noqa: S311 - sampling, not secrets
+        chunks_read, found = (
+            _read_packs(targets, sealer, listings, stores, fraction=fraction, rng=sampler)
+            if packed
+            else _read_chunks(targets, sealer, listings, fraction, sampler)
+        )
         problems.extend(found)
     problems.sort(key=lambda p: (p.kind, p.target or "", p.key or "", p.detail))
     return VerifyReport(
@@ -149,19 +179,126 @@ def _strays(target: str, keys: set[str]) -> list[Problem]:
     ]
 
 
+def _load_stores(
+    targets: Sequence[Target],
+    sealer: Sealer,
+    listings: Mapping[str, set[str]],
+    stores: dict[str, PackedTarget],
+) -> list[Problem]:
+    """Load each listed format 2 target's index objects into ``stores``; report what is wrong.
+
+    An index object that does not open is an ``index`` error (saying whether a good copy is on
+    another target); a listed pack no index object lists is a ``loose-pack`` warning. Packs an
+    index object lists that the target lacks are reported by `_structure` (``missing-chunk``)
+    when a manifest needs them, and by `_unlisted_packs` otherwise. A target whose index objects
+    cannot be loaded gets one problem, and its chunks are not checked.
+    """
+    problems: list[Problem] = []
+    for target in targets:
+        if target.name not in listings:
+            continue
+        try:
+            stores[target.name] = load_packed(target, sealer)
+        except StorageError as err:
+            problems.append(
+                Problem(kind="unreachable", target=target.name, key=None, detail=str(err))
+            )
+        except IntegrityError as err:
+            problems.append(Problem(kind="index", target=target.name, key=None, detail=str(err)))
+    for name, store in stores.items():
+        for index_id, damage in sorted(store.damaged.items()):
+            good = sorted(other for other, held in stores.items() if index_id in held.index_ids)
+            if good:
+                hint = f"a good copy is on {', '.join(good)}: heal --repair replaces this one"
+            else:
+                hint = (
+                    "it opens on no target, so it lists nothing: heal indexes the packs only it "
+                    "listed again; heal --repair moves it to quarantine/"
+                )
+            problems.append(
+                Problem(
+                    kind="index", target=name, key=index_key(index_id), detail=f"{damage}; {hint}"
+                )
+            )
+        problems.extend(
+            Problem(
+                kind="loose-pack",
+                target=name,
+                key=pack_key(pack_id),
+                detail=_LOOSE,
+                severity="warning",
+            )
+            for pack_id in sorted(store.loose_packs())
+        )
+    return problems
+
+
+def _index_opening_nowhere(stores: Mapping[str, PackedTarget]) -> set[str]:
+    """The index keys that are damaged wherever they are loaded (heal will not spread them)."""
+    opened = {index_id for store in stores.values() for index_id in store.index_ids}
+    return {
+        index_key(index_id)
+        for store in stores.values()
+        for index_id in store.damaged
+        if index_id not in opened
+    }
+
+
+class _Holdings:
+    """Whether one target holds a chunk, and which key to name when it does not."""
+
+    def __init__(self, keys: set[str], store: PackedTarget | None, *, packed: bool) -> None:
+        self._keys = keys
+        self._store = store
+        self._packed = packed
+        self.needed_packs: set[bytes] = set()
+
+    @property
+    def known(self) -> bool:
+        """Whether the target's chunks could be determined (format 2: its index loaded)."""
+        return not self._packed or self._store is not None
+
+    def missing(self, chunk_id: bytes) -> tuple[str, str | None] | None:
+        """``None`` when the target holds the chunk, else ``(dedup key, problem key)``."""
+        if not self._packed:
+            key = chunk_key(chunk_id)
+            return None if key in self._keys else (key, key)
+        store = self._store
+        assert store is not None  # noqa: S101 - only asked when known
+        if chunk_id in store:
+            return None
+        absent = [
+            location.pack_id
+            for location in store.index.locations(chunk_id)
+            if location.pack_id not in store.packs
+        ]
+        self.needed_packs.update(absent)
+        return chunk_id.hex(), (pack_key(absent[0]) if absent else None)
+
+    def unlisted(self) -> list[bytes]:
+        """Format 2: packs an index object lists and the target lacks, that no manifest needs."""
+        if self._store is None:
+            return []
+        return sorted(self._store.missing_packs() - self.needed_packs)
+
+
 def _structure(
     target: Target,
     sealer: Sealer,
     keys: set[str],
+    *,
+    holds: _Holdings,
     entries: dict[str, OpenedEntry],
     failures: list[tuple[str, str, BaseException]],
 ) -> list[Problem]:
     """Open every manifest on one target and check that it holds every chunk each one names.
 
-    A manifest that does not open is added to ``failures`` as ``(target, key, error)``.
+    A manifest that does not open is added to ``failures`` as ``(target, key, error)``. Format
+    1 names a missing chunk by its key; format 2 by the pack an index object places it in when
+    the target lacks that pack, else by no key (no index object on the target lists it).
     """
     problems: list[Problem] = []
-    missing: dict[str, str] = {}
+    missing: dict[str, tuple[str | None, str]] = {}
     named = ((key, snapshot_name_of(key)) for key in sorted(keys))
     for key, name in named:
         if name is None:
@@ -172,15 +309,29 @@ def _structure(
             failures.append((target.name, key, err))
             continue
         entries.setdefault(name, opened)
-        if isinstance(opened.entry, Manifest):
+        if isinstance(opened.entry, Manifest) and holds.known:
             for entry in opened.entry.files:
                 for chunk_id in entry.chunks:
-                    chunk = chunk_key(chunk_id)
-                    if chunk not in keys:
-                        missing.setdefault(chunk, f"named by {name} ({entry.path})")
+                    lacked = holds.missing(chunk_id)
+                    if lacked is None or lacked[0] in missing:
+                        continue
+                    detail = f"named by {name} ({entry.path})"
+                    if lacked[0] != lacked[1]:  # format 2: the key does not name the chunk
+                        detail = f"chunk {chunk_id.hex()} {detail}"
+                    missing[lacked[0]] = (lacked[1], detail)
     problems.extend(
         Problem(kind="missing-chunk", target=target.name, key=key, detail=detail)
-        for key, detail in sorted(missing.items())
+        for key, detail in sorted(missing.values(), key=lambda kd: (kd[0] or "", kd[1]))
+    )
+    problems.extend(
+        Problem(
+            kind="missing-pack",
+            target=target.name,
+            key=pack_key(pack_id),
+            detail=_UNLISTED,
+            severity="warning",
+        )
+        for pack_id in holds.unlisted()
     )
     return problems
 
@@ -247,8 +398,7 @@ def _read_chunks(
 ) -> tuple[int, list[Problem]]:
     """Re-read and authenticate a share of the chunk objects on every target holding them."""
     chunks = sorted({k for keys in listings.values() for k in keys if chunk_id_of(k) is not None})
-    count = len(chunks) if fraction >= 1.0 else math.ceil(len(chunks) * fraction)
-    chosen = chunks if count == len(chunks) else sorted(rng.sample(chunks, count))
+    chosen = _sample(chunks, fraction, rng)
     problems: list[Problem] = []
     read = 0
     for target in targets:
@@ -264,5 +414,79 @@ def _read_chunks(
             except (IntegrityError, FormatError, StorageError) as err:
                 problems.append(
                     Problem(kind="corrupt-chunk", target=target.name, key=key, detail=str(err))
+                )
+    return read, problems
+
+
+def _sample(keys: list[str], fraction: float, rng: random.Random) -> list[str]:
+    """The keys to read: all of them, or ``ceil(len * fraction)`` sampled with ``rng``, sorted."""
+    count = len(keys) if fraction >= 1.0 else math.ceil(len(keys) * fraction)
+    return keys if count == len(keys) else sorted(rng.sample(keys, count))
+
+
+def _pack_records(index: MergedIndex, pack_ids: set[bytes]) -> dict[bytes, set[PackEntry]]:
+    """What the merged index says each of ``pack_ids`` holds (one pass over the index)."""
+    records: dict[bytes, set[PackEntry]] = {pack_id: set() for pack_id in pack_ids}
+    for chunk_id in index.chunk_ids():
+        for location in index.locations(chunk_id):
+            held = records.get(location.pack_id)
+            if held is not None:
+                held.add(location.entry)
+    return records
+
+
+def _read_packs(
+    targets: Sequence[Target],
+    sealer: Sealer,
+    listings: dict[str, set[str]],
+    stores: Mapping[str, PackedTarget],
+    *,
+    fraction: float,
+    rng: random.Random,
+) -> tuple[int, list[Problem]]:
+    """Re-read and check a share of the packs, whole, on every target holding them.
+
+    A pack that fails `check_pack` is ``corrupt-pack``; one whose index records on that target
+    (size, chunks, offsets, lengths) differ from its header is an ``index`` problem. Returns the
+    chunks in the packs read (by the header, or the index when the pack fails) and the problems.
+    """
+    packs = sorted({k for keys in listings.values() for k in keys if pack_id_of(k) is not None})
+    chosen = _sample(packs, fraction, rng)
+    chosen_ids = {pack_id for key in chosen if (pack_id := pack_id_of(key)) is not None}
+    problems: list[Problem] = []
+    read = 0
+    for target in targets:
+        keys = listings.get(target.name, set())
+        store = stores.get(target.name)
+        records = _pack_records(store.index, chosen_ids) if store is not None else {}
+        for key in chosen:
+            if key not in keys:
+                continue
+            pack_id = pack_id_of(key)
+            assert pack_id is not None  # noqa: S101 - chosen only among parsable keys
+            listed = records.get(pack_id, set())
+            try:
+                header = check_pack(sealer, pack_id, target.read(key))
+            except (IntegrityError, FormatError, StorageError) as err:
+                read += len(listed)
+                problems.append(
+                    Problem(kind="corrupt-pack", target=target.name, key=key, detail=str(err))
+                )
+                continue
+            read += len(header.entries)
+            size = store.index.pack_size(pack_id) if store is not None else None
+            if size is None:
+                continue  # a loose pack: nothing to compare (reported as loose-pack)
+            if size != header.size or listed != set(header.entries):
+                problems.append(
+                    Problem(
+                        kind="index",
+                        target=target.name,
+                        key=key,
+                        detail=(
+                            "the index objects' records of this pack differ from its header "
+                            "(its size or chunks): the pack is intact; an index object is not"
+                        ),
+                    )
                 )
     return read, problems

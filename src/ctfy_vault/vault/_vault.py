@@ -1012,7 +1012,12 @@ class Vault:
         """
         self._check_repository(known_heads)
         return verify_targets(
-            self._targets, self._sealer, read_data=read_data, rng=rng, known_heads=known_heads
+            self._targets,
+            self._sealer,
+            read_data=read_data,
+            rng=rng,
+            known_heads=known_heads,
+            packed=self._config.packed,
         )
 
     def heal(
@@ -1057,6 +1062,7 @@ class Vault:
                 read_data=read_data,
                 now=now,
                 config_check=self._is_my_config,
+                packed=self._config.packed,
             )
         finally:
             self._refresh()
