@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ctfy_vault.crypto import RawKey, Sealer
+from ctfy_vault.crypto import Credential, RawKey, Sealer
 from ctfy_vault.manifest import Manifest, seal_entry
 from ctfy_vault.repository import (
     DEFAULT_PACK_SIZE,
@@ -22,10 +22,12 @@ from ctfy_vault.vault import Vault
 from ctfy_vault.writer import StreamSource
 from tests.support.writer_strategies import NOW, SMALL, memory_target
 
+KEY = RawKey(b"k" * 32)
 
-def repo_sealer(vault: Vault) -> Sealer:
+
+def repo_sealer(vault: Vault, credential: Credential = KEY) -> Sealer:
     """The repository's sealer, rebuilt from its key slot through the public crypto API."""
-    keys = unlock(vault.targets[0], repo_id=vault.repo_id, credential=KEY)
+    keys = unlock(vault.targets[0], repo_id=vault.repo_id, credential=credential)
     return Sealer(repo_id=vault.repo_id, keys=keys)
 
 
@@ -43,9 +45,6 @@ def corrupt(target: Target, key: str) -> None:
     blob[-1] ^= 0x01
     target.delete(key)
     target.write(key, bytes(blob))
-
-
-KEY = RawKey(b"k" * 32)
 
 
 def new_vault(
@@ -66,26 +65,28 @@ def new_vault(
     )
 
 
-def holdings(vault: Vault, target: Target) -> PackedTarget:
+def holdings(vault: Vault, target: Target, credential: Credential = KEY) -> PackedTarget:
     """Format 2: what one target holds, by its index objects and packs."""
-    return load_packed(target, repo_sealer(vault))
+    return load_packed(target, repo_sealer(vault, credential))
 
 
-def pack_of(vault: Vault, target: Target, chunk_id: bytes) -> str:
+def pack_of(vault: Vault, target: Target, chunk_id: bytes, credential: Credential = KEY) -> str:
     """Format 2: the key of the pack the target's index objects place a chunk in."""
-    return pack_key(locate(vault, target, chunk_id).pack_id)
+    return pack_key(locate(vault, target, chunk_id, credential).pack_id)
 
 
-def locate(vault: Vault, target: Target, chunk_id: bytes) -> Location:
+def locate(vault: Vault, target: Target, chunk_id: bytes, credential: Credential = KEY) -> Location:
     """Format 2: where a target holds a chunk (it must hold it)."""
-    location = holdings(vault, target).locate(chunk_id)
+    location = holdings(vault, target, credential).locate(chunk_id)
     assert location is not None, chunk_id.hex()
     return location
 
 
-def corrupt_in_pack(vault: Vault, target: Target, chunk_id: bytes) -> str:
+def corrupt_in_pack(
+    vault: Vault, target: Target, chunk_id: bytes, credential: Credential = KEY
+) -> str:
     """Format 2: flip one byte inside a chunk's range in its pack (test-only rewrite); the key."""
-    location = locate(vault, target, chunk_id)
+    location = locate(vault, target, chunk_id, credential)
     key = pack_key(location.pack_id)
     blob = bytearray(target.read(key))
     blob[location.offset + location.length // 2] ^= 0x01

@@ -111,7 +111,7 @@ class RepoConfig:
         cipher: the AEAD sealing every object.
         format: the repository layout version: 2 (the default) or 1.
         pack_size: format 2: the size at which a writer closes a pack (`DEFAULT_PACK_SIZE`);
-            ignored and not recorded by format 1.
+            not recorded by format 1, which refuses any other value.
     """
 
     repo_id: bytes = attrs.field(validator=_repo_id)
@@ -131,6 +131,9 @@ class RepoConfig:
             raise ConfigurationError(
                 f"pack_size must be an integer from {MIN_PACK_SIZE} to {MAX_PACK_SIZE}"
             )
+        if not self.packed and value != DEFAULT_PACK_SIZE:
+            # Format 1 does not record it: the config would not read back as the same one.
+            raise ConfigurationError("pack_size is a format 2 setting; format 1 has no packs")
 
     @property
     def packed(self) -> bool:

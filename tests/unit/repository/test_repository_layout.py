@@ -192,6 +192,11 @@ def test_every_caller_takes_the_layout_from_one_module() -> None:
         (f"objects/{'ab' * 32}", True),  # a chunk-like name without its fan-out folder
         (f"objects/ab/{'AB' * 32}", True),  # upper-case hex
         ("junk", False),  # junk at the top level: heal never lists the top level
+        ("packs/zz/not-a-pack", True),  # junk among the packs
+        (f"packs/ab/{'AB' * 32}", True),  # upper-case hex
+        (f"packs/cd/{'ab' * 32}", True),  # the wrong fan-out folder
+        ("index/not-an-index", True),  # junk among the index objects
+        (f"index/ab/{'ab' * 32}", True),  # index objects are not fanned out
     ],
 )
 def test_a_near_miss_is_a_stray_to_verify_heal_and_backup(

@@ -21,7 +21,7 @@ from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.vault._restore import check_tree, safe_join
 from ctfy_vault.writer import chunk_key
-from tests.support.vaults import KEY, corrupt, new_vault, plant, sample_tree
+from tests.support.vaults import KEY, corrupt, corrupt_in_pack, new_vault, plant, sample_tree
 from tests.support.writer_strategies import NOW
 
 
@@ -224,55 +224,81 @@ class TestRefusals:
         assert (dest / "src" / "a.txt").read_bytes() == b"alpha " * 500
 
 
+def _damage_chunk(vault: Vault, target: Target, chunk_id: bytes, format: int) -> str:
+    """Alter one chunk on a target (its object, or its range in its pack); its fallback name."""
+    if format == 1:
+        corrupt(target, chunk_key(chunk_id))
+        return chunk_key(chunk_id)
+    corrupt_in_pack(vault, target, chunk_id)
+    return chunk_id.hex()
+
+
+@pytest.mark.parametrize("format", [1, 2])
 class TestFallback:
-    def test_corrupt_chunk_on_first_target_falls_back(self, tmp_path: Path) -> None:
+    def test_corrupt_chunk_on_first_target_falls_back(self, tmp_path: Path, format: int) -> None:
         """A chunk altered on the first target is read from the next; the tree is still exact."""
-        vault = new_vault(3)
+        vault = new_vault(3, format=format)
         src = sample_tree(tmp_path)
         info = vault.backup([src], lineage="files", host="h", now=NOW)
         entry = next(e for e in vault.ls(info) if e.path == "src/sub/b.bin")
-        key = chunk_key(entry.chunks[0])
-        corrupt(vault.targets[0], key)
+        key = _damage_chunk(vault, vault.targets[0], entry.chunks[0], format)
         report = vault.restore(info, tmp_path / "out")
         assert tree(tmp_path / "out" / "src") == tree(src)
         assert report.fallbacks == ((key, vault.targets[0].name),)
 
-    def test_missing_chunk_falls_back_and_open_file_too(self, tmp_path: Path) -> None:
+    def test_missing_chunk_falls_back_and_open_file_too(self, tmp_path: Path, format: int) -> None:
         """A chunk missing on the first two targets comes from the third, in restore and open_file."""
-        vault = new_vault(3)
+        vault = new_vault(3, format=format)
         data = os.urandom(5000)
         src = tmp_path / "src"
         src.mkdir()
         (src / "d").write_bytes(data)
         info = vault.backup([src], lineage="files", host="h", now=NOW)
         entry = vault.ls(info, "src/d")[0]
-        key = chunk_key(entry.chunks[-1])
-        vault.targets[0].delete(key)
-        corrupt(vault.targets[1], key)
+        chunk_id = entry.chunks[-1]
+        if format == 1:
+            vault.targets[0].delete(chunk_key(chunk_id))
+        else:  # the first target's packs stay; its index objects no longer list the chunk
+            for key in list(vault.targets[0].list("index")):
+                vault.targets[0].delete(key)
+        _damage_chunk(vault, vault.targets[1], chunk_id, format)
         with vault.open_file(info, "src/d") as handle:
             assert handle.read() == data
         report = vault.restore(info, tmp_path / "out")
         assert (tmp_path / "out" / "src" / "d").read_bytes() == data
-        assert [target for _, target in report.fallbacks] == [t.name for t in vault.targets[:2]]
+        if format == 1:
+            assert [target for _, target in report.fallbacks] == [t.name for t in vault.targets[:2]]
+            return
+        # Every chunk falls back from the first target; the damaged one from the second too.
+        first, second = (t.name for t in vault.targets[:2])
+        assert {key for key, target in report.fallbacks if target == first} == {
+            chunk.hex() for chunk in entry.chunks
+        }
+        assert [key for key, target in report.fallbacks if target == second] == [chunk_id.hex()]
+        assert {target for _, target in report.fallbacks} == {first, second}
 
-    def test_chunk_intact_nowhere_fails_with_every_target_named(self, tmp_path: Path) -> None:
+    def test_chunk_intact_nowhere_fails_with_every_target_named(
+        self, tmp_path: Path, format: int
+    ) -> None:
         """When no target holds a chunk intact, restore fails naming each target's error."""
-        vault = new_vault(2)
+        vault = new_vault(2, format=format)
         src = tmp_path / "src"
         src.mkdir()
         (src / "d").write_bytes(os.urandom(2000))
         info = vault.backup([src], lineage="files", host="h", now=NOW)
-        key = chunk_key(vault.ls(info, "src/d")[0].chunks[0])
+        chunk_id = vault.ls(info, "src/d")[0].chunks[0]
         for target in vault.targets:
-            corrupt(target, key)
+            _damage_chunk(vault, target, chunk_id, format)
         with pytest.raises(TargetsFailedError) as caught:
             vault.restore(info, tmp_path / "out")
         assert set(caught.value.outcomes) == {t.name for t in vault.targets}
 
-    def test_restore_from_a_reopened_vault_on_local_targets(self, tmp_path: Path) -> None:
+    def test_restore_from_a_reopened_vault_on_local_targets(
+        self, tmp_path: Path, format: int
+    ) -> None:
         """Local-disk targets: a reopened vault restores exactly and verifies clean."""
         targets = [Target.from_url(str(tmp_path / name), name=name) for name in ("ams", "dub")]
-        vault = Vault.init(targets, key=KEY, now=NOW)
+        vault = Vault.init(targets, key=KEY, now=NOW, format=format)
         src = sample_tree(tmp_path)
         info = vault.backup([src], lineage="files", host="h", now=NOW)
         reopened = Vault.open(targets, key=KEY)

@@ -26,6 +26,7 @@ from ctfy_vault.vault import Vault
 from ctfy_vault.writer import StreamSource, chunk_key
 from tests.support.faults import FaultPlan, faulty_local_target
 from tests.support.servers import S3Endpoint, make_bucket, s3_target
+from tests.support.vaults import pack_of
 from tests.support.writer_strategies import NOW, SMALL
 
 KEY = RawKey(b"s" * 32)
@@ -68,9 +69,9 @@ def _backup(vault: Vault, lineage: str, hours: int, data: bytes = b"") -> Manife
     return vault.manifest(info.name)
 
 
-def _seeded(pair: Pair) -> tuple[Vault, list[Target]]:
+def _seeded(pair: Pair, format: int = 2) -> tuple[Vault, list[Target]]:
     targets = pair()
-    vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL)
+    vault = Vault.init(targets, key=KEY, now=NOW, chunker=SMALL, format=format)
     _backup(vault, "db", 1)
     _backup(vault, "files", 2)
     return Vault.open(pair(), key=KEY), targets
@@ -106,10 +107,24 @@ def test_a_stray_snapshot_object_on_one_target_stops_no_backup(pair: Pair, key: 
         assert report.ok
 
 
-@pytest.mark.parametrize("key", ["snapshots/zzz", LATE, "objects/zz/not-a-chunk"])
-def test_plain_heal_reports_a_stray_and_repair_quarantines_it(pair: Pair, key: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "format"),
+    [
+        ("snapshots/zzz", 2),
+        (LATE, 2),
+        ("objects/zz/not-a-chunk", 1),
+        ("objects/zz/not-a-chunk", 2),
+        ("packs/zz/not-a-pack", 2),
+        (f"packs/{'ab' * 32}", 2),  # a pack-like name without its fan-out folder
+        ("index/not-an-index", 2),
+        (f"index/ab/{'ab' * 32}", 2),  # index objects are not fanned out
+    ],
+)
+def test_plain_heal_reports_a_stray_and_repair_quarantines_it(
+    pair: Pair, key: str, format: int
+) -> None:
     """Plain heal copies nothing of it and reports it; repair moves it to quarantine/, intact."""
-    vault, (a, b) = _seeded(pair)
+    vault, (a, b) = _seeded(pair, format)
     _raw_store(b, key, b"junk\n")
     report = vault.heal(now=NOW)
     assert not report.ok
@@ -151,11 +166,15 @@ def test_a_head_damaged_on_one_target_is_read_from_the_other_and_repaired(pair: 
     assert vault.verify(read_data=True).ok
 
 
-def test_a_chunk_damaged_on_one_target_is_named_by_heal_and_repaired(pair: Pair) -> None:
-    """heal(read_data=True) names the damaged chunk and changes nothing; repair fixes it."""
-    vault, (_a, b) = _seeded(pair)
+@pytest.mark.parametrize("format", [1, 2])
+def test_a_chunk_damaged_on_one_target_is_named_by_heal_and_repaired(
+    pair: Pair, format: int
+) -> None:
+    """heal(read_data=True) names the damaged chunk (or pack) and changes nothing; repair fixes it."""
+    vault, (_a, b) = _seeded(pair, format)
     manifest = _backup(vault, "db", 4, b"chunk data " * 3000)
-    key = chunk_key(manifest.files[0].chunks[0])
+    chunk_id = manifest.files[0].chunks[0]
+    key = chunk_key(chunk_id) if format == 1 else pack_of(vault, b, chunk_id, KEY)
     _flip(b, key)
     damaged = b.read(key)
     plain = vault.heal()
@@ -165,7 +184,8 @@ def test_a_chunk_damaged_on_one_target_is_named_by_heal_and_repaired(pair: Pair)
     assert looked.data_read
     assert [(target, k) for target, k, _why in looked.unfixed] == [("b", key)]
     assert b.read(key) == damaged
-    assert _found(vault, read_data=True) == {("corrupt-chunk", "error", "b", key)}
+    kind = "corrupt-chunk" if format == 1 else "corrupt-pack"
+    assert _found(vault, read_data=True) == {(kind, "error", "b", key)}
     repaired = vault.heal(repair=True, now=NOW)
     assert {o.target: o.repaired for o in repaired.outcomes} == {"a": (), "b": (key,)}
     assert repaired.ok
@@ -174,7 +194,7 @@ def test_a_chunk_damaged_on_one_target_is_named_by_heal_and_repaired(pair: Pair)
 
 def test_prune_sweeps_past_a_stray_name(pair: Pair) -> None:
     """A stray name is no snapshot object: the chunk sweep runs as if it were not there."""
-    vault, (_a, b) = _seeded(pair)
+    vault, (_a, b) = _seeded(pair, format=1)  # format 1's sweep; format 2's is prune's own
     _backup(vault, "db", 3, b"replaced " * 2000)
     _raw_store(b, "snapshots/zzz", b"junk\n")
     report = vault.prune({"db": Policy(last=1)}, now=NOW + timedelta(hours=9), grace=timedelta(0))

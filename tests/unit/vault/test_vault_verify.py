@@ -10,12 +10,21 @@ from pathlib import Path
 import pytest
 
 from ctfy_vault.exceptions import ConfigurationError, RollbackError, TargetsFailedError
+from ctfy_vault.repository import DEFAULT_PACK_SIZE
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Problem, SnapshotInfo, Vault, VerifyReport
 from ctfy_vault.writer import chunk_key
 from tests.support.servers import S3Endpoint, make_bucket, s3_target
-from tests.support.vaults import KEY, corrupt, new_vault, sample_tree, stream
+from tests.support.vaults import (
+    KEY,
+    corrupt,
+    holdings,
+    new_vault,
+    pack_of,
+    sample_tree,
+    stream,
+)
 from tests.support.writer_strategies import NOW, SMALL, Faults, faulty_target, memory_target
 
 
@@ -33,63 +42,102 @@ def kinds(report: VerifyReport) -> list[tuple[str, str | None, str | None]]:
     return [(p.kind, p.target, p.key) for p in report.problems]
 
 
+#: The data objects of each format: chunk objects, or packs.
+DATA = {1: "objects", 2: "packs"}
+
+
+def small_packs(count: int, format: int) -> Vault:
+    """A fresh vault of the format; format 2 closes packs at 4 KiB, so a backup writes several."""
+    return new_vault(count, format=format, pack_size=4096 if format == 2 else DEFAULT_PACK_SIZE)
+
+
+def stored_chunks(vault: Vault, target: Target, format: int) -> int:
+    """The chunks one target holds: its chunk objects, or the chunks its index objects list."""
+    if format == 1:
+        return len(list(target.list("objects")))
+    return sum(1 for _ in holdings(vault, target).chunk_ids())
+
+
+def chunks_in(vault: Vault, target: Target, pack: str) -> int:
+    """Format 2: the chunks a target's index objects list in one pack."""
+    store = holdings(vault, target)
+    return sum(
+        1
+        for chunk_id in store.index.chunk_ids()
+        if any(pack.endswith(loc.pack_id.hex()) for loc in store.index.locations(chunk_id))
+    )
+
+
+@pytest.mark.parametrize("format", [1, 2])
 class TestVerify:
-    def test_clean_repository_verifies_ok(self, tmp_path: Path) -> None:
+    def test_clean_repository_verifies_ok(self, tmp_path: Path, format: int) -> None:
         """A healthy repository gives an ok report with counts, reading every chunk on request."""
-        vault = new_vault(3)
+        vault = new_vault(3, format=format)
         two_backups(vault, tmp_path)
         report = vault.verify(read_data=True)
         assert report.ok, report.problems
+        assert report.problems == ()
         assert report.targets == tuple(t.name for t in vault.targets)
         assert report.snapshots == 3
-        chunks = len(list(vault.targets[0].list("objects")))
+        chunks = stored_chunks(vault, vault.targets[0], format)
+        assert chunks > 0
         assert report.chunks_read == 3 * chunks
         assert vault.verify().chunks_read == 0
 
-    def test_corrupt_chunk_is_reported_exactly(self, tmp_path: Path) -> None:
-        """With read_data the one altered chunk is the only problem, on the one target."""
-        vault = new_vault(2)
+    def test_corrupt_chunk_is_reported_exactly(self, tmp_path: Path, format: int) -> None:
+        """With read_data the one altered chunk (or pack) is the only problem, on the one target."""
+        vault = small_packs(2, format)
         two_backups(vault, tmp_path)
-        key = sorted(vault.targets[1].list("objects"))[3]
+        key = sorted(vault.targets[1].list(DATA[format]))[3 if format == 1 else 1]
         corrupt(vault.targets[1], key)
         assert vault.verify().ok  # structure alone cannot see altered bytes
         report = vault.verify(read_data=True)
-        assert kinds(report) == [("corrupt-chunk", vault.targets[1].name, key)]
+        kind = "corrupt-chunk" if format == 1 else "corrupt-pack"
+        assert kinds(report) == [(kind, vault.targets[1].name, key)]
         assert not report.ok
 
-    def test_fraction_reads_a_share_of_chunks(self, tmp_path: Path) -> None:
-        """A fraction re-reads about that share of the chunks on every target."""
-        vault = new_vault(2)
+    def test_fraction_reads_a_share_of_chunks(self, tmp_path: Path, format: int) -> None:
+        """A fraction re-reads about that share of the chunks (whole packs) on every target."""
+        vault = small_packs(2, format)
         two_backups(vault, tmp_path)
-        chunks = len(list(vault.targets[0].list("objects")))
         report = vault.verify(read_data=0.25, rng=random.Random(7))  # noqa: S311 - sampling
-        assert report.chunks_read == 2 * -(-chunks // 4)
         assert report.ok
+        data = sorted(vault.targets[0].list(DATA[format]))
+        if format == 1:
+            assert report.chunks_read == 2 * -(-len(data) // 4)
+            return
+        chosen = random.Random(7).sample(data, -(-len(data) // 4))  # noqa: S311 - sampling
+        assert 0 < len(chosen) < len(data)
+        expected = sum(chunks_in(vault, vault.targets[0], key) for key in chosen)
+        assert report.chunks_read == 2 * expected
 
-    def test_out_of_range_fraction_is_refused(self) -> None:
+    def test_out_of_range_fraction_is_refused(self, format: int) -> None:
         """read_data outside 0..1 is a ValueError."""
-        vault = new_vault(1)
+        vault = new_vault(1, format=format)
         with pytest.raises(ValueError, match="fraction"):
             vault.verify(read_data=1.5)
 
-    def test_missing_chunk_and_disagreement_are_reported(self, tmp_path: Path) -> None:
-        """A chunk deleted from one target shows as missing there and lacking versus the other."""
-        vault = new_vault(2)
+    def test_missing_chunk_and_disagreement_are_reported(self, tmp_path: Path, format: int) -> None:
+        """A chunk (or its pack) deleted from one target is missing there and lacking there."""
+        vault = small_packs(2, format)
         two_backups(vault, tmp_path)
         entry = next(e for e in vault.ls(vault.snapshots("db")[0]) if e.chunks)
-        key = chunk_key(entry.chunks[0])
-        vault.targets[0].delete(key)
+        first = vault.targets[0]
+        key = chunk_key(entry.chunks[0]) if format == 1 else pack_of(vault, first, entry.chunks[0])
+        inside = 1 if format == 1 else chunks_in(vault, first, key)
+        first.delete(key)
         report = vault.verify()
+        # Every chunk of the pack is named by a snapshot: each is missing, by the pack's key.
         assert kinds(report) == [
-            ("lacking", vault.targets[0].name, key),
-            ("missing-chunk", vault.targets[0].name, key),
+            ("lacking", first.name, key),
+            *[("missing-chunk", first.name, key)] * inside,
         ]
         vault.heal()
         assert vault.verify(read_data=True).ok
 
-    def test_deleted_snapshot_is_a_chain_gap(self, tmp_path: Path) -> None:
+    def test_deleted_snapshot_is_a_chain_gap(self, tmp_path: Path, format: int) -> None:
         """A snapshot deleted from every target (no prune record) is a gap in its lineage."""
-        vault = new_vault(2)
+        vault = new_vault(2, format=format)
         two_backups(vault, tmp_path)
         first = vault.snapshots("files")[-1]
         for target in vault.targets:
@@ -100,9 +148,9 @@ class TestVerify:
         assert [p.kind for p in report.problems] == ["chain"]
         assert "files" in report.problems[0].detail
 
-    def test_altered_manifest_is_reported(self, tmp_path: Path) -> None:
+    def test_altered_manifest_is_reported(self, tmp_path: Path, format: int) -> None:
         """A manifest altered on one target is reported there; the other copy keeps the chain."""
-        vault = new_vault(2)
+        vault = new_vault(2, format=format)
         two_backups(vault, tmp_path)
         name = vault.snapshots()[0].name
         corrupt(vault.targets[0], f"snapshots/{name}")
@@ -110,9 +158,9 @@ class TestVerify:
         assert kinds(report) == [("manifest", vault.targets[0].name, f"snapshots/{name}")]
         assert report.chain.ok
 
-    def test_report_is_frozen_and_printable(self, tmp_path: Path) -> None:
+    def test_report_is_frozen_and_printable(self, tmp_path: Path, format: int) -> None:
         """The report and its problems are immutable values with readable reprs."""
-        vault = new_vault(2)
+        vault = new_vault(2, format=format)
         two_backups(vault, tmp_path)
         report = vault.verify()
         with pytest.raises(AttributeError):
