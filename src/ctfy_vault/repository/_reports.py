@@ -38,8 +38,9 @@ class HealReport:
 
     Attributes:
         outcomes: one per target, in the order given.
-        data_read: whether every chunk copy was read and judged (``read_data`` or ``repair``);
-            otherwise only the config, key slots and manifests were.
+        data_read: whether every chunk (format 2: pack) copy was read and judged (``read_data``
+            or ``repair``); otherwise only the config, key slots, index objects and manifests
+            were.
     """
 
     outcomes: tuple[HealOutcome, ...]
@@ -80,7 +81,12 @@ class Problem:
     Attributes:
         kind: ``unreachable`` (a target could not be listed), ``manifest`` (a snapshot object
             does not open), ``missing-chunk`` (a manifest names a chunk its target lacks),
-            ``corrupt-chunk`` (a chunk fails authentication when re-read), ``lacking`` (another
+            ``corrupt-chunk`` (a chunk fails authentication when re-read), ``corrupt-pack``
+            (format 2: a pack fails `check_pack` when re-read), ``index`` (format 2: an index
+            object does not open under its name, or a pack's index records differ from its
+            header), ``loose-pack`` (format 2: a pack no index object on the target lists; a
+            warning), ``missing-pack`` (format 2: an index object lists a pack the target lacks
+            that no manifest there needs; a warning), ``lacking`` (another
             target holds an object this one lacks), ``key-slot`` (a key slot's copy does not
             parse or differs from the bytes most targets hold), ``chain`` (a gap, fork or
             rollback, including a known head that was deleted or that a head does not descend
@@ -110,7 +116,8 @@ class VerifyReport:
     Attributes:
         targets: the targets checked, in the vault's order.
         snapshots: distinct snapshot objects (manifests and prune records) over all targets.
-        chunks_read: chunk objects re-read and authenticated (0 unless ``read_data``).
+        chunks_read: chunk objects re-read and authenticated, or (format 2) the chunks in the
+            packs re-read and checked whole (0 unless ``read_data``).
         chain: the hash-chain report over every entry any target holds.
         problems: everything found wrong, errors and warnings, sorted by kind, target and key.
         heads: each lineage's current head over every target (the newest one where a fork left

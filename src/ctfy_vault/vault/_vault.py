@@ -996,6 +996,12 @@ class Vault:
         * data (``read_data``): chunk objects are re-read from every target holding them and
           authenticated; ``True`` reads all, a fraction reads that share, sampled with ``rng``.
 
+        Format 2 (packs): a target holds a chunk when one of its index objects that opens lists
+        it in a pack the target holds; an index object that does not open is an ``index``
+        problem, loose and unneeded missing packs are warnings, and ``read_data`` reads whole
+        packs (``corrupt-pack``) and compares them with their index records (see
+        ``docs/repository.md``).
+
         Args:
             read_data: ``False``, ``True`` or a fraction from 0 to 1.
             rng: the sampler for a fraction (a fresh unseeded one by default).
@@ -1043,8 +1049,10 @@ class Vault:
                 what it would quarantine instead.
 
         Heal is the one writer to degraded targets (see `Vault.degraded`): a wiped target gets
-        the config and key slots first, then the chunks, then the manifests. Afterwards the
-        degraded targets are checked again.
+        the config and key slots first, then the chunks (format 2: the packs, then the index
+        objects), then the manifests. Afterwards the degraded targets are checked again. On
+        format 2, packs no index object lists (a backup stopped before its index object) are
+        checked and listed in a new index object; index objects are always judged.
 
         Returns:
             What was copied to, repaired on, quarantined on and left unfixed on each target.
