@@ -25,7 +25,7 @@ from ctfy_vault._version import __version__
 from ctfy_vault.crypto import Credential, RawKey
 from ctfy_vault.exceptions import IntegrityError, ObjectExistsError
 from ctfy_vault.links import LinkSigner, presign, verify_link
-from ctfy_vault.repository import snapshot_key
+from ctfy_vault.repository import DEFAULT_PACK_SIZE, snapshot_key
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import BackupInfo, SnapshotInfo, Vault
@@ -102,7 +102,7 @@ def _init(targets: list[Target], say: Say, repository_format: int, key: Credenti
         now=FIRST_BACKUP - timedelta(days=200),
         chunker=DEMO_CHUNKER,
         format=repository_format,
-        pack_size=DEMO_PACK_SIZE,
+        pack_size=DEMO_PACK_SIZE if repository_format == 2 else DEFAULT_PACK_SIZE,
     )
     vault = Vault.open(targets, key=key)
     say(
