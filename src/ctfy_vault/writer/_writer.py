@@ -12,7 +12,7 @@ from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -222,7 +222,7 @@ class _FileDigest:
     __slots__ = ("_done", "_hash", "_value")
 
     def __init__(self) -> None:
-        self._hash = hashlib.sha256()
+        self._hash: Any = hashlib.sha256()
         self._value: bytes | None = None
         self._done: threading.Event | None = None
 
@@ -231,8 +231,10 @@ class _FileDigest:
 
     def finish(self) -> None:
         self._value = self._hash.digest()
+        self._hash = None  # kept per file until the manifest is built: only the digest stays
         if self._done is not None:
             self._done.set()
+            self._done = None
 
     def later(self) -> None:
         """Mark the digest as being computed by another thread (`value` then waits for it)."""
@@ -493,7 +495,9 @@ class Writer:
                     pending.append(done)
                     bytes_read += done.size
             self._settle_chunks(run, io_pool)
-            entries.extend(_entry(item) for item in pending)
+            pending.reverse()
+            while pending:  # each file's pipeline state goes as its entry is made
+                entries.append(_entry(pending.pop()))
             manifest = Manifest(
                 snapshot_id=snapshot_id or uuid.uuid4().hex,
                 lineage=lineage,
