@@ -46,7 +46,12 @@ from ctfy_vault.repository import (
 from ctfy_vault.vault._copy import ORIGIN_TAG, origin_tag
 from ctfy_vault.vault._find import LATEST, check_reference, find_snapshot
 from ctfy_vault.vault._model import BackupInfo, CopyReport, RestoreReport, SnapshotInfo
-from ctfy_vault.vault._prune import DEFAULT_GRACE, DEFAULT_LOCK_TTL, PruneReport
+from ctfy_vault.vault._prune import (
+    DEFAULT_GRACE,
+    DEFAULT_LOCK_TTL,
+    DEFAULT_REPACK_BELOW,
+    PruneReport,
+)
 from ctfy_vault.vault._vault import Vault
 from ctfy_vault.writer import BackupSource
 
@@ -54,6 +59,7 @@ __all__ = [
     "CONFIG_KEY",
     "DEFAULT_GRACE",
     "DEFAULT_LOCK_TTL",
+    "DEFAULT_REPACK_BELOW",
     "HEADS_FORMAT",
     "LATEST",
     "LOCK_KEY",

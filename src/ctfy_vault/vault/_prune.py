@@ -7,10 +7,12 @@ The order keeps every step re-runnable and every crash harmless:
    forgotten snapshot's hash) to each target, and only then delete the forgotten manifests from the
    targets that hold the record, so ``verify`` can always explain the gap;
 3. sweep chunks in two phases. A chunk no remaining manifest names is first *marked* (a plaintext
-   list of chunk ids under ``locks/sweep/``); a later prune deletes it only if it is still
-   unreferenced and was marked at least ``grace`` earlier. A backup running concurrently either
-   commits within the grace period (its manifest then names the chunk, which is kept) or is older
-   than the grace period allows; choose ``grace`` longer than your longest backup.
+   list of chunk ids under ``locks/sweep/``, `ctfy_vault.vault._marks`); a later prune deletes it
+   only if it is still unreferenced and was marked at least ``grace`` earlier. A backup running
+   concurrently either commits within the grace period (its manifest then names the chunk, which
+   is kept) or is older than the grace period allows; choose ``grace`` longer than your longest
+   backup. Format 1 deletes chunk objects; format 2 deletes and repacks packs
+   (`ctfy_vault.vault._repack`, which gives the order of its steps).
 
 Chunk deletion is skipped entirely when any target could not be listed or any snapshot object
 could not be opened: a manifest that cannot be read may name chunks that look unreferenced. Names
@@ -20,13 +22,11 @@ hold nothing up.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import attrs
 
@@ -56,22 +56,23 @@ from ctfy_vault.repository import (
     release,
     snapshot_names,
 )
-from ctfy_vault.repository._layout import (
-    DELETE_CHECK_KEY,
-    SWEEP_PREFIX,
-    KeyKind,
-    chunk_key,
-    kind_of,
-    snapshot_key,
-    sweep_mark_key,
-)
+from ctfy_vault.repository._layout import DELETE_CHECK_KEY, chunk_key, snapshot_key
+from ctfy_vault.repository._packs import DEFAULT_PACK_SIZE
 from ctfy_vault.retention import RetentionPlan
 from ctfy_vault.storage import Target
+from ctfy_vault.vault._marks import delete_marks, marked_chunks, read_marks, write_mark
 from ctfy_vault.vault._model import SnapshotInfo
+from ctfy_vault.vault._repack import (
+    DEFAULT_REPACK_BELOW,
+    SweepResult,
+    check_repack_below,
+    sweep_packs,
+)
 
 __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_LOCK_TTL",
+    "DEFAULT_REPACK_BELOW",
     "PruneReport",
     "marked_chunks",
     "prune_targets",
@@ -83,7 +84,6 @@ log = logging.getLogger("ctfy_vault.vault")
 DEFAULT_GRACE = timedelta(hours=24)
 #: How long a prune's lock protects it; a prune stops before deleting anything after that.
 DEFAULT_LOCK_TTL = timedelta(hours=1)
-_MARK_VERSION = 1
 
 Plans = dict[str, RetentionPlan[SnapshotInfo]]
 
@@ -96,9 +96,23 @@ class PruneReport:
         plans: each lineage's retention plan, by lineage name.
         records: names of the prune records written (one per lineage that forgot something).
         forgotten: the snapshots whose manifests were deleted (or would be), newest first.
-        chunks_deleted: chunk objects deleted on at least one target.
-        bytes_deleted: stored bytes those chunks took, summed over targets.
+        chunks_deleted: unreferenced chunks deleted on at least one target (format 1: chunk
+            objects; format 2: chunks dropped with the packs deleted or repacked).
+        bytes_deleted: stored bytes deleted, summed over targets (format 1: the chunk objects;
+            format 2: every pack deleted, repacked ones included, so the space freed is
+            ``bytes_deleted - bytes_repacked``).
         chunks_pending: unreferenced chunks kept for now: marked, waiting out the grace period.
+        chunks_unused: format 2: unreferenced chunks past their grace period kept in packs whose
+            live share is still at or above ``repack_below`` (they stay marked).
+        packs_deleted: format 2: packs deleted on at least one target because every chunk in
+            them was unreferenced past the grace period, or because they stayed loose (in no
+            index object) for the grace period.
+        packs_repacked: format 2: packs whose still-needed chunks were copied into new packs and
+            that were then deleted on at least one target.
+        packs_written: format 2: new packs the repacking wrote (for a dry run, would write).
+        bytes_repacked: format 2: stored bytes of those new packs, summed over the targets
+            they went to.
+        packs_pending: format 2: loose packs kept for now: marked, waiting out the grace period.
         sweep_skipped: why no chunk was deleted at all, or ``None`` when the sweep ran.
         dry_run: nothing was changed.
         errors: targets where something failed, with the error (the rest of the prune went on).
@@ -110,6 +124,12 @@ class PruneReport:
     chunks_deleted: int = 0
     bytes_deleted: int = 0
     chunks_pending: int = 0
+    chunks_unused: int = 0
+    packs_deleted: int = 0
+    packs_repacked: int = 0
+    packs_written: int = 0
+    bytes_repacked: int = 0
+    packs_pending: int = 0
     sweep_skipped: str | None = None
     dry_run: bool = False
     errors: Mapping[str, BaseException] = attrs.field(factory=dict)
@@ -143,6 +163,10 @@ class _Run:
     listed: dict[str, set[str]]  # each target's snapshot names, kept current as records land
     failures: Failures
 
+    def now(self) -> datetime:
+        """The current time (aware)."""
+        return self.clock.now()
+
     def check_lock(self) -> None:
         """Refuse to delete once the lock has expired (another prune may have broken it)."""
         if self.lock is not None and self.clock.now() >= self.lock.expires:
@@ -164,14 +188,19 @@ def prune_targets(
     dry_run: bool,
     lock_ttl: timedelta = DEFAULT_LOCK_TTL,
     degraded: Mapping[str, BaseException] | None = None,
+    packed: bool = False,
+    pack_size: int = DEFAULT_PACK_SIZE,
+    repack_below: float = DEFAULT_REPACK_BELOW,
 ) -> PruneReport:
     """Apply retention to a repository's targets (see `Vault.prune`).
 
     Targets in ``degraded`` are listed (their snapshots still guard chunks from the sweep) but
-    never written to or deleted from; each is reported in ``errors`` with its error.
+    never written to or deleted from; each is reported in ``errors`` with its error. ``packed``
+    (format 2) sweeps packs, writing new ones of ``pack_size`` when repacking.
     """
     if grace < timedelta(0):
         raise ValueError("grace must not be negative")
+    repack_below = check_repack_below(repack_below)
     degraded = degraded or {}
     clock = _Clock(now.astimezone(UTC))
     listed, errors = _list_snapshots(targets)
@@ -201,7 +230,14 @@ def prune_targets(
         plans = plan_all()
         catalog = reader.catalog()
         records, forgotten = _forget(run, plans, catalog)
-        deleted, size, pending, skipped = _sweep(run, grace, unlisted)
+        swept = _sweep(
+            run,
+            grace,
+            unlisted,
+            packed=packed,
+            pack_size=pack_size,
+            repack_below=repack_below,
+        )
     finally:
         if lock is not None:
             for name, err in release(reachable, lock).items():
@@ -210,10 +246,16 @@ def prune_targets(
         plans=plans,
         records=records,
         forgotten=forgotten,
-        chunks_deleted=deleted,
-        bytes_deleted=size,
-        chunks_pending=pending,
-        sweep_skipped=skipped,
+        chunks_deleted=swept.chunks_deleted,
+        bytes_deleted=swept.bytes_deleted,
+        chunks_pending=swept.chunks_pending,
+        chunks_unused=swept.chunks_unused,
+        packs_deleted=swept.packs_deleted,
+        packs_repacked=swept.packs_repacked,
+        packs_written=swept.packs_written,
+        bytes_repacked=swept.bytes_repacked,
+        packs_pending=swept.packs_pending,
+        sweep_skipped=swept.skipped,
         dry_run=dry_run,
         errors=run.failures.errors(),
     )
@@ -330,24 +372,25 @@ def _delete_manifests(run: _Run, doomed: Mapping[str, set[str]]) -> None:
 # -- sweeping chunks ---------------------------------------------------------------------------
 
 
-def _sweep(run: _Run, grace: timedelta, degraded: bool) -> tuple[int, int, int, str | None]:
-    """Mark unreferenced chunks; delete those marked at least ``grace`` ago.
-
-    Returns:
-        Chunks deleted, bytes deleted, chunks pending, and why the sweep was skipped (or None).
-    """
+def _sweep(
+    run: _Run,
+    grace: timedelta,
+    degraded: bool,
+    *,
+    packed: bool,
+    pack_size: int,
+    repack_below: float,
+) -> SweepResult:
+    """Mark unreferenced chunks; delete those marked at least ``grace`` ago (format 2: by pack)."""
     if degraded:
-        return 0, 0, 0, "a target could not be listed; no chunk was deleted"
+        return SweepResult(skipped="a target could not be listed; no chunk was deleted")
     catalog = run.reader.catalog()
     if run.reader.broken_names():
-        return (
-            0,
-            0,
-            0,
-            (
+        return SweepResult(
+            skipped=(
                 "a snapshot object could not be opened; no chunk was deleted (check names it; "
                 "heal --repair replaces or quarantines it)"
-            ),
+            )
         )
     referenced = {
         chunk
@@ -356,6 +399,15 @@ def _sweep(run: _Run, grace: timedelta, degraded: bool) -> tuple[int, int, int, 
         for entry in opened.entry.files
         for chunk in entry.chunks
     }
+    if packed:
+        return sweep_packs(
+            run, referenced, grace=grace, repack_below=repack_below, pack_size=pack_size
+        )
+    return _sweep_objects(run, grace, referenced)
+
+
+def _sweep_objects(run: _Run, grace: timedelta, referenced: set[bytes]) -> SweepResult:
+    """Format 1: mark unreferenced chunk objects; delete those marked at least ``grace`` ago."""
     holders: dict[bytes, list[Target]] = {}
     for target in run.targets:
         try:
@@ -363,97 +415,25 @@ def _sweep(run: _Run, grace: timedelta, degraded: bool) -> tuple[int, int, int, 
                 holders.setdefault(chunk, []).append(target)
         except StorageError as err:
             run.failures.fail(target, err)
-            return 0, 0, 0, f"{target.name} could not be listed; no chunk was deleted"
-    marks, mark_keys = _read_marks(run)
+            return SweepResult(skipped=f"{target.name} could not be listed; no chunk was deleted")
+    marks = read_marks(run.targets, run.failures)
     now = run.clock.now()
-    ripe = {c for c in holders if grace == timedelta(0) or marks.get(c, (now,))[0] <= now - grace}
+    ripe = {c for c in holders if _ripe(marks.chunks.get(c), now, grace)}
     pending = set(holders) - ripe
     if run.dry_run:
-        return len(ripe), 0, len(pending), None
+        return SweepResult(chunks_deleted=len(ripe), chunks_pending=len(pending))
     run.check_lock()
-    new = sorted(pending - set(marks))
+    new = sorted(pending - set(marks.chunks))
     if new:
-        _write_mark(run, now, new)
+        write_mark(run.targets, run.failures, now, new)
     deleted, size = _delete_chunks(run, ripe, holders)
-    _drop_spent_marks(run, marks, mark_keys, set(holders) - ripe)
-    return deleted, size, len(pending), None
+    delete_marks(run.targets, run.failures, marks.spent(set(holders) - ripe, ()))
+    return SweepResult(chunks_deleted=deleted, bytes_deleted=size, chunks_pending=len(pending))
 
 
-def _iter_marks(
-    targets: Sequence[Target], on_list_error: Callable[[Target, StorageError], object]
-) -> Iterator[tuple[str, datetime, list[bytes]]]:
-    """Yield each sweep mark once (the first target listing it gives it): key, time, chunk ids.
-
-    An unreadable or malformed mark is skipped with a warning.
-    """
-    seen: set[str] = set()
-    for target in targets:
-        try:
-            listed = target.list(SWEEP_PREFIX)
-            keys = sorted(k for k in listed if kind_of(k) is KeyKind.SWEEP_MARK)
-        except StorageError as err:
-            on_list_error(target, err)
-            continue
-        for key in keys:
-            if key in seen:
-                continue
-            seen.add(key)
-            try:
-                created, chunks = _parse_mark(target.read(key))
-            except (StorageError, ValueError) as err:
-                log.warning("sweep mark %s on %s ignored: %s", key, target.name, err)
-                continue
-            yield key, created, chunks
-
-
-def _read_marks(run: _Run) -> tuple[dict[bytes, tuple[datetime, str]], set[str]]:
-    """Every marked chunk with the earliest time it was marked and that mark's name; all marks."""
-    marks: dict[bytes, tuple[datetime, str]] = {}
-    keys: set[str] = set()
-    for key, created, chunks in _iter_marks(run.targets, run.failures.fail):
-        keys.add(key)
-        for chunk in chunks:
-            if chunk not in marks or created < marks[chunk][0]:
-                marks[chunk] = (created, key)
-    return marks, keys
-
-
-def marked_chunks(targets: Sequence[Target]) -> frozenset[bytes]:
-    """Every chunk id some sweep mark names, on any target (unreadable marks are skipped).
-
-    A backup reusing one of these must check it still exists right before it commits (see
-    `ctfy_vault.writer.Writer.backup`'s ``recheck``).
-    """
-    return frozenset(
-        chunk for _key, _created, chunks in _iter_marks(targets, _ignore) for chunk in chunks
-    )
-
-
-def _ignore(_target: Target, _err: StorageError) -> None:
-    """A backup goes on without the marks of a target it cannot list."""
-
-
-def _parse_mark(data: bytes) -> tuple[datetime, list[bytes]]:
-    try:
-        document: Any = json.loads(data)
-        if not isinstance(document, dict) or document.get("version") != _MARK_VERSION:
-            raise ValueError("not a version 1 sweep mark")
-        created = datetime.fromisoformat(document["created"])
-        if created.tzinfo is None:
-            raise ValueError("naive time in a sweep mark")
-        return created, [bytes.fromhex(item) for item in document["chunks"]]
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"malformed sweep mark: {err}") from err
-
-
-def _write_mark(run: _Run, now: datetime, chunks: Iterable[bytes]) -> None:
-    key = sweep_mark_key(now, secrets.token_hex(4))
-    document = {
-        "version": _MARK_VERSION,
-        "created": now.isoformat(),
-        "chunks": [chunk.hex() for chunk in chunks],
-    }
-    _write_everywhere(run, key, json.dumps(document).encode())
+def _ripe(mark: tuple[datetime, str] | None, now: datetime, grace: timedelta) -> bool:
+    """Whether a chunk marked then (``None``: not marked) may go now."""
+    return grace == timedelta(0) or (mark is not None and mark[0] <= now - grace)
 
 
 def _delete_chunks(
@@ -478,24 +458,3 @@ def _delete_chunks(
             gone = True
         deleted += gone
     return deleted, size
-
-
-def _drop_spent_marks(
-    run: _Run,
-    marks: Mapping[bytes, tuple[datetime, str]],
-    mark_keys: set[str],
-    still_pending: set[bytes],
-) -> None:
-    """Delete marks none of whose chunks still wait on them.
-
-    A mark is spent when each of its chunks was deleted, is referenced again, or is covered by an
-    earlier mark.
-    """
-    live = {marks[chunk][1] for chunk in still_pending if chunk in marks}
-    spent = mark_keys - live
-    for target in run.targets:
-        for key in sorted(spent):
-            try:
-                target.delete(key)
-            except StorageError as err:
-                run.failures.fail(target, err)

@@ -74,6 +74,7 @@ from ctfy_vault.vault._model import BackupInfo, CopyReport, RestoreReport, Snaps
 from ctfy_vault.vault._prune import (
     DEFAULT_GRACE,
     DEFAULT_LOCK_TTL,
+    DEFAULT_REPACK_BELOW,
     PruneReport,
     marked_chunks,
     prune_targets,
@@ -802,6 +803,7 @@ class Vault:
         host: str | None = None,
         dry_run: bool = False,
         lock_ttl: timedelta = DEFAULT_LOCK_TTL,
+        repack_below: float = DEFAULT_REPACK_BELOW,
     ) -> PruneReport:
         """Apply retention: forget what each lineage's policy no longer keeps, then sweep chunks.
 
@@ -817,8 +819,18 @@ class Vault:
           Choose ``grace`` longer than your longest backup. Nothing is deleted from chunks when
           a target cannot be listed or a snapshot object cannot be opened.
 
+        Format 2 stores chunks in packs, so the sweep works per pack: a pack whose chunks are
+        all unreferenced (and past the grace period) is deleted; a pack whose still-needed
+        chunks make up less than ``repack_below`` of its chunk bytes is *repacked*: those chunks
+        are copied, authenticated, into new packs (built once, the same bytes on every target),
+        a new index object replaces the ones listing the old pack, and only then are the old
+        index objects and packs deleted. Loose packs (in no index object, e.g. a backup's that
+        has not written its index yet) are marked and deleted only when still loose after
+        ``grace``. See ``docs/vault.md`` for the order of steps.
+
         A crash at any point leaves a repository that verifies (at worst with unreferenced
-        chunks, which the next prune sweeps); running prune again finishes the work.
+        chunks or loose packs, which the next prune sweeps); running prune again finishes the
+        work.
 
         Degraded targets (see `Vault.degraded`, checked again first) are left alone: no lock,
         record, mark or delete there; each is listed in ``errors`` with a
@@ -834,6 +846,10 @@ class Vault:
             host: recorded in the prune records; this machine's name by default.
             dry_run: plan and count, change nothing, take no lock.
             lock_ttl: how long the lock protects this prune; it stops deleting after that.
+            repack_below: format 2: repack a pack once the live share of its chunk bytes falls
+                below this (0 to 1; `DEFAULT_REPACK_BELOW` is 0.8: at most a fifth of a pack is
+                unused, at most 4 bytes moved per byte freed). ``0`` only deletes packs with no
+                live chunk; ``1`` repacks every pack holding an expired unreferenced chunk.
 
         Returns:
             The plans, the records written, what was forgotten and deleted, and per-target errors.
@@ -845,6 +861,7 @@ class Vault:
             StorageError: no target could be listed.
             TargetsFailedError: every target is degraded (nothing was changed).
             ValueError: a negative ``grace``.
+            ConfigurationError: ``repack_below`` is not a number from 0 to 1.
         """
         refused = {} if dry_run else self._writable("prune")
         return prune_targets(
@@ -858,6 +875,9 @@ class Vault:
             dry_run=dry_run,
             lock_ttl=lock_ttl,
             degraded=refused,
+            packed=self._config.packed,
+            pack_size=self._config.pack_size,
+            repack_below=repack_below,
         )
 
     def lock_info(self) -> LockInfo | None:
