@@ -239,6 +239,7 @@ def prune_targets(
             repack_below=repack_below,
         )
     finally:
+        reader.forget_packs()  # packs and index objects may have been replaced
         if lock is not None:
             for name, err in release(reachable, lock).items():
                 run.failures.fail(name, err)

@@ -344,9 +344,9 @@ def _copies(
 ) -> tuple[tuple[frozenset[str], tuple[tuple[bytes, tuple[PackEntry, ...]], ...]], ...]:
     """Group the packs to repack by the targets holding them; per pack, the chunks to copy.
 
-    A chunk is copied once per group, and not at all when a pack that stays is held and indexed
-    on every target of the group (a crash between writing an index and deleting the old one
-    leaves exactly that).
+    A chunk is copied once per group, and not at all when a pack that stays is held on every
+    target of the group and listed by some index object (a crash between writing an index and
+    deleting the old one leaves exactly that; step 2 lists it on each target of the group).
     """
     groups: dict[frozenset[str], list[bytes]] = {}
     for pack_id in repack:
@@ -380,9 +380,7 @@ def _held_elsewhere(
         other = location.pack_id
         if other in going:
             continue
-        if all(
-            other in holdings.listed[name] and other in holdings.indexed[name] for name in group
-        ):
+        if all(other in holdings.listed[name] for name in group):
             return True
     return False
 
@@ -638,19 +636,31 @@ def _write_indexes(
 ) -> dict[str, frozenset[bytes]]:
     """Step 2: write each target's replacement index objects (the same bytes to equal targets).
 
+    Normally only the index objects listing a pack that goes are replaced. When the targets'
+    index objects differ (a crash between targets, a backup that reached only some), every
+    index object is replaced, so that targets holding the same packs end with the same names.
+
     Returns:
         Per target that wrote what it needed, the index objects it may now delete.
     """
+    live = run.failures.live(run.targets)
+    diverged = len({holdings.indexes[t.name] for t in live}) > 1
     plans: dict[str, tuple[frozenset[bytes], tuple[IndexedPack, ...]]] = {}
-    for target in run.failures.live(run.targets):
+    for target in live:
         mine = holdings.indexes[target.name]
-        replaced = frozenset(i for i in mine if holdings.index_packs[i] & going)
+        affected = frozenset(i for i in mine if holdings.index_packs[i] & going)
+        replaced = mine if diverged else affected
         new = received.get(target.name, [])
-        if not replaced and not new:
+        # Packs it holds that only other targets' index objects list (a crash between two
+        # targets' index writes leaves them): listed here too, so the targets converge.
+        adopted = (holdings.listed[target.name] & holdings.records.keys()) - holdings.indexed[
+            target.name
+        ]
+        if not replaced and not new and not (diverged and adopted):
             continue
         staying = frozenset[bytes]().union(*(holdings.index_packs[i] for i in mine - replaced))
         kept = frozenset[bytes]().union(*(holdings.index_packs[i] for i in replaced))
-        kept = kept - going - staying
+        kept = (kept | adopted) - going - staying
         records = tuple(
             sorted([holdings.records[p] for p in kept] + list(new), key=lambda r: r.pack_id)
         )

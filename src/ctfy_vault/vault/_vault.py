@@ -394,21 +394,24 @@ class Vault:
         refused = self._writable("backup")
         previous, parent = self._lineage_head(lineage, known_heads)
         writer = self._writer(require)
-        result = writer.backup(
-            given,
-            lineage=lineage,
-            host=socket.gethostname() if host is None else host,
-            now=now,
-            previous=previous,
-            parent=parent,
-            tags=tuple(tags),
-            labels=dict(labels or {}),
-            progress=progress,
-            retain_until=retain_until,
-            recheck=marked_chunks(self._targets),
-            degraded=refused,
-            guard=self._refuses,
-        )
+        try:
+            result = writer.backup(
+                given,
+                lineage=lineage,
+                host=socket.gethostname() if host is None else host,
+                now=now,
+                previous=previous,
+                parent=parent,
+                tags=tuple(tags),
+                labels=dict(labels or {}),
+                progress=progress,
+                retain_until=retain_until,
+                recheck=marked_chunks(self._targets),
+                degraded=refused,
+                guard=self._refuses,
+            )
+        finally:
+            self._reader.forget_packs()  # new packs and index objects: reload before reading
         return BackupInfo.of_result(result)
 
     # -- copy --------------------------------------------------------------------------------
@@ -490,9 +493,17 @@ class Vault:
             refused=refused,
             recheck=lambda: marked_chunks(self._targets),
         )
-        return copy_snapshots(
-            origin, destination, snapshots=snapshots, lineages=lineages, now=now, progress=progress
-        )
+        try:
+            return copy_snapshots(
+                origin,
+                destination,
+                snapshots=snapshots,
+                lineages=lineages,
+                now=now,
+                progress=progress,
+            )
+        finally:
+            self._reader.forget_packs()
 
     # -- which targets take writes -------------------------------------------------------------
 
@@ -1093,6 +1104,7 @@ class Vault:
                 packed=self._config.packed,
             )
         finally:
+            self._reader.forget_packs()
             self._refresh()
 
     def _is_my_config(self, data: bytes) -> bool:

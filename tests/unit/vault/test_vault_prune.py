@@ -1,4 +1,8 @@
-"""Vault.prune: records before deletions, lineages apart, the grace period, the lock, keys."""
+"""Vault.prune: records before deletions, lineages apart, the grace period, the lock, keys.
+
+The tests that look at stored chunks run on both repository formats (``fmt``): format 1 stores
+chunk objects, format 2 packs listed by index objects.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from ctfy_vault.exceptions import (
     TargetsFailedError,
 )
 from ctfy_vault.manifest import PruneRecord, verify_chain
-from ctfy_vault.repository import SWEEP_PREFIX
+from ctfy_vault.repository import SWEEP_PREFIX, decode_index, index_key, load_packed, pack_key
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import LOCK_KEY, LockInfo, Vault
@@ -30,18 +34,25 @@ from ctfy_vault.writer import (
     SNAPSHOTS_PREFIX,
     StreamSource,
     chunk_key,
-    index_chunks,
 )
+from tests.support.packed import held_chunks, problems
 from tests.support.writer_strategies import FAST_RETRY, NOW, SMALL, memory_target
 
 KEY = RawKey(bytes(range(32)))
 HOUR = timedelta(hours=1)
 
 
-def new_vault(count: int = 2) -> Vault:
-    """A fresh repository with small chunks on ``count`` memory targets."""
+FORMATS = pytest.mark.parametrize("fmt", [1, 2])
+
+
+def new_vault(count: int = 2, fmt: int = 2) -> Vault:
+    """A fresh repository of format ``fmt`` with small chunks on ``count`` memory targets."""
     return Vault.init(
-        [memory_target(f"t{n}") for n in range(count)], key=KEY, now=NOW, chunker=SMALL
+        [memory_target(f"t{n}") for n in range(count)],
+        key=KEY,
+        now=NOW,
+        chunker=SMALL,
+        format=fmt,
     )
 
 
@@ -68,10 +79,45 @@ def objects(target: Target, prefix: str) -> set[str]:
     return set(target.list(prefix))
 
 
+def orphan_object(vault: Vault) -> str:
+    """The key of an object a crashed backup left: a chunk object, or a loose pack (format 2)."""
+    if not vault.config.packed:
+        return f"{OBJECTS_PREFIX}/ab/{'ab' * 32}"
+    return f"packs/ab/{'ab' * 32}"
+
+
+def doomed_keys(vault: Vault, chunks: set[bytes]) -> list[str]:
+    """What a prune deletes to remove ``chunks``: their objects, or their packs and indexes.
+
+    Format 2: every pack holding one of them, which must hold nothing else, and every index
+    object listing only those packs.
+    """
+    if not vault.config.packed:
+        return [chunk_key(chunk) for chunk in sorted(chunks)]
+    packed = load_packed(vault.targets[0], SEALER(vault))
+    packs = {where.pack_id for c in chunks for where in packed.index.locations(c)}
+    assert all(
+        set(packed.index.pack_ids) >= packs and c in chunks
+        for c in packed.index.chunk_ids()
+        for where in packed.index.locations(c)
+        if where.pack_id in packs
+    )
+    indexes = [i for i in sorted(packed.index_ids) if _lists_only(vault, i, packs)]
+    assert indexes
+    return [pack_key(p) for p in sorted(packs)] + [index_key(i) for i in indexes]
+
+
+def _lists_only(vault: Vault, index_id: bytes, packs: set[bytes]) -> bool:
+    """Whether an index object lists no pack outside ``packs``."""
+    blob = vault.targets[0].read(index_key(index_id))
+    return {r.pack_id for r in decode_index(SEALER(vault), index_id, blob)} <= packs
+
+
 class TestForgetAndRecord:
-    def test_prune_deletes_forgotten_keeps_the_rest_and_verifies(self) -> None:
+    @FORMATS
+    def test_prune_deletes_forgotten_keeps_the_rest_and_verifies(self, fmt: int) -> None:
         """Forgotten manifests go from every target after a record names them; kept ones restore."""
-        vault = new_vault()
+        vault = new_vault(fmt=fmt)
         data = {(lin, d): payload(d, lin) for lin in ("db", "files") for d in range(5)}
         ids = {key: backup(vault, key[0], key[1], blob) for key, blob in data.items()}
         report = vault.prune({"db": Policy(last=2)}, now=NOW + timedelta(days=5), grace=HOUR * 0)
@@ -90,8 +136,7 @@ class TestForgetAndRecord:
                 assert vault.open_file(ids[lineage, day], f"{lineage}.dump").read() == blob
         assert report.chunks_deleted > 0
         assert report.bytes_deleted > 0
-        verified = vault.verify(read_data=True)
-        assert verified.ok, verified.problems
+        assert problems(vault) == []
 
     def test_record_explains_the_gap_and_names_the_head(self) -> None:
         """The record follows the lineage's head and lists the forgotten hashes."""
@@ -121,9 +166,10 @@ class TestForgetAndRecord:
         assert {s.snapshot_id for s in vault.snapshots("full-server")} == servers
         assert len(vault.snapshots("db")) == 1
 
-    def test_dry_run_changes_nothing(self) -> None:
+    @FORMATS
+    def test_dry_run_changes_nothing(self, fmt: int) -> None:
         """A dry run reports the plan and counts but writes and deletes nothing, takes no lock."""
-        vault = new_vault()
+        vault = new_vault(fmt=fmt)
         for day in range(3):
             backup(vault, "db", day, payload(day, "db"))
         before = [sorted(t.list("")) for t in vault.targets]
@@ -141,18 +187,19 @@ class TestForgetAndRecord:
         assert not any(t.exists(LOCK_KEY) for t in vault.targets)
 
 
+@FORMATS
 class TestGrace:
-    def test_unreferenced_chunks_wait_out_the_grace_period(self) -> None:
+    def test_unreferenced_chunks_wait_out_the_grace_period(self, fmt: int) -> None:
         """The first prune only marks; a prune within the grace keeps; one after it deletes."""
-        vault = new_vault()
+        vault = new_vault(fmt=fmt)
         for day in range(3):
             backup(vault, "db", day, payload(day, "db"))
         start = NOW + timedelta(days=3)
-        chunks_before = index_chunks(vault.targets[0])
+        chunks_before = held_chunks(vault, vault.targets[0])
         first = vault.prune(Policy(last=1), now=start, grace=HOUR)
         assert first.chunks_deleted == 0
         assert first.chunks_pending > 0
-        assert index_chunks(vault.targets[0]) == chunks_before
+        assert held_chunks(vault, vault.targets[0]) == chunks_before
         assert all(objects(t, SWEEP_PREFIX) for t in vault.targets)
         within = vault.prune(Policy(last=1), now=start + HOUR / 2, grace=HOUR)
         assert within.chunks_deleted == 0
@@ -160,13 +207,14 @@ class TestGrace:
         after = vault.prune(Policy(last=1), now=start + 2 * HOUR, grace=HOUR)
         assert after.chunks_deleted == first.chunks_pending
         assert after.chunks_pending == 0
-        assert len(index_chunks(vault.targets[0])) == len(chunks_before) - after.chunks_deleted
+        held = held_chunks(vault, vault.targets[0])
+        assert len(held) == len(chunks_before) - after.chunks_deleted
         assert not any(objects(t, SWEEP_PREFIX) for t in vault.targets)
-        assert vault.verify(read_data=True).ok
+        assert problems(vault) == []
 
-    def test_a_marked_chunk_referenced_again_is_kept(self) -> None:
+    def test_a_marked_chunk_referenced_again_is_kept(self, fmt: int) -> None:
         """A backup that reuses a marked chunk within the grace period keeps it alive."""
-        vault = new_vault()
+        vault = new_vault(fmt=fmt)
         old = payload(0, "db")
         backup(vault, "db", 0, old)
         backup(vault, "db", 1, payload(1, "db"))
@@ -177,32 +225,41 @@ class TestGrace:
         later = vault.prune(Policy(last=2), now=start + timedelta(days=1, hours=2), grace=HOUR)
         assert later.chunks_deleted == 0
         assert vault.open_file(again, "db.dump").read() == old
-        assert vault.verify(read_data=True).ok
+        assert problems(vault) == []
 
-    def test_orphans_of_a_crashed_backup_are_swept(self) -> None:
-        """Chunks stored by a backup that never committed are deleted by prune (grace 0)."""
-        vault = new_vault()
+    def test_orphans_of_a_crashed_backup_are_swept(self, fmt: int) -> None:
+        """What a backup stored and never committed or indexed is deleted by prune (grace 0).
+
+        Format 1: an orphan chunk object; format 2: a loose pack (in no index object).
+        """
+        vault = new_vault(fmt=fmt)
         backup(vault, "db", 0, payload(0, "db"))
-        kept = index_chunks(vault.targets[0])
+        kept = held_chunks(vault, vault.targets[0])
+        before = [objects(t, "") for t in vault.targets]
+        orphan = orphan_object(vault)
         for target in vault.targets:
-            target.write(f"{OBJECTS_PREFIX}/ab/{'ab' * 32}", b"orphan")
+            target.write(orphan, b"orphan")
         report = vault.prune(Policy(last=5), now=NOW + timedelta(days=1), grace=HOUR * 0)
-        assert report.chunks_deleted == 1
-        assert all(index_chunks(t) == kept for t in vault.targets)
+        assert (report.chunks_deleted, report.packs_deleted) == ((1, 0) if fmt == 1 else (0, 1))
+        assert all(held_chunks(vault, t) == kept for t in vault.targets)
+        assert [objects(t, "") for t in vault.targets] == before
 
-    def test_negative_grace_is_refused(self) -> None:
-        vault = new_vault()
+    def test_negative_grace_is_refused(self, fmt: int) -> None:
+        """A negative grace period is refused before anything is done."""
+        vault = new_vault(fmt=fmt)
         with pytest.raises(ValueError, match="grace"):
             vault.prune(Policy(last=1), now=NOW, grace=-HOUR)
 
 
 class TestDegraded:
-    def test_unreachable_target_skips_the_sweep_and_is_reported(self) -> None:
+    @FORMATS
+    def test_unreachable_target_skips_the_sweep_and_is_reported(self, fmt: int) -> None:
         """With a target down, manifests go where the record landed; no chunk is deleted."""
-        vault = new_vault(2)
+        vault = new_vault(2, fmt=fmt)
         for day in range(3):
             backup(vault, "db", day, payload(day, "db"))
-        chunks = index_chunks(vault.targets[0])
+        chunks = held_chunks(vault, vault.targets[0])
+        stored = objects(vault.targets[0], "packs")
         broken = Target.from_url(
             "s3://no-such-bucket/x", endpoint_url="http://127.0.0.1:9", retry=FAST_RETRY
         )
@@ -210,7 +267,8 @@ class TestDegraded:
         report = partial.prune(Policy(last=1), now=NOW + timedelta(days=3), grace=HOUR * 0)
         assert broken.name in report.errors
         assert report.sweep_skipped is not None
-        assert index_chunks(vault.targets[0]) == chunks
+        assert held_chunks(vault, vault.targets[0]) == chunks
+        assert objects(vault.targets[0], "packs") == stored
         assert len(partial.snapshots()) == 1
 
 
@@ -311,31 +369,34 @@ class _DeletingStream(io.RawIOBase):
 
 
 class TestConcurrentSweep:
-    def test_backup_reusing_a_chunk_deleted_meanwhile_does_not_commit(self) -> None:
+    @FORMATS
+    def test_backup_reusing_a_chunk_deleted_meanwhile_does_not_commit(self, fmt: int) -> None:
         """A prune deleting marked chunks while a backup reuses them fails that backup loudly.
 
         No manifest naming a missing chunk is committed; a re-run stores the chunks again.
+        Format 2: the prune deletes the packs holding them (and the index objects listing them).
         """
-        vault = new_vault()
+        vault = new_vault(fmt=fmt)
         old = payload(0, "db")
         backup(vault, "db", 0, old)
         backup(vault, "db", 1, payload(1, "db"))
         start = NOW + timedelta(days=2)
         assert vault.prune(Policy(last=1), now=start, grace=HOUR).chunks_pending > 0
-        marked = index_chunks(vault.targets[0]) - {
+        marked = held_chunks(vault, vault.targets[0]) - {
             c for e in vault.manifest(vault.snapshots()[0]).files for c in e.chunks
         }
+        doomed = doomed_keys(vault, marked)
 
         def concurrent_prune() -> None:
             for target in vault.targets:
-                for chunk in marked:
-                    target.delete(chunk_key(chunk))
+                for key in doomed:
+                    target.delete(key)
 
         source = StreamSource(name="db.dump", stream=_DeletingStream(old, concurrent_prune))
         with pytest.raises(TargetsFailedError, match="deleted by a prune"):
             vault.backup(source, lineage="db", host="h", now=start + HOUR)
         assert len(vault.snapshots()) == 1
-        assert vault.verify().ok
+        assert problems(vault) == []
         again = backup(vault, "db", 3, old)
         assert vault.open_file(again, "db.dump").read() == old
-        assert vault.verify(read_data=True).ok
+        assert problems(vault) == []
