@@ -75,7 +75,7 @@ def prune(args: argparse.Namespace, out: TextIO) -> ExitCode:
         dump({**_prune_dict(report), "plan": rows}, out)
     else:
         _print_plan(rows, out)
-        _print_prune(report, out)
+        _print_prune(report, out, vault_packed=vault.config.packed)
     for name, error in report.errors.items():
         write_error("prune", f"{name}: {type(error).__name__}: {error}")
     if report.ok:
@@ -148,18 +148,31 @@ def _prune_dict(report: PruneReport) -> dict[str, object]:
         "chunks_deleted": report.chunks_deleted,
         "bytes_deleted": report.bytes_deleted,
         "chunks_pending": report.chunks_pending,
+        "chunks_unused": report.chunks_unused,
+        "packs_deleted": report.packs_deleted,
+        "packs_repacked": report.packs_repacked,
+        "packs_written": report.packs_written,
+        "bytes_repacked": report.bytes_repacked,
+        "packs_pending": report.packs_pending,
         "sweep_skipped": report.sweep_skipped,
         "errors": dict(report.errors),
     }
 
 
-def _print_prune(report: PruneReport, out: TextIO) -> None:
+def _print_prune(report: PruneReport, out: TextIO, *, vault_packed: bool) -> None:
     verb = "would forget" if report.dry_run else "forgot"
     out.write(
         f"{verb} {len(report.forgotten)} snapshot(s); {len(report.records)} prune record(s); "
         f"deleted {report.chunks_deleted} chunk(s) ({format_bytes(report.bytes_deleted)}); "
         f"{report.chunks_pending} unreferenced chunk(s) wait out the grace period\n"
     )
+    if vault_packed:
+        out.write(
+            f"packs: deleted {report.packs_deleted}, repacked {report.packs_repacked} into "
+            f"{report.packs_written} new ({format_bytes(report.bytes_repacked)} written); "
+            f"{report.packs_pending} loose pack(s) and {report.chunks_unused} unused chunk(s) "
+            "kept for now\n"
+        )
     if report.sweep_skipped:
         out.write(f"chunk sweep skipped: {report.sweep_skipped}\n")
     if report.dry_run:

@@ -7,8 +7,8 @@ key                                    kind             written / deleted by
 ``keys/<key-id>``                      key slot         init, key add / key remove, rotate
 ``objects/<ab>/<chunk id in hex>``     chunk            backup (heal copies) / prune sweep
 ``snapshots/<UTC time>-<id>``          snapshot         backup, prune record / prune
-``packs/<ab>/<pack id in hex>``        pack (v2)        not yet written (format v2)
-``index/<index id in hex>``            index (v2)       not yet written (format v2)
+``packs/<ab>/<pack id in hex>``        pack (v2)        backup, prune repack / prune
+``index/<index id in hex>``            index (v2)       backup, prune repack / prune
 ``locks/prune``                        lock             prune / prune, break-lock
 ``locks/sweep/<time>-<8 hex>``         sweep mark       prune / prune
 ``quarantine/<time>/<key>``            quarantined      heal repair / you, by hand
