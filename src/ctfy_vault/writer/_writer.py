@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -495,9 +495,7 @@ class Writer:
                     pending.append(done)
                     bytes_read += done.size
             self._settle_chunks(run, io_pool)
-            pending.reverse()
-            while pending:  # each file's pipeline state goes as its entry is made
-                entries.append(_entry(pending.pop()))
+            entries.extend(_entries(pending))
             manifest = Manifest(
                 snapshot_id=snapshot_id or uuid.uuid4().hex,
                 lineage=lineage,
@@ -1083,6 +1081,13 @@ def _exists_error(target: Target, key: str) -> ObjectExistsError:
 
 def _incomplete_error(target: Target, lacking: int) -> BaseException:
     return StorageError(f"{lacking} chunks the manifest names are not stored", target=target.name)
+
+
+def _entries(pending: list[_Pending]) -> Iterator[FileEntry]:
+    """Each pending file's entry, in order; each file's pipeline state goes as its entry is made."""
+    pending.reverse()
+    while pending:
+        yield _entry(pending.pop())
 
 
 def _entry(item: _Pending) -> FileEntry:
