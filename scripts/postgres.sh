@@ -137,8 +137,10 @@ answers() {
 cmd_start() {
   cmd_install
   BIN="$(find_bin)"
+  local picked=0
   if [ "$PORT" = auto ] || [ "$PORT" = 0 ]; then
     PORT="$(free_port postgres)"
+    picked=1
   elif [[ ! "$PORT" =~ ^[0-9]+$ ]]; then
     echo "[postgres] PG_PORT must be a port number or 'auto', got '$PORT'" >&2
     exit 1
@@ -195,8 +197,20 @@ EOF
   if [ "$(id -u)" = 0 ]; then chown "$OS_USER:" "$LOG"; fi
 
   say "start on 127.0.0.1:$PORT"
-  as_server "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t "$TIMEOUT" start >/dev/null ||
+  local attempt=1
+  until as_server "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t "$TIMEOUT" start >/dev/null; do
+    # A port picked free can be taken by another process before the server binds it: pick
+    # another and try again (three times at most); any other failure is final.
+    if [ "$picked" = 1 ] && [ "$attempt" -lt 3 ] && grep -q "Address already in use" "$LOG"; then
+      attempt=$((attempt + 1))
+      PORT="$(free_port postgres)"
+      sed -i "s/^port = .*/port = $PORT/" "$DATA/postgresql.conf"
+      say "port taken meanwhile; start on 127.0.0.1:$PORT (attempt $attempt)"
+      : >"$LOG"
+      continue
+    fi
     fail "pg_ctl start failed"
+  done
   local deadline=$((SECONDS + TIMEOUT))
   until answers; do
     [ -n "$(our_pid)" ] || fail "the server exited during start"

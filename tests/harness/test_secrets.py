@@ -109,9 +109,10 @@ def test_vault_operations_log_and_show_no_key_material(
         now=NOW,
     )
     # A damaged chunk on the first target makes restore log its fallback.
-    chunk = sorted(targets[0].list("objects"))[0]
+    # Format 2: a byte inside the first sealed chunk of a pack (it starts at offset 0).
+    chunk = sorted(targets[0].list("packs"))[0]
     blob = bytearray(targets[0].read(chunk))
-    blob[-1] ^= 1
+    blob[10] ^= 1
     targets[0].delete(chunk)
     targets[0].write(chunk, bytes(blob))
     vault.restore(info, tmp_path / "out")

@@ -100,7 +100,7 @@ class TestWriterCredential:
             vault.backup(dump(day), lineage="db", host="h", now=now + timedelta(days=day))
         with pytest.raises(AccessDeniedError):
             remote.delete(next(iter(remote.list("snapshots"))))
-        lost = next(iter(local.list("objects")))
+        lost = next(iter(local.list("packs")))
         (tmp_path / "local" / lost).unlink()
         healed = vault.heal()
         assert lost in next(o for o in healed.outcomes if o.target == local.name).copied

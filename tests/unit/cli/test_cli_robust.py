@@ -190,11 +190,11 @@ def stored(folder: Path) -> list[Path]:
 def test_ctrl_c_during_backup_commits_nothing_and_exits_130(tmp_path: Path) -> None:
     """SIGINT mid-backup: exit 130, one stderr line saying nothing was committed, no snapshot."""
     cli = local_cli(tmp_path)
-    cli.ok("init")
+    cli.ok("init", "--pack-size", "256KiB")  # packs land early, so the interrupt comes mid-way
     cli.ok("check")  # records the known heads: no first-run note below
     big_tree(tmp_path / "data")
-    objects = tmp_path / "targets" / "ams" / "objects"
-    code, err, seconds = interrupt_when(cli, ["backup", "files"], lambda: bool(stored(objects)))
+    packs = tmp_path / "targets" / "ams" / "packs"
+    code, err, seconds = interrupt_when(cli, ["backup", "files"], lambda: bool(stored(packs)))
     assert code == 130, err
     assert err == "ctfy-vault: interrupted; nothing was committed\n"
     assert seconds < 30  # the workers stopped: queued chunks were dropped

@@ -230,7 +230,7 @@ def test_junk_and_a_damaged_chunk_on_one_folder_then_heal_repair(tmp_path: Path)
     assert check.returncode == 0, check.stdout
     assert "unexpected (warning)" in check.stdout
     assert "snapshots/zzz" in check.stdout
-    chunk = sorted(p for p in (dub / "objects").rglob("*") if p.is_file())[0]
+    chunk = sorted(p for p in (dub / "packs").rglob("*") if p.is_file())[0]
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x01
     chunk.write_bytes(bytes(data))

@@ -158,12 +158,12 @@ def test_demo_as_a_subprocess_in_a_temporary_folder() -> None:
 def test_a_corrupted_chunk_fails_the_demo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A chunk altered on one target before verify makes verify report it and the demo exit 1."""
+    """A pack altered on one target before verify makes verify report it and the demo exit 1."""
     original = Vault.verify
 
     def corrupt_then_verify(self: Vault, *args: Any, **kwargs: Any) -> VerifyReport:
         victim = next(
-            p for p in sorted((tmp_path / "amsterdam" / "objects").rglob("*")) if p.is_file()
+            p for p in sorted((tmp_path / "amsterdam" / "packs").rglob("*")) if p.is_file()
         )
         os.chmod(victim, 0o600)
         data = bytearray(victim.read_bytes())
@@ -176,7 +176,7 @@ def test_a_corrupted_chunk_fails_the_demo(
     assert code == 1
     assert "demo complete" not in text
     err = capsys.readouterr().err
-    assert "demo failed: verify found problems: corrupt-chunk on amsterdam" in err
+    assert "demo failed: verify found problems: corrupt-pack on amsterdam" in err
 
 
 @pytest.mark.slow  # a subprocess or more per step; the whole suite runs it

@@ -23,6 +23,7 @@ from ctfy_vault.exceptions import (
     SnapshotNotFoundError,
     TargetsFailedError,
 )
+from ctfy_vault.repository import load_packed, pack_key
 from ctfy_vault.retention import Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import ORIGIN_TAG, CopyReport, SnapshotInfo, Vault, origin_tag
@@ -32,11 +33,9 @@ from ctfy_vault.writer import (
     EntrySource,
     StreamSource,
     Writer,
-    chunk_id_of,
-    chunk_key,
 )
 from tests.support.copies import Stored, catalog, chains, sealer_of, tree_state
-from tests.support.vaults import corrupt
+from tests.support.vaults import corrupt_in_pack
 from tests.support.writer_strategies import NOW, SMALL, Faults, faulty_target, memory_target
 
 #: Most tests copy a source of seven backups and verify the result: the whole suite runs them,
@@ -213,14 +212,15 @@ def test_destination_chunks_are_sealed_under_its_own_keys(source: Vault) -> None
     dest.copy(source, now=NOW)
     theirs, mine = sealer_of(source, SOURCE_KEY), sealer_of(dest, DEST_KEY)
     target = dest.targets[0]
-    dest_ids = {chunk_id_of(key) for key in target.list(OBJECTS_PREFIX)} - {None}
-    source_ids = {chunk_id_of(key) for key in source.targets[0].list(OBJECTS_PREFIX)} - {None}
+    held = load_packed(target, mine)
+    dest_ids = set(held.chunk_ids())
+    source_ids = set(load_packed(source.targets[0], theirs).chunk_ids())
     assert dest_ids
     assert not dest_ids & source_ids
-    for key in target.list(OBJECTS_PREFIX):
-        chunk_id = chunk_id_of(key)
-        assert chunk_id is not None
-        blob = target.read(key)
+    for chunk_id in dest_ids:
+        where = held.locate(chunk_id)
+        assert where is not None
+        blob = target.read_range(pack_key(where.pack_id), where.offset, where.offset + where.length)
         mine.open_chunk(chunk_id, blob)
         with pytest.raises(IntegrityError):
             theirs.open_chunk(chunk_id, blob)
@@ -293,12 +293,21 @@ def test_a_file_larger_than_the_pipeline_is_streamed_not_held(tmp_path: Path) ->
         for _ in range(size // 2**20):
             out.write(os.urandom(2**20))
     chunker = ChunkerParams(min_size=64 * 1024, avg_size=256 * 1024, max_size=1024 * 1024)
+    # 1 MiB packs: the writer also holds the pack being built and those queued for writing.
     source = Vault.init(
-        [Target.from_url(str(tmp_path / "src"))], key=SOURCE_KEY, now=NOW, chunker=chunker
+        [Target.from_url(str(tmp_path / "src"))],
+        key=SOURCE_KEY,
+        now=NOW,
+        chunker=chunker,
+        pack_size=2**20,
     )
     source.backup(big, lineage="big", host="h", now=NOW)
     dest = Vault.init(
-        [Target.from_url(str(tmp_path / "dst"))], key=DEST_KEY, now=NOW, chunker=chunker
+        [Target.from_url(str(tmp_path / "dst"))],
+        key=DEST_KEY,
+        now=NOW,
+        chunker=chunker,
+        pack_size=2**20,
     )
     tracemalloc.start()
     try:
@@ -348,11 +357,33 @@ def test_copying_a_subset_then_the_rest_equals_copying_everything(source: Vault)
 # -- interruptions -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("writes", [0, 1, 3, 7, 12, 20, 35])
+#: Where an interruption lands, as a share of the whole copy's writes or progress reports.
+SHARES = [0.0, 0.02, 0.1, 0.25, 0.5, 0.75, 0.95]
+
+
+def _full_copy_counts(source: Vault) -> tuple[int, int]:
+    """The writes and progress reports of one uninterrupted copy of ``source``."""
+    faults = Faults()
+    target = faulty_target(faults, "count")
+    dest = Vault.init([target], key=DEST_KEY, now=NOW, chunker=OTHER)
+    before = faults.writes
+    reports = Stop(0)
+    dest.copy(source, now=NOW, progress=reports)
+    return faults.writes - before, reports.calls
+
+
+@pytest.fixture(scope="module")
+def full_copy_counts(populated_source: Stored) -> tuple[int, int]:
+    """`_full_copy_counts` of the module's source, counted once."""
+    return _full_copy_counts(populated_source.reopened("count"))
+
+
+@pytest.mark.parametrize("share", SHARES)
 def test_a_copy_cut_by_a_dying_target_resumes_without_duplicates(
-    source: Vault, writes: int
+    source: Vault, share: float, full_copy_counts: tuple[int, int]
 ) -> None:
-    """The destination dies after N writes; run again once it is back, the copy completes, once."""
+    """The destination dies part way; run again once it is back, the copy completes, once."""
+    writes = int(full_copy_counts[0] * share)
     faults = Faults()
     target = faulty_target(faults, "dst")
     dest = Vault.init([target], key=DEST_KEY, now=NOW, chunker=OTHER)
@@ -381,9 +412,12 @@ class Stop:
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("at", [1, 5, 17, 40, 80])
-def test_a_copy_interrupted_mid_snapshot_resumes_without_duplicates(source: Vault, at: int) -> None:
+@pytest.mark.parametrize("share", SHARES[1:])
+def test_a_copy_interrupted_mid_snapshot_resumes_without_duplicates(
+    source: Vault, share: float, full_copy_counts: tuple[int, int]
+) -> None:
     """Ctrl-C in the middle of a snapshot: the snapshots before it stay, the rerun adds the rest."""
+    at = max(1, int(full_copy_counts[1] * share))
     dest = dest_vault()
     with pytest.raises(KeyboardInterrupt):
         dest.copy(source, now=NOW, progress=Stop(at))
@@ -555,16 +589,16 @@ def test_copy_all_is_idempotent_and_subsets_compose(spec: list[Spec], data: st.D
 # -- damaged sources and the writer's replayed entries -------------------------------------------
 
 
-def first_chunk_key(vault: Vault, lineage: str) -> str:
-    """The object key of the first chunk of the newest snapshot of ``lineage``."""
+def first_chunk(vault: Vault, lineage: str) -> bytes:
+    """The id of the first chunk of the newest snapshot of ``lineage``."""
     manifest = vault.manifest(vault.find(f"latest:{lineage}"))
     entry = next(e for e in manifest.files if e.chunks)
-    return chunk_key(entry.chunks[0])
+    return entry.chunks[0]
 
 
 def test_a_chunk_damaged_on_one_source_target_is_read_from_the_next(source: Vault) -> None:
     """The source's reads fall back target by target: the copy is complete and verifies."""
-    corrupt(source.targets[0], first_chunk_key(source, "db"))
+    corrupt_in_pack(source, source.targets[0], first_chunk(source, "db"), SOURCE_KEY)
     dest = dest_vault()
     dest.copy(source, now=NOW)
     check_complete_copy(source, dest)
@@ -574,9 +608,9 @@ def test_a_chunk_damaged_everywhere_in_the_source_commits_nothing_of_that_snapsh
     source: Vault,
 ) -> None:
     """A snapshot the source cannot give intact stops the copy there; earlier ones are kept."""
-    key = first_chunk_key(source, "etc")  # the newest snapshot of all
+    chunk = first_chunk(source, "etc")  # the newest snapshot of all
     for target in source.targets:
-        corrupt(target, key)
+        corrupt_in_pack(source, target, chunk, SOURCE_KEY)
     dest = dest_vault()
     with pytest.raises(TargetsFailedError):
         dest.copy(source, now=NOW)
