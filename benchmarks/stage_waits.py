@@ -76,10 +76,10 @@ def shares(raw: Path) -> dict[str, Counter[str]]:
         stage = _stage(";".join(";".join(frames) for frames, _ in samples))
         if stage is None:
             continue
-        for frames, count in samples:
-            if stage == "reader" and not any("Writer.backup" in f for f in frames):
+        for stack_frames, samples_taken in samples:
+            if stage == "reader" and not any("Writer.backup" in f for f in stack_frames):
                 continue  # the main thread before and after the backup
-            found[stage][_state(frames)] += count
+            found[stage][_state(stack_frames)] += samples_taken
     return found
 
 
