@@ -9,6 +9,9 @@ import pytest
 
 from tests.support.cli import local_cli, sample_tree
 
+# Subprocesses or a whole demo run per test: the whole suite runs them, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 
 def test_init_creates_format_2_with_the_pack_size_given(tmp_path: Path) -> None:
     """--pack-size 64KiB is recorded in every target's format 2 config; backups write packs."""

@@ -13,6 +13,9 @@ from ctfy_vault.vault import Vault
 from tests.support.copies import catalog, chains, tree_state
 from tests.support.writer_strategies import FAST_RETRY, NOW
 
+# Subprocesses or a whole demo run per test: the whole suite runs them, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 KEY = RawKey(bytes.fromhex("5e" * 32))
 
 
