@@ -160,6 +160,11 @@ def load_packed(target: Target, sealer: Sealer) -> PackedTarget:
         for index_id, future in futures.items():
             try:
                 opened[index_id] = future.result()
+            except ObjectNotFoundError:
+                # Deleted since it was listed: a prune replaced it (its records are in an index
+                # object written before the delete, or their chunks count as missing, which a
+                # backup answers by storing them again).
+                continue
             except (IntegrityError, FormatError) as err:
                 log.warning("index object %s on %s ignored: %s", index_id.hex(), target.name, err)
                 damaged[index_id] = err

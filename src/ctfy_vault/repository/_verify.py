@@ -104,11 +104,19 @@ def verify_targets(
     problems.extend(_manifest_problems(failures, listings, unopened))
     problems.extend(_key_slots(targets, listings))
     every = set().union(*listings.values()) if listings else set()
+    # A pack no index object lists on any target holding it (a backup stopped before its index
+    # object) is loose data, reported as loose-pack where it is; another target need not hold it.
+    loose = {pack_key(pack_id) for store in stores.values() for pack_id in store.loose_packs()}
+    loose -= {
+        pack_key(pack_id)
+        for store in stores.values()
+        for pack_id in store.packs - store.loose_packs()
+    }
     for name, keys in sorted(listings.items()):
         # An object that opens nowhere is reported where it is; heal will not spread it.
         problems.extend(
             Problem(kind="lacking", target=name, key=key, detail="another target holds it")
-            for key in sorted(every - keys - unopened)
+            for key in sorted(every - keys - unopened - loose)
         )
     chain = verify_chain(entries.values(), known_heads=known)
     for gap in chain.gaps:
