@@ -28,7 +28,7 @@ from ctfy_vault.repository._layout import (
     snapshot_name_of,
 )
 from ctfy_vault.repository._replicas import Outcome, Replicas
-from ctfy_vault.repository._store import PackedTarget, load_packed
+from ctfy_vault.repository._store import PackedTarget, ids_under, load_packed
 from ctfy_vault.storage import Target
 
 __all__ = ["ChunkStream", "Reader", "index_chunks", "snapshot_names"]
@@ -65,12 +65,7 @@ def index_chunks(target: Target) -> set[bytes]:
     Raises:
         StorageError: the listing failed.
     """
-    found: set[bytes] = set()
-    for key in target.list(OBJECTS_PREFIX):
-        chunk_id = chunk_id_of(key)
-        if chunk_id is not None:
-            found.add(chunk_id)
-    return found
+    return ids_under(target, OBJECTS_PREFIX, chunk_id_of)
 
 
 @attrs.define

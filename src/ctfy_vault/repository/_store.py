@@ -14,7 +14,7 @@ by storing them again and ``verify`` reports.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import attrs
@@ -41,18 +41,22 @@ log = logging.getLogger("ctfy_vault.repository")
 _READERS = 8
 
 
+def ids_under(target: Target, prefix: str, parse: Callable[[str], bytes | None]) -> set[bytes]:
+    """The ids ``parse`` reads from the keys under ``prefix`` (keys it refuses are ignored).
+
+    Raises:
+        StorageError: the listing failed.
+    """
+    return {found for key in target.list(prefix) if (found := parse(key)) is not None}
+
+
 def list_pack_ids(target: Target) -> set[bytes]:
     """List the pack ids under ``packs/`` (names that are no pack's key are ignored).
 
     Raises:
         StorageError: the listing failed.
     """
-    found: set[bytes] = set()
-    for key in target.list(PACKS_PREFIX):
-        pack_id = pack_id_of(key)
-        if pack_id is not None:
-            found.add(pack_id)
-    return found
+    return ids_under(target, PACKS_PREFIX, pack_id_of)
 
 
 def list_index_ids(target: Target) -> set[bytes]:
@@ -61,12 +65,7 @@ def list_index_ids(target: Target) -> set[bytes]:
     Raises:
         StorageError: the listing failed.
     """
-    found: set[bytes] = set()
-    for key in target.list(INDEX_PREFIX):
-        index_id = index_id_of(key)
-        if index_id is not None:
-            found.add(index_id)
-    return found
+    return ids_under(target, INDEX_PREFIX, index_id_of)
 
 
 @attrs.frozen
