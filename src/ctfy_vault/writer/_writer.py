@@ -1024,17 +1024,29 @@ class Writer:
     def _vanished(self, run: _Run, target: Target, suspects: set[bytes]) -> bool:
         """Check that chunks a prune marked are still on ``target``; fail it if one is gone.
 
-        Format 2 checks the packs that held them when the run started.
+        Format 2 checks the packs that held them when the run started. A chunk whose pack went
+        may have been repacked (a chunk still in its grace period is copied into a new pack,
+        indexed before the old pack is deleted): the target's index is then read again, and
+        only a chunk that no listed pack holds any more counts as gone.
         """
         try:
             packed = run.packed.get(target.name)
             if packed is None:
                 gone = sum(1 for chunk in suspects if not target.exists(chunk_key(chunk)))
             else:
-                locations = [packed.locate(chunk) for chunk in suspects]
-                packs = {where.pack_id for where in locations if where is not None}
+                located = {chunk: packed.locate(chunk) for chunk in suspects}
+                packs = {where.pack_id for where in located.values() if where is not None}
                 missing = {p for p in packs if not target.exists(pack_key(p))}
-                gone = sum(1 for where in locations if where is None or where.pack_id in missing)
+                moved = [
+                    chunk
+                    for chunk, where in located.items()
+                    if where is None or where.pack_id in missing
+                ]
+                if moved:
+                    now = load_packed(target, self._sealer)
+                    gone = sum(1 for chunk in moved if now.locate(chunk) is None)
+                else:
+                    gone = 0
         except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
             run.failed.fail(target, err)
             return True

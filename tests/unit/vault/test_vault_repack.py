@@ -217,6 +217,42 @@ class TestConcurrentBackup:
         assert vault.open_file(again, "db.dump").read() == forgotten
         assert problems(vault) == []
 
+    def test_backup_reusing_a_marked_chunk_that_a_repack_moves_commits(self) -> None:
+        """A backup reusing marked chunks still in grace commits when a repack moves them meanwhile.
+
+        The concurrent prune copies those chunks (in their grace period) into a new pack and
+        deletes the old one; the writer finds them in the new pack, commits, and the next
+        prunes keep them because the new snapshot names them.
+        """
+        vault, kept, _forgotten = populated(2)
+        prune(vault, timedelta(0))  # marks the dead halves and Q: ripe one hour later
+        day_four = next(iter(kept))  # kept in the order backed up: days 4, 5, 6
+        reused = kept.pop(day_four)
+        fresh = noise(7, 4000)
+        kept[backup(vault, 7, fresh)] = fresh
+        marked = prune(vault, GRACE / 2)  # forgets day 4: its chunks are marked, not yet ripe
+        assert day_four in {info.snapshot_id for info in marked.forgotten}
+        other = Vault.open(vault.targets, key=KEY)
+        before = names(vault.targets[0], "packs")
+
+        def concurrent_prune() -> None:
+            report = prune(other, GRACE * 1.2)  # the halves are ripe, day 4's chunks are not
+            assert report.packs_repacked >= 1
+
+        source = StreamSource(name="db.dump", stream=_ReusingStream(reused, concurrent_prune))
+        result = vault.backup(source, lineage="db", host="h", now=START + GRACE * 1.2)
+        assert before - names(vault.targets[0], "packs")  # the pack it reused from went
+        assert all(outcome.committed for outcome in result.outcomes)
+        kept[result.snapshot_id] = reused
+        assert problems(vault) == []
+        for later in (3 * HOUR, 6 * HOUR):
+            report = prune(vault, later)
+            assert report.ok, report.errors
+            assert problems(vault) == []
+        remaining = {info.snapshot_id for info in vault.snapshots()}
+        assert result.snapshot_id in remaining
+        assert_restores(vault, {s: data for s, data in kept.items() if s in remaining})
+
 
 # -- crashes between the ordered steps -------------------------------------------------------
 
