@@ -139,6 +139,14 @@ class Reader:
                 found = self._holdings[target.name] = load_packed(target, self._sealer)
             return found
 
+    def _reload(self, target: Target, stale: PackedTarget) -> PackedTarget:
+        """Load ``target``'s index objects again, unless another thread did since ``stale``."""
+        with self._holdings_lock:
+            found = self._holdings.get(target.name)
+            if found is None or found is stale:
+                found = self._holdings[target.name] = load_packed(target, self._sealer)
+            return found
+
     def catalog(self) -> dict[str, OpenedEntry]:
         """Open every snapshot object any healthy target holds, by name.
 
@@ -239,9 +247,17 @@ class Reader:
                 on_fallback(key, target.name)
 
         def read(target: Target) -> bytes:
-            if self._packed:
-                return self.holdings(target).read(target, self._sealer, chunk_id)
-            return self._sealer.open_chunk(chunk_id, target.read(key))
+            if not self._packed:
+                return self._sealer.open_chunk(chunk_id, target.read(key))
+            held = self.holdings(target)
+            try:
+                return held.read(target, self._sealer, chunk_id)
+            except ObjectNotFoundError:
+                if held.locate(chunk_id) is None:
+                    raise
+                # The pack went since the index was loaded: a prune may have repacked it, and
+                # then an index object it wrote first names the chunk's new pack.
+                return self._reload(target, held).read(target, self._sealer, chunk_id)
 
         return Replicas(self._targets).first(
             read,

@@ -348,3 +348,26 @@ class TestReaderSeesChanges:
         assert {s.snapshot_id for s in vault.snapshots()} == set(expected)
         for snapshot_id, data in expected.items():
             assert vault.open_file(snapshot_id, "db.dump").read() == data
+
+    @pytest.mark.parametrize("count", [1, 2])
+    def test_a_restore_beside_another_process_repacking_reads_every_chunk(
+        self, count: int, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A vault that loaded the index before another process repacked still restores.
+
+        Its index names the old packs; reading one that went makes it load the index objects
+        again, which name the chunk's new pack (written before the old pack was deleted), on
+        the same target: no read falls back to another.
+        """
+        vault, kept, _forgotten = populated(count)
+        for snapshot_id, data in kept.items():  # loads the index objects
+            assert vault.open_file(snapshot_id, "db.dump").read() == data
+        other = Vault.open(vault.targets, key=KEY)
+        prune(other, timedelta(0))
+        before = names(vault.targets[0], "packs")
+        assert prune(other, 2 * HOUR).packs_repacked == 3
+        assert before - names(vault.targets[0], "packs")
+        caplog.clear()
+        for snapshot_id, data in kept.items():
+            assert vault.open_file(snapshot_id, "db.dump").read() == data
+        assert "trying the next target" not in caplog.text
