@@ -66,6 +66,8 @@ def prune(args: argparse.Namespace, out: TextIO) -> ExitCode:
     options: dict[str, Any] = {"lineage": args.lineage, "dry_run": args.dry_run}
     if args.grace is not None:
         options["grace"] = args.grace
+    if getattr(args, "repack_below", None) is not None:
+        options["repack_below"] = args.repack_below
     try:
         report = vault.prune(policies, now=now(), **options)
     except TargetsFailedError as err:

@@ -29,6 +29,7 @@ __all__ = [
     "read_data_option",
     "reference_option",
     "seconds_option",
+    "share_option",
     "target_from_args",
 ]
 
@@ -175,6 +176,17 @@ def seconds_option(option: str, *, maximum: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def share_option(text: str) -> float:
+    """``--repack-below`` as an argparse ``type``: a fraction from 0 to 1, or a percentage."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise _value_error(text, "is not a fraction from 0 to 1 or a percentage") from None
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise _value_error(text, "is out of range (a fraction from 0 to 1, or 0% to 100%)")
+    return value
 
 
 def parse_read_data(text: str | None) -> bool | float:

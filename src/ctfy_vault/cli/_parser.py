@@ -32,6 +32,7 @@ from ctfy_vault.cli._options import (
     read_data_option,
     reference_option,
     seconds_option,
+    share_option,
     size_option,
 )
 from ctfy_vault.repository import MAX_PACK_SIZE, MIN_PACK_SIZE
@@ -407,6 +408,13 @@ def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None
         type=duration_option("--grace"),
         metavar="DURATION",
         help="how long an unreferenced chunk waits before deletion (e.g. 24h, 2d, 0; default 24h)",
+    )
+    prune.add_argument(
+        "--repack-below",
+        type=share_option,
+        metavar="SHARE",
+        help="format 2: repack a pack whose live share of bytes fell below this fraction or "
+        "percentage (e.g. 0.5, 50%%; 0 never repacks; default 0.8)",
     )
     prune.add_argument("--dry-run", action="store_true", help="plan and count, change nothing")
 

@@ -426,6 +426,40 @@ def test_unknown_lineage_and_bad_usage_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
+@pytest.mark.slow  # six subprocesses; the whole suite runs it
+def test_prune_repack_below_sets_the_threshold(tmp_path: Path) -> None:
+    """``--repack-below 0`` leaves a pack with a dead chunk; ``100%`` then repacks it.
+
+    A bad share is a usage error naming the value, and changes nothing.
+    """
+    cli = local_cli(tmp_path)
+    data = sample_tree(cli.home / "data")
+    cli.json("init")
+    first = cli.json("backup", "files")
+    (data / "contracts" / "0.txt").write_text("contract 0, amended\n")
+    cli.json("backup", "files")
+    before = sorted(p.name for p in (tmp_path / "targets").rglob("*") if p.is_file())
+    for bad in ("1.5", "-1", "lots", "nan", "101%"):
+        done = cli("prune", "--grace", "0", "--repack-below", bad)
+        assert done.returncode == 2, bad
+        assert "--repack-below" in done.stderr
+        assert repr(bad) in done.stderr
+    assert sorted(p.name for p in (tmp_path / "targets").rglob("*") if p.is_file()) == before
+    kept = cli.json("prune", "--grace", "0", "--repack-below", "0")
+    assert kept["forgotten"] == [first["id"]]
+    assert (kept["packs_repacked"], kept["packs_written"]) == (0, 0)
+    assert kept["chunks_unused"] > 0
+    repacked = cli.json("prune", "--grace", "0", "--repack-below", "100%")
+    assert repacked["packs_repacked"] >= 1
+    assert repacked["packs_written"] >= 1
+    assert repacked["chunks_unused"] == 0
+    check = cli.json("check", "--read-data")
+    assert check["ok"], check["problems"]
+    restored = cli.home / "restored"
+    cli.json("restore", "latest:files", str(restored))
+    assert tree(restored / "data") == tree(data)
+
+
 def test_wrong_key_is_one_opaque_error(tmp_path: Path) -> None:
     """A key that opens no slot: exit 1, one message that says nothing about the key."""
     cli = local_cli(tmp_path)
