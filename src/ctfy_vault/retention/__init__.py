@@ -16,11 +16,13 @@ A pure engine (no I/O, no clock): give it snapshot times, a `Policy` and optiona
 """
 
 from ctfy_vault.retention._duration import Duration
+from ctfy_vault.retention._lock import DEFAULT_LOCK_LEAD, retain_until
 from ctfy_vault.retention._plan import RetentionPlan, SupportsTime, plan
 from ctfy_vault.retention._policy import Policy, Unlimited, unlimited
 from ctfy_vault.retention._reason import Reason
 
 __all__ = [
+    "DEFAULT_LOCK_LEAD",
     "Duration",
     "Policy",
     "Reason",
@@ -28,5 +30,6 @@ __all__ = [
     "SupportsTime",
     "Unlimited",
     "plan",
+    "retain_until",
     "unlimited",
 ]
