@@ -292,6 +292,10 @@ class Backend:
         """Give the object an Object Lock retain-until date."""
         raise self.unsupported("Object Lock retention")
 
+    def retention(self, path: str) -> tuple[LockMode, datetime] | None:
+        """The object's Object Lock mode and retain-until date, or ``None`` if it has none."""
+        raise self.unsupported("Object Lock retention")
+
     def versioning(self, root: str, retrying: Retrying[Any]) -> bool:
         """Tell whether the bucket keeps previous versions of overwritten objects."""
         raise self.unsupported("reading bucket versioning")

@@ -349,6 +349,18 @@ class S3Backend(FsspecBackend):
         retention = {"Mode": mode, "RetainUntilDate": until.astimezone(UTC)}
         self.fs.call_s3("put_object_retention", Bucket=bucket, Key=name, Retention=retention)
 
+    def retention(self, path: str) -> tuple[LockMode, datetime] | None:
+        """One ``HeadObject``: the current version's Object Lock mode and retain-until date."""
+        bucket, _, name = path.partition("/")
+        head = self.fs.call_s3("head_object", Bucket=bucket, Key=name)
+        mode = head.get("ObjectLockMode")
+        until = head.get("ObjectLockRetainUntilDate")
+        if mode not in ("COMPLIANCE", "GOVERNANCE") or not isinstance(until, datetime):
+            return None
+        if until.utcoffset() is None:
+            until = until.replace(tzinfo=UTC)
+        return mode, until.astimezone(UTC)
+
     def versioning(self, root: str, retrying: Retrying[Any]) -> bool:
         """One ``GetBucketVersioning``: ``Enabled`` (not ``Suspended``) keeps versions."""
         bucket = root.split("/", 1)[0]

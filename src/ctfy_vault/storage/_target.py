@@ -597,6 +597,43 @@ class Target:
             raise self._backend.unsupported("Object Lock retention")
         self._retrying(key)("retain", lambda: self._backend.retain_until(path, until, mode))
 
+    def retention(self, key: str) -> tuple[LockMode, datetime] | None:
+        """Read a stored object's Object Lock retention (one ``HeadObject``).
+
+        Returns:
+            The mode and the retain-until date (aware, UTC) of the object's current version, or
+            ``None`` when it has no retention.
+
+        Raises:
+            UnsupportedError: the backend has no Object Lock (`Support.retain_until`).
+            ObjectNotFoundError: there is no such object.
+            StorageError: the request failed (after retries).
+        """
+        path = self._path(key)
+        if not self.supports.retain_until:
+            raise self._backend.unsupported("Object Lock retention")
+        return self._retrying(key)("retention", lambda: self._backend.retention(path))
+
+    def extend_retention(self, key: str, until: datetime, *, mode: LockMode = "COMPLIANCE") -> bool:
+        """Make an object locked at least until ``until``: never shortened, one or two requests.
+
+        Reads the retention first; an object already locked as long (in either mode) is left
+        alone, else it gets ``until`` in its own mode if it has one, ``mode`` if not.
+
+        Returns:
+            Whether the date was raised.
+
+        Raises:
+            as `retention` and `retain_until`.
+        """
+        if until.utcoffset() is None:
+            raise ConfigurationError("until must be an aware datetime")
+        current = self.retention(key)
+        if current is not None and current[1] >= until:
+            return False
+        self.retain_until(key, until, mode=current[0] if current is not None else mode)
+        return True
+
     def versioning_enabled(self) -> bool:
         """Tell whether the bucket keeps the previous version of an overwritten object.
 
