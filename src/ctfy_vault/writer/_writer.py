@@ -830,16 +830,18 @@ class Writer:
             return False
         key = pack_key(pack.id)
         try:
-            put(target, key, pack.blob, exists_ok=True, retries=self._retries)
+            new = put(target, key, pack.blob, exists_ok=True, retries=self._retries)
         except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
             run.failed.fail(target, err)
             return False
-        if not self._lock_and_count(run, target, key, pack.size, None):
+        if not self._lock_and_count(run, target, key, pack.size, None, existed=not new):
             return False
         index = self._account_pack(run, target, pack)
         if index is None:
             return target.name not in run.failed
-        return self._put(run, target, index_key(index.id), index.blob, None, exists_ok=True)
+        return self._put(
+            run, target, index_key(index.id), index.blob, None, exists_ok=True, lock=False
+        )
 
     def _account_pack(self, run: _Run, target: Target, pack: Pack) -> IndexObject | None:
         """Count a pack stored on ``target``; the batch index object it completes there, if any."""
@@ -900,7 +902,9 @@ class Writer:
                 continue
             key = index_key(index.id)
             writes.extend(
-                io_pool.submit(self._put, run, target, key, index.blob, None, exists_ok=True)
+                io_pool.submit(
+                    self._put, run, target, key, index.blob, None, exists_ok=True, lock=False
+                )
                 for target in targets
             )
         wait(writes)
@@ -931,8 +935,12 @@ class Writer:
         chunk_id: bytes | None,
         *,
         exists_ok: bool | None = None,
+        lock: bool = True,
     ) -> bool:
         """Write one object create-only; "already there" counts as stored. Never raises.
+
+        ``lock=False`` leaves the object unlocked where the target locks: index objects, which
+        prune must be able to replace, and which heal rebuilds from the (locked) packs.
 
         ``exists_ok`` defaults to whether the object is a chunk: a manifest name is unique per
         snapshot, so one already there is not ours; an object named by its content's hash (a
@@ -950,22 +958,40 @@ class Writer:
         except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
             run.failed.fail(target, err)
             return False
-        if not new:
+        if not new and chunk_id is not None:
+            # A chunk already there: its lock is extended before the manifest commits.
             run.stored(target, chunk_id, len(blob), new=False)
             return True
-        return self._lock_and_count(run, target, key, len(blob), chunk_id)
+        if not lock:
+            run.stored(target, chunk_id, len(blob), new=new)
+            return True
+        return self._lock_and_count(run, target, key, len(blob), chunk_id, existed=not new)
 
     def _lock_and_count(
-        self, run: _Run, target: Target, key: str, size: int, chunk_id: bytes | None
+        self,
+        run: _Run,
+        target: Target,
+        key: str,
+        size: int,
+        chunk_id: bytes | None,
+        *,
+        existed: bool = False,
     ) -> bool:
-        """Set the retain-until date on a fresh object where the target locks, then count it."""
+        """Lock a stored object until the run's date where the target locks, then count it.
+
+        An object that was already there (the same bytes from an earlier run) may hold a longer
+        lock: it is extended, never shortened.
+        """
         if target.name in run.locked and run.retain_until is not None:
             try:
-                set_retain_until(target, key, run.retain_until, mode=self._lock_mode)
+                if existed:
+                    target.extend_retention(key, run.retain_until, mode=self._lock_mode)
+                else:
+                    set_retain_until(target, key, run.retain_until, mode=self._lock_mode)
             except Exception as err:  # noqa: BLE001 - a target that cannot lock has failed
                 run.failed.fail(target, err)
                 return False
-        run.stored(target, chunk_id, size, new=True)
+        run.stored(target, chunk_id, size, new=not existed)
         return True
 
     def _commit(
@@ -988,19 +1014,51 @@ class Writer:
             with run.lock:
                 known = run.known[target.name]
                 lacking = sum(1 for chunk in needed if chunk not in known)
-                suspects = (needed & run.recheck) - run.written.get(target.name, set())
+                reused = needed - run.written.get(target.name, set())
+                suspects = reused & run.recheck
             if lacking:
                 run.failed.fail(target, _incomplete_error(target, lacking))
             elif self._vanished(run, target, suspects):
                 continue
             else:
                 ready.append(target)
+                if target.name in run.locked and run.retain_until is not None:
+                    # Shared data follows its longest holder: what this snapshot reuses is
+                    # locked at least as long as the snapshot before it commits.
+                    self._extend_reused(run, target, reused, io_pool)
+        ready = [target for target in ready if target.name not in run.failed]
         run.committing = True
         writes = {
             target.name: io_pool.submit(self._guarded_put, run, target, key, blob, guard)
             for target in ready
         }
         return [name for name, future in writes.items() if future.result()]
+
+    def _extend_reused(
+        self, run: _Run, target: Target, reused: set[bytes], io_pool: ThreadPoolExecutor
+    ) -> None:
+        """Extend the locks of the objects holding ``reused`` chunks on ``target`` to the run's date.
+
+        Format 1: the chunk objects; format 2: their packs (index objects are never locked).
+        A failure fails the target (nothing is committed there).
+        """
+        until = run.retain_until
+        assert until is not None  # noqa: S101 - checked by the caller
+        packed = run.packed.get(target.name)
+        if packed is None:
+            keys = sorted(chunk_key(chunk) for chunk in reused)
+        else:
+            packs = {where.pack_id for c in reused if (where := packed.locate(c)) is not None}
+            keys = sorted(pack_key(p) for p in packs)
+
+        def extend(key: str) -> None:
+            target.extend_retention(key, until, mode=self._lock_mode)
+
+        try:
+            for future in [io_pool.submit(extend, key) for key in keys]:
+                future.result()
+        except Exception as err:  # noqa: BLE001 - a target that cannot lock has failed
+            run.failed.fail(target, err)
 
     def _guarded_put(
         self,
