@@ -635,8 +635,12 @@ def heal(
     now: datetime | None = None,
     config_check: Callable[[bytes], bool] | None = None,
     packed: bool = False,
+    forgotten: frozenset[str] = frozenset(),
 ) -> HealReport:
     """Copy to each target the config, key slots, chunks and manifests it lacks from another.
+
+    ``forgotten`` are snapshot keys a prune record forgot (left where they are still locked):
+    they are never copied.
 
     Each object is read from one target that holds it, checked (a chunk must open under its id, a
     manifest must open under its name, a key slot must name itself), then written create-only to
@@ -681,6 +685,7 @@ def heal(
         config_check: whether a copy of ``config`` is the repository's (the config is plaintext
             and cannot be authenticated; `Vault.heal` compares it with the config it opened).
         packed: the repository is format 2 (packs and index objects; `Vault.heal` passes it).
+        forgotten: snapshot keys a prune record forgot, never copied (`Vault.heal` passes them).
 
     Returns:
         What was copied to, repaired on, quarantined on and left unfixed on each target;
@@ -704,7 +709,9 @@ def heal(
         for name, stray in sorted(strays.items()):
             for key in sorted(stray):
                 healer.stray(by_name[name], key)
-        keys = sorted({k for t in healer.targets for k in healer.held[t.name] if _in(k, stage)})
+        keys = sorted(
+            {k for t in healer.targets for k in healer.held[t.name] if _in(k, stage)} - forgotten
+        )
         pool_size = min(workers, _PACK_WORKERS) if stage == PACKS_PREFIX else workers
         with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="ctfy-heal") as pool:
             if repair or read_data or stage not in _DATA_STAGES:

@@ -64,11 +64,14 @@ def verify_targets(
     rng: random.Random | None = None,
     known_heads: KnownHeads | None = None,
     packed: bool = False,
+    forgotten: frozenset[str] = frozenset(),
 ) -> VerifyReport:
     """Check every target of a repository (see `Vault.verify`).
 
     ``packed`` says the repository is format 2: a target holds a chunk when one of its index
     objects that opens lists it in a pack the target holds, and ``read_data`` reads whole packs.
+    ``forgotten`` are snapshot keys a prune record forgot: a target that still holds one (it is
+    under Object Lock) does not make the others lacking.
     """
     fraction = _fraction(read_data)
     known = known_heads.hashes() if known_heads is not None else {}
@@ -116,7 +119,7 @@ def verify_targets(
         # An object that opens nowhere is reported where it is; heal will not spread it.
         problems.extend(
             Problem(kind="lacking", target=name, key=key, detail="another target holds it")
-            for key in sorted(every - keys - unopened - loose)
+            for key in sorted(every - keys - unopened - loose - forgotten)
         )
     chain = verify_chain(entries.values(), known_heads=known)
     for gap in chain.gaps:
