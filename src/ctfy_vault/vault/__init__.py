@@ -45,6 +45,7 @@ from ctfy_vault.repository import (
 )
 from ctfy_vault.vault._copy import ORIGIN_TAG, origin_tag
 from ctfy_vault.vault._find import LATEST, check_reference, find_snapshot
+from ctfy_vault.vault._locks import LockReport
 from ctfy_vault.vault._model import BackupInfo, CopyReport, RestoreReport, SnapshotInfo
 from ctfy_vault.vault._prune import (
     DEFAULT_GRACE,
@@ -71,6 +72,7 @@ __all__ = [
     "KnownHeads",
     "LineageHead",
     "LockInfo",
+    "LockReport",
     "Problem",
     "PruneReport",
     "RepoConfig",

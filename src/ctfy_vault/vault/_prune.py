@@ -60,6 +60,7 @@ from ctfy_vault.repository._layout import DELETE_CHECK_KEY, chunk_key, snapshot_
 from ctfy_vault.repository._packs import DEFAULT_PACK_SIZE
 from ctfy_vault.retention import RetentionPlan
 from ctfy_vault.storage import Target
+from ctfy_vault.vault._locks import HeldBack
 from ctfy_vault.vault._marks import delete_marks, marked_chunks, read_marks, write_mark
 from ctfy_vault.vault._model import SnapshotInfo
 from ctfy_vault.vault._repack import (
@@ -114,6 +115,9 @@ class PruneReport:
             they went to.
         packs_pending: format 2: loose packs kept for now: marked, waiting out the grace period.
         sweep_skipped: why no chunk was deleted at all, or ``None`` when the sweep ran.
+        locked: objects left because they are still under Object Lock, each with its
+            retain-until date (the latest over the targets): a later prune deletes them once
+            that date has passed. A forgotten snapshot left so is no longer listed.
         dry_run: nothing was changed.
         errors: targets where something failed, with the error (the rest of the prune went on).
     """
@@ -131,6 +135,7 @@ class PruneReport:
     bytes_repacked: int = 0
     packs_pending: int = 0
     sweep_skipped: str | None = None
+    locked: Mapping[str, datetime] = attrs.field(factory=dict)
     dry_run: bool = False
     errors: Mapping[str, BaseException] = attrs.field(factory=dict)
 
@@ -162,6 +167,7 @@ class _Run:
     dry_run: bool
     listed: dict[str, set[str]]  # each target's snapshot names, kept current as records land
     failures: Failures
+    held: HeldBack  # what is left because it is still locked
 
     def now(self) -> datetime:
         """The current time (aware)."""
@@ -225,6 +231,7 @@ def prune_targets(
         dry_run=dry_run,
         listed=listed,
         failures=failures,
+        held=HeldBack(clock.now()),
     )
     try:
         plans = plan_all()
@@ -257,6 +264,7 @@ def prune_targets(
         bytes_repacked=swept.bytes_repacked,
         packs_pending=swept.packs_pending,
         sweep_skipped=swept.skipped,
+        locked=dict(sorted(run.held.found.items())),
         dry_run=dry_run,
         errors=run.failures.errors(),
     )
@@ -364,6 +372,8 @@ def _delete_manifests(run: _Run, doomed: Mapping[str, set[str]]) -> None:
         for name, by_records in sorted(doomed.items()):
             if name in present and present & by_records:
                 try:
+                    if run.held.locked(target, snapshot_key(name)):
+                        continue
                     target.delete(snapshot_key(name))
                 except StorageError as err:
                     run.failures.fail(target, err)
@@ -448,6 +458,8 @@ def _delete_chunks(
         for target in holders[chunk]:
             key = chunk_key(chunk)
             try:
+                if run.held.locked(target, key):
+                    continue
                 stored = target.size(key)
                 target.delete(key)
             except ObjectNotFoundError:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
@@ -73,6 +73,7 @@ from ctfy_vault.repository._packs import (
 )
 from ctfy_vault.repository._store import list_index_ids, list_pack_ids
 from ctfy_vault.storage import Target
+from ctfy_vault.vault._locks import HeldBack
 from ctfy_vault.vault._marks import Marks, delete_marks, read_marks, write_mark
 
 __all__ = ["DEFAULT_REPACK_BELOW", "SweepResult", "SweepRun", "check_repack_below", "sweep_packs"]
@@ -138,6 +139,11 @@ class SweepRun(Protocol):
 
     def now(self) -> datetime:
         """The current time (aware)."""
+        ...
+
+    @property
+    def held(self) -> HeldBack:
+        """What is left because it is still under Object Lock."""
         ...
 
     def check_lock(self) -> None:
@@ -276,6 +282,7 @@ def _plan(
     now: datetime,
     grace: timedelta,
     repack_below: float,
+    locked: Callable[[bytes], bool] = lambda _pack: False,
 ) -> _Plan:
     def ripe(mark: tuple[datetime, str] | None) -> bool:
         return grace == timedelta(0) or (mark is not None and mark[0] <= now - grace)
@@ -305,13 +312,15 @@ def _plan(
                 pending.add(chunk)
         if not ripe_dead:
             continue
-        if keep == 0:
-            delete.add(pack_id)
-        elif keep < repack_below * total:
-            repack.append(pack_id)
-        else:
+        # A pack still under Object Lock is neither deleted nor rewritten (a copy would be
+        # paid for twice until the lock ends); its dead chunks stay marked until then.
+        if (keep and keep >= repack_below * total) or locked(pack_id):
             unused |= ripe_dead
             continue
+        if keep == 0:
+            delete.add(pack_id)
+        else:
+            repack.append(pack_id)
         dropped[pack_id] = frozenset(ripe_dead)
     loose = holdings.loose()
     if holdings.unreadable:
@@ -424,7 +433,14 @@ def sweep_packs(
     marks = read_marks(run.targets, run.failures)
     now = run.now()
     plan = _plan(
-        holdings, merged, referenced, marks, now=now, grace=grace, repack_below=repack_below
+        holdings,
+        merged,
+        referenced,
+        marks,
+        now=now,
+        grace=grace,
+        repack_below=repack_below,
+        locked=lambda pack_id: _locked(run, holdings, pack_id),
     )
     if run.dry_run:
         return _estimate(plan, pack_size)
@@ -460,6 +476,19 @@ def sweep_packs(
         bytes_repacked=counts.bytes_repacked,
         packs_pending=len(plan.loose_pending),
     )
+
+
+def _locked(run: SweepRun, holdings: _Holdings, pack_id: bytes) -> bool:
+    """Whether a pack is still under Object Lock on a target holding it (each one is asked)."""
+    found = False
+    for target in run.targets:
+        if target.name in holdings.holders(pack_id):
+            try:
+                found = run.held.locked(target, pack_key(pack_id)) or found
+            except StorageError as err:
+                run.failures.fail(target, err)
+                found = True  # unknown: left alone
+    return found
 
 
 def _estimate(plan: _Plan, pack_size: int) -> SweepResult:
@@ -706,6 +735,8 @@ def _delete_packs(
             run.check_lock()
             key = pack_key(pack_id)
             try:
+                if run.held.locked(target, key):
+                    continue
                 record = holdings.records.get(pack_id)
                 size = target.size(key) if record is None else record.size
                 target.delete(key)

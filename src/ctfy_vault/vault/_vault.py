@@ -33,6 +33,7 @@ from ctfy_vault.manifest import (
     FileType,
     Manifest,
     OpenedEntry,
+    PruneRecord,
     check_known_heads,
     lineage_head,
 )
@@ -63,13 +64,15 @@ from ctfy_vault.repository import (
     read_lock,
     same_repository,
     slot_key,
+    snapshot_key,
     unlock,
     verify_targets,
 )
-from ctfy_vault.retention import Policy, RetentionPlan, plan
-from ctfy_vault.storage import Target
+from ctfy_vault.retention import DEFAULT_LOCK_LEAD, Policy, RetentionPlan, plan, retain_until
+from ctfy_vault.storage import LockMode, Target
 from ctfy_vault.vault._copy import Destination, Origin, copy_snapshots
 from ctfy_vault.vault._find import check_reference, find_snapshot
+from ctfy_vault.vault._locks import LockReport, follow_locks
 from ctfy_vault.vault._model import BackupInfo, CopyReport, RestoreReport, SnapshotInfo
 from ctfy_vault.vault._prune import (
     DEFAULT_GRACE,
@@ -334,6 +337,8 @@ class Vault:
         progress: Callable[[int, int], None] | None = None,
         retain_until: datetime | None = None,
         known_heads: KnownHeads | None = None,
+        lock_policy: Policy | None = None,
+        lock_lead: timedelta = DEFAULT_LOCK_LEAD,
     ) -> BackupInfo:
         """Back up paths, streams and programs' output as one new snapshot of ``lineage``.
 
@@ -365,6 +370,13 @@ class Vault:
                 ``now + policy.horizon()``); ignored elsewhere.
             known_heads: heads kept outside the storage (from the last verify or backup); only
                 ``lineage``'s is checked. ``None`` checks nothing (the chain alone).
+            lock_policy: the lineage's retention policy, for Object Lock that follows it: on
+                targets whose bucket has Object Lock, the new snapshot and what it stores are
+                locked until the date its reasons in the policy's plan need
+                (`ctfy_vault.retention.retain_until`), what it reuses is extended to that date
+                before its manifest commits, and afterwards every kept snapshot of the lineage
+                is brought up to its date (`Vault.lock`). Ignored when ``retain_until`` is given.
+            lock_lead: how far past ``now`` a lock that the next plan must extend runs.
 
         Degraded targets (see `Vault.degraded`, checked again now, and once more per target
         right before its manifest is written) get nothing: each outcome reports a
@@ -393,6 +405,8 @@ class Vault:
         self._check_repository(known_heads)
         refused = self._writable("backup")
         previous, parent = self._lineage_head(lineage, known_heads)
+        if lock_policy is not None and retain_until is None:
+            retain_until = self._new_snapshot_lock(lineage, lock_policy, now, lock_lead)
         writer = self._writer(require)
         try:
             result = writer.backup(
@@ -412,7 +426,73 @@ class Vault:
             )
         finally:
             self._reader.forget_packs()  # new packs and index objects: reload before reading
-        return BackupInfo.of_result(result)
+        info = BackupInfo.of_result(result)
+        if lock_policy is not None:
+            followed = self.lock({lineage: lock_policy}, now=now, lead=lock_lead)
+            for name, err in followed.errors.items():
+                log.warning("backup: locks on %s not brought up to date: %s", name, err)
+        return info
+
+    def _new_snapshot_lock(
+        self, lineage: str, policy: Policy, now: datetime, lead: timedelta
+    ) -> datetime:
+        """The retain-until date a snapshot taken at ``now`` needs under ``policy``."""
+        new = object()
+        items: list[object] = [*self.snapshots(lineage), new]
+
+        def time_of(item: object) -> datetime:
+            return now if item is new else item.created  # type: ignore[attr-defined]
+
+        planned = plan(items, policy, now=max(now, *(time_of(i) for i in items)), key=time_of)
+        dates = retain_until(planned, lead=lead)
+        for item, until in zip(planned.keep, dates, strict=True):
+            if item is new:
+                return until
+        return now + lead  # forgotten at once (older than the policy reaches): the lead only
+
+    def lock(
+        self,
+        policy: Policy | Mapping[str, Policy],
+        *,
+        now: datetime,
+        lineage: str | None = None,
+        lead: timedelta = DEFAULT_LOCK_LEAD,
+        mode: LockMode = "COMPLIANCE",
+    ) -> LockReport:
+        """Bring Object Lock dates up to what each kept snapshot needs under its policy.
+
+        Each lineage is planned at ``now``; each kept snapshot needs the date its reasons give
+        (`ctfy_vault.retention.retain_until`), and each object is extended (never shortened)
+        to the latest date among the snapshots that need it: its manifest, its packs (format
+        1: its chunk objects), and the config and key slots to the latest of all. Index
+        objects are not locked (heal rebuilds them from the packs). Targets whose bucket has
+        no Object Lock are listed in the report's ``unlockable`` and left alone.
+
+        `Vault.backup` with ``lock_policy`` and `Vault.prune` call this; run it on its own
+        after changing a policy.
+
+        Args:
+            policy: one policy for every lineage, or one per lineage (others are left alone).
+            now: the moment of planning (aware).
+            lineage: only this lineage.
+            lead: how far past ``now`` a lock the next plan must extend runs.
+            mode: the lock mode for objects that have none yet (``COMPLIANCE``: nobody can
+                shorten or remove it; ``GOVERNANCE``: a user with
+                ``s3:BypassGovernanceRetention`` can).
+
+        Returns:
+            The dates and what was read and raised on each target.
+        """
+        plans = self._plans(policy, lineage=lineage, now=now)
+        return follow_locks(
+            self._targets,
+            self._reader,
+            plans,
+            self.manifest,
+            lead=lead,
+            mode=mode,
+            packed=self._config.packed,
+        )
 
     # -- copy --------------------------------------------------------------------------------
 
@@ -635,10 +715,14 @@ class Vault:
         Raises:
             TargetsFailedError: no target could be listed.
         """
+        # A snapshot a prune record forgot is gone, also while its object stays (still under
+        # Object Lock, or on a target the prune could not delete from): no plan takes it again.
+        forgotten = self._forgotten_keys()
         found = [
             SnapshotInfo.of(opened.entry, opened.hash)
             for opened in self._reader.catalog().values()
             if isinstance(opened.entry, Manifest)
+            and snapshot_key(opened.name) not in forgotten
             and (lineage is None or opened.entry.lineage == lineage)
         ]
         return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
@@ -815,6 +899,7 @@ class Vault:
         dry_run: bool = False,
         lock_ttl: timedelta = DEFAULT_LOCK_TTL,
         repack_below: float = DEFAULT_REPACK_BELOW,
+        lock_lead: timedelta = DEFAULT_LOCK_LEAD,
     ) -> PruneReport:
         """Apply retention: forget what each lineage's policy no longer keeps, then sweep chunks.
 
@@ -861,6 +946,11 @@ class Vault:
                 below this (0 to 1; `DEFAULT_REPACK_BELOW` is 0.8: at most a fifth of a pack is
                 unused, at most 4 bytes moved per byte freed). ``0`` only deletes packs with no
                 live chunk; ``1`` repacks every pack holding an expired unreferenced chunk.
+            lock_lead: Object Lock: after pruning, on targets whose bucket has Object Lock,
+                every kept snapshot's objects are extended to the dates the plan needs
+                (`Vault.lock` with this lead). Whatever is still locked is never deleted or
+                repacked: it is listed in the report's ``locked`` with its date and deleted by
+                a prune after that date.
 
         Returns:
             The plans, the records written, what was forgotten and deleted, and per-target errors.
@@ -875,7 +965,7 @@ class Vault:
             ConfigurationError: ``repack_below`` is not a number from 0 to 1.
         """
         refused = {} if dry_run else self._writable("prune")
-        return prune_targets(
+        report = prune_targets(
             self._targets,
             self._sealer,
             self._reader,
@@ -890,6 +980,11 @@ class Vault:
             pack_size=self._config.pack_size,
             repack_below=repack_below,
         )
+        if not dry_run and any(t.supports.retain_until for t in self._targets):
+            followed = self.lock(policy, now=now, lineage=lineage, lead=lock_lead)
+            for name, err in followed.errors.items():
+                log.warning("prune: locks on %s not brought up to date: %s", name, err)
+        return report
 
     def lock_info(self) -> LockInfo | None:
         """Return the prune lock's holder as the first target that can be read names it, or ``None``.
@@ -1055,7 +1150,23 @@ class Vault:
             rng=rng,
             known_heads=known_heads,
             packed=self._config.packed,
+            forgotten=self._forgotten_keys(),
         )
+
+    def _forgotten_keys(self) -> frozenset[str]:
+        """The keys of snapshot objects a prune record forgot that some target still holds.
+
+        They stay where they are still locked (or where a prune could not delete them):
+        verify does not count them as lacking elsewhere, and heal does not copy them.
+        """
+        catalog = self._reader.catalog().values()
+        forgotten = {
+            item.hash
+            for opened in catalog
+            if isinstance(opened.entry, PruneRecord)
+            for item in opened.entry.forgotten
+        }
+        return frozenset(snapshot_key(o.name) for o in catalog if o.hash in forgotten)
 
     def heal(
         self, *, repair: bool = False, read_data: bool = False, now: datetime | None = None
@@ -1102,6 +1213,7 @@ class Vault:
                 now=now,
                 config_check=self._is_my_config,
                 packed=self._config.packed,
+                forgotten=self._forgotten_keys(),
             )
         finally:
             self._reader.forget_packs()

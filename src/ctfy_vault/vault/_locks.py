@@ -1,0 +1,256 @@
+"""Object Lock that follows the retention schedule: extend each object to what its holders need.
+
+Each kept snapshot needs a retain-until date from its own reasons
+(`ctfy_vault.retention.retain_until`). An object is locked until the latest date among the
+snapshots that need it:
+
+- a snapshot's manifest: its own date;
+- format 1, a chunk object; format 2, a pack: the latest date of every kept snapshot naming a
+  chunk in it (shared data follows its longest holder);
+- the config and the key slots, without which nothing opens: the latest date of all.
+
+Index objects are not locked: prune must be able to replace them, and ``heal`` rebuilds them
+from the packs' own sealed headers. Locks are only ever extended (`Target.extend_retention`),
+never shortened; on a target without Object Lock nothing is done and the report says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import attrs
+
+from ctfy_vault.exceptions import ObjectNotFoundError, StorageError
+from ctfy_vault.manifest import Manifest
+from ctfy_vault.repository import Failures
+from ctfy_vault.repository._catalog import Reader
+from ctfy_vault.repository._layout import (
+    CONFIG_KEY,
+    KEYS_PREFIX,
+    chunk_key,
+    pack_key,
+    snapshot_key,
+)
+from ctfy_vault.retention import RetentionPlan, retain_until
+from ctfy_vault.storage import LockMode, Target
+from ctfy_vault.vault._model import SnapshotInfo
+
+__all__ = ["HeldBack", "LockReport", "can_lock", "follow_locks", "locked_until"]
+
+log = logging.getLogger("ctfy_vault.vault")
+
+_WORKERS = 8
+
+
+@attrs.frozen(kw_only=True)
+class LockReport:
+    """What `ctfy_vault.vault.Vault.lock` did.
+
+    Attributes:
+        dates: the retain-until date each kept snapshot needs, by snapshot id.
+        checked: per locking target, the objects whose lock was read.
+        extended: per locking target, the objects whose lock was raised.
+        unlockable: targets that cannot lock (no Object Lock on the bucket, or a backend
+            without it): their objects can be deleted by whoever holds their credential.
+        errors: per target, the error that stopped it.
+    """
+
+    dates: Mapping[str, datetime] = attrs.field(factory=dict)
+    checked: Mapping[str, int] = attrs.field(factory=dict)
+    extended: Mapping[str, int] = attrs.field(factory=dict)
+    unlockable: tuple[str, ...] = ()
+    errors: Mapping[str, BaseException] = attrs.field(factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every locking target was brought up to date."""
+        return not self.errors
+
+
+def can_lock(target: Target) -> bool:
+    """Whether ``target`` sets Object Lock dates (its bucket has Object Lock; probes once).
+
+    Raises:
+        StorageError: the probe failed.
+    """
+    if not target.supports.retain_until:
+        return False
+    capabilities = target.capabilities or target.probe()
+    return bool(capabilities.object_lock)
+
+
+def locked_until(target: Target, key: str, now: datetime) -> datetime | None:
+    """The retain-until date of an object still locked at ``now``, or ``None``.
+
+    ``None`` also for a missing object and on a target that cannot lock.
+
+    Raises:
+        StorageError: the request failed.
+    """
+    if not target.supports.retain_until:
+        return None
+    try:
+        retention = target.retention(key)
+    except ObjectNotFoundError:
+        return None
+    if retention is None or retention[1] <= now:
+        return None
+    return retention[1]
+
+
+@attrs.define
+class HeldBack:
+    """What a prune leaves because it is still locked: each key with its retain-until date.
+
+    `HeldBack.locked` asks a locking target once per object (one ``HeadObject``); a target
+    without Object Lock is never asked. Safe to share between threads.
+    """
+
+    now: datetime
+    found: dict[str, datetime] = attrs.field(factory=dict)
+    _locks: dict[str, bool] = attrs.field(factory=dict, init=False, repr=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    def locked(self, target: Target, key: str) -> bool:
+        """Whether ``key`` is still locked on ``target`` (then it is recorded, not deleted).
+
+        Raises:
+            StorageError: the probe or the request failed (the caller fails the target).
+        """
+        with self._lock:
+            locks = self._locks.get(target.name)
+        if locks is None:
+            locks = can_lock(target)
+            with self._lock:
+                self._locks[target.name] = locks
+        if not locks:
+            return False
+        until = locked_until(target, key, self.now)
+        if until is None:
+            return False
+        with self._lock:
+            if self.found.get(key, until) <= until:
+                self.found[key] = until
+        return True
+
+
+def follow_locks(
+    targets: Sequence[Target],
+    reader: Reader,
+    plans: Mapping[str, RetentionPlan[SnapshotInfo]],
+    manifest: Callable[[SnapshotInfo], Manifest],
+    *,
+    lead: timedelta,
+    mode: LockMode,
+    packed: bool,
+) -> LockReport:
+    """Extend every object's lock to the latest date a kept snapshot needs (see the module).
+
+    Args:
+        targets: the repository's targets; those that cannot lock are reported, not changed.
+        reader: reads the targets' index objects (format 2).
+        plans: each lineage's plan; only kept snapshots lock anything.
+        manifest: opens a kept snapshot's manifest.
+        lead: passed to `ctfy_vault.retention.retain_until`.
+        mode: the lock mode for an object that has none yet.
+        packed: the repository is format 2.
+
+    Returns:
+        The dates and, per target, what was read and raised.
+    """
+    kept = [
+        (info, until)
+        for lineage_plan in plans.values()
+        for info, until in zip(
+            lineage_plan.keep, retain_until(lineage_plan, lead=lead), strict=True
+        )
+    ]
+    dates = {info.snapshot_id: until for info, until in kept}
+    failures = Failures("lock")
+    locking: list[Target] = []
+    unlockable: list[str] = []
+    for target in targets:
+        try:
+            if can_lock(target):
+                locking.append(target)
+            else:
+                unlockable.append(target.name)
+        except StorageError as err:
+            failures.fail(target, err)
+    if not kept or not locking:
+        return LockReport(dates=dates, unlockable=tuple(unlockable), errors=failures.errors())
+    chunks = _chunk_dates(kept, manifest)
+    latest = max(until for _info, until in kept)
+    checked: dict[str, int] = {}
+    extended: dict[str, int] = {}
+    for target in locking:
+        try:
+            wanted = _wanted(target, reader, kept, chunks, latest, packed=packed)
+            raised = _extend(target, wanted, mode)
+        except StorageError as err:
+            failures.fail(target, err)
+            continue
+        checked[target.name] = len(wanted)
+        extended[target.name] = raised
+    return LockReport(
+        dates=dates,
+        checked=checked,
+        extended=extended,
+        unlockable=tuple(unlockable),
+        errors=failures.errors(),
+    )
+
+
+def _chunk_dates(
+    kept: Iterable[tuple[SnapshotInfo, datetime]], manifest: Callable[[SnapshotInfo], Manifest]
+) -> dict[bytes, datetime]:
+    """The latest date among the kept snapshots naming each chunk."""
+    chunks: dict[bytes, datetime] = {}
+    for info, until in kept:
+        for entry in manifest(info).files:
+            for chunk in entry.chunks:
+                if chunks.get(chunk, until) <= until:
+                    chunks[chunk] = until
+    return chunks
+
+
+def _wanted(
+    target: Target,
+    reader: Reader,
+    kept: Iterable[tuple[SnapshotInfo, datetime]],
+    chunks: Mapping[bytes, datetime],
+    latest: datetime,
+    *,
+    packed: bool,
+) -> dict[str, datetime]:
+    wanted: dict[str, datetime] = {snapshot_key(info.name): until for info, until in kept}
+    if packed:
+        holdings = reader.holdings(target)
+        for chunk, until in chunks.items():
+            where = holdings.locate(chunk)
+            if where is not None:
+                key = pack_key(where.pack_id)
+                if wanted.get(key, until) <= until:
+                    wanted[key] = until
+    else:
+        wanted.update((chunk_key(chunk), until) for chunk, until in chunks.items())
+    wanted[CONFIG_KEY] = latest
+    for key in target.list(KEYS_PREFIX):
+        wanted[key] = latest
+    return wanted
+
+
+def _extend(target: Target, wanted: Mapping[str, datetime], mode: LockMode) -> int:
+    def one(item: tuple[str, datetime]) -> bool:
+        key, until = item
+        try:
+            return target.extend_retention(key, until, mode=mode)
+        except ObjectNotFoundError:
+            return False  # not on this target (verify reports it; heal copies it locked)
+
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="ctfy-lock") as pool:
+        return sum(pool.map(one, sorted(wanted.items())))

@@ -1,0 +1,120 @@
+"""Object Lock that follows the retention schedule, on a real Ceph RGW with Object Lock.
+
+Nightly backups under `Policy.contractify()` (times in the near future, so every date is a real
+future date for the server), each reusing most of the previous night's data:
+
+* every kept snapshot's manifest is locked until exactly the date its reasons need, and the
+  pack holding the shared data until the latest of them (a reused pack is extended);
+* the bucket owner's own credential can neither delete a locked version nor shorten its date;
+* a snapshot the plan forgets while still locked is left by prune, reported with its date, and
+  no longer listed; index objects are not locked;
+* a folder target beside it, which cannot lock, is reported as such.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ctfy_vault.crypto import RawKey
+from ctfy_vault.retention import DEFAULT_LOCK_LEAD, Policy
+from ctfy_vault.storage import Target
+from ctfy_vault.vault import Vault
+from ctfy_vault.writer import ChunkerParams, StreamSource
+from tests.support.servers import S3Endpoint, s3_client, s3_target
+from tests.support.writer_strategies import FAST_RETRY
+
+KEY = RawKey(bytes(range(32)))
+CHUNKS = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
+POLICY = Policy.contractify()
+SHARED = random.Random(7).randbytes(64 * 1024)  # noqa: S311 - test data
+
+
+def dump(night: int) -> StreamSource:
+    """The night's dump: the shared part, then a little of its own."""
+    own = random.Random(night).randbytes(4096)  # noqa: S311 - test data
+    return StreamSource(name="db.dump", stream=io.BytesIO(SHARED + own))
+
+
+def retention(client: object, bucket: str, key: str) -> datetime | None:
+    """The object's retain-until date as the server reports it, or ``None``."""
+    head = client.head_object(Bucket=bucket, Key=key)  # type: ignore[attr-defined]
+    until = head.get("ObjectLockRetainUntilDate")
+    return None if until is None else until.astimezone(UTC)
+
+
+def seconds(moment: datetime) -> datetime:
+    """The moment to the second (the server keeps no finer)."""
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def test_locks_follow_the_schedule_and_prune_leaves_what_is_locked(
+    rgw_s3: S3Endpoint, tmp_path: Path
+) -> None:
+    """Dates per snapshot, the shared pack extended, the owner refused, prune reports."""
+    client = s3_client(rgw_s3)
+    bucket = f"sched-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    target = s3_target(rgw_s3, bucket, "repo", retry=FAST_RETRY)
+    folder = Target.from_url(str(tmp_path / "folder"))
+    first = (datetime.now(UTC) + timedelta(days=1)).replace(hour=2, minute=0, second=0, microsecond=0)
+    vault = Vault.init([target, folder], key=KEY, now=first, chunker=CHUNKS)
+    nights = [first + timedelta(days=n) for n in range(4)]
+    ids = [
+        vault.backup(dump(n), lineage="db", host="h", now=when, lock_policy=POLICY).snapshot_id
+        for n, when in enumerate(nights)
+    ]
+    # The newest snapshot, locked at its own backup: its periods are open, so only the lead.
+    newest = next(i for i in vault.snapshots() if i.snapshot_id == ids[-1])
+    assert retention(client, bucket, f"repo/snapshots/{newest.name}") == seconds(
+        nights[-1] + DEFAULT_LOCK_LEAD
+    )
+    report = vault.lock(POLICY, now=nights[-1])
+    assert report.unlockable == (folder.name,)
+    assert report.ok, report.errors
+    assert report.extended[target.name] == 0  # the backups already brought everything up
+    for info in vault.snapshots():
+        stored = retention(client, bucket, f"repo/snapshots/{info.name}")
+        assert stored == seconds(report.dates[info.snapshot_id]), info.created
+    # Nights that ended are daily-final: 14 days, or longer as a week's, month's, year's last.
+    for info in vault.snapshots():
+        if info.snapshot_id != ids[-1]:
+            assert report.dates[info.snapshot_id] >= info.created + timedelta(days=14)
+    packs = [key for key in target.list("packs")]
+    locks = [retention(client, bucket, f"repo/{key}") for key in packs]
+    assert all(lock is not None for lock in locks)
+    assert max(lock for lock in locks if lock is not None) == seconds(max(report.dates.values()))
+    for key in target.list("index"):
+        assert retention(client, bucket, f"repo/{key}") is None
+    # The owner's own credential: no delete of the locked version, no shorter date.
+    key = f"repo/snapshots/{newest.name}"
+    version = client.head_object(Bucket=bucket, Key=key)["VersionId"]
+    with pytest.raises(ClientError):
+        client.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    with pytest.raises(ClientError):
+        client.put_object_retention(
+            Bucket=bucket,
+            Key=key,
+            VersionId=version,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": nights[-1] + timedelta(days=1)},
+        )
+    # A second backup the same night takes the last one's place: prune forgets the earlier
+    # one, which is still locked, so it is left and reported, and no longer listed.
+    later = nights[-1] + timedelta(hours=3)
+    extra = vault.backup(dump(9), lineage="db", host="h", now=later, lock_policy=POLICY)
+    pruned = vault.prune(POLICY, now=later, grace=timedelta(0))
+    assert [s.snapshot_id for s in pruned.forgotten] == [ids[-1]]
+    assert pruned.locked == {f"snapshots/{newest.name}": seconds(nights[-1] + DEFAULT_LOCK_LEAD)}
+    assert ids[-1] not in {s.snapshot_id for s in vault.snapshots()}
+    assert client.head_object(Bucket=bucket, Key=key)["VersionId"] == version
+    assert not (tmp_path / "folder" / "snapshots" / newest.name).exists()  # folder: deleted
+    assert vault.open_file(extra.snapshot_id, "db.dump").read() == SHARED + random.Random(
+        9
+    ).randbytes(4096)
+    assert vault.verify().ok
