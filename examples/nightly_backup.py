@@ -12,7 +12,9 @@ Meant for cron. Each run:
    lineage ``full-server``;
 4. prunes: ``db`` and ``server-files`` under ``Policy.contractify()`` (daily 14 days, weekly 8
    weeks, monthly 6 months, yearly 1 year), ``full-server`` under its own weekly policy. Prune runs
-   only when every backup of the run succeeded, so a failing night never shortens the history;
+   only when every backup of the run succeeded, so a failing night never shortens the history.
+   On S3 buckets with Object Lock, each backup and prune locks every kept snapshot as long as its
+   policy needs, and prune leaves what is still locked;
 5. optionally re-reads a sample of the stored data (``--check-fraction``).
 
 Settings: targets with ``--target`` (repeat it: Amsterdam, Ireland, a second provider), the key
@@ -182,7 +184,15 @@ class Run:
     def backup(self, what: str, sources: CommandSource | list[str], lineage: str) -> None:
         """Back up one lineage; log the outcome and record a failure instead of raising."""
         try:
-            info = self.vault.backup(sources, lineage=lineage, host=self.args.host, now=self.now)
+            # On buckets with Object Lock, the snapshot and what it reuses are locked as long as
+            # the lineage's schedule needs (elsewhere lock_policy changes nothing).
+            info = self.vault.backup(
+                sources,
+                lineage=lineage,
+                host=self.args.host,
+                now=self.now,
+                lock_policy=POLICIES[lineage],
+            )
         except TargetsFailedError as err:
             log.error("%s: not every target committed: %s", what, err)
             self.fail(EXIT_PARTIAL)
