@@ -36,10 +36,14 @@ POLICY = Policy.contractify()
 SHARED = random.Random(7).randbytes(64 * 1024)  # noqa: S311 - test data
 
 
-def dump(night: int) -> StreamSource:
+def content(night: int) -> bytes:
     """The night's dump: the shared part, then a little of its own."""
-    own = random.Random(night).randbytes(4096)  # noqa: S311 - test data
-    return StreamSource(name="db.dump", stream=io.BytesIO(SHARED + own))
+    return SHARED + random.Random(night).randbytes(4096)  # noqa: S311 - test data
+
+
+def dump(night: int) -> StreamSource:
+    """The night's dump as a stream source."""
+    return StreamSource(name="db.dump", stream=io.BytesIO(content(night)))
 
 
 def retention(client: object, bucket: str, key: str) -> datetime | None:
@@ -63,7 +67,9 @@ def test_locks_follow_the_schedule_and_prune_leaves_what_is_locked(
     client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
     target = s3_target(rgw_s3, bucket, "repo", retry=FAST_RETRY)
     folder = Target.from_url(str(tmp_path / "folder"))
-    first = (datetime.now(UTC) + timedelta(days=1)).replace(hour=2, minute=0, second=0, microsecond=0)
+    first = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=2, minute=0, second=0, microsecond=0
+    )
     vault = Vault.init([target, folder], key=KEY, now=first, chunker=CHUNKS)
     nights = [first + timedelta(days=n) for n in range(4)]
     ids = [
@@ -86,7 +92,7 @@ def test_locks_follow_the_schedule_and_prune_leaves_what_is_locked(
     for info in vault.snapshots():
         if info.snapshot_id != ids[-1]:
             assert report.dates[info.snapshot_id] >= info.created + timedelta(days=14)
-    packs = [key for key in target.list("packs")]
+    packs = list(target.list("packs"))
     locks = [retention(client, bucket, f"repo/{key}") for key in packs]
     assert all(lock is not None for lock in locks)
     assert max(lock for lock in locks if lock is not None) == seconds(max(report.dates.values()))
@@ -114,7 +120,5 @@ def test_locks_follow_the_schedule_and_prune_leaves_what_is_locked(
     assert ids[-1] not in {s.snapshot_id for s in vault.snapshots()}
     assert client.head_object(Bucket=bucket, Key=key)["VersionId"] == version
     assert not (tmp_path / "folder" / "snapshots" / newest.name).exists()  # folder: deleted
-    assert vault.open_file(extra.snapshot_id, "db.dump").read() == SHARED + random.Random(
-        9
-    ).randbytes(4096)
+    assert vault.open_file(extra.snapshot_id, "db.dump").read() == content(9)
     assert vault.verify().ok

@@ -1,5 +1,8 @@
-"""A forgotten snapshot whose object a prune could not delete (still locked, or a refusing
-target) is gone from every listing, from verify's lacking and from heal's copies."""
+"""A forgotten snapshot whose object a prune could not delete stays forgotten.
+
+Still locked, or on a refusing target: it is gone from every listing, from verify's lacking and
+from heal's copies.
+"""
 
 from __future__ import annotations
 
