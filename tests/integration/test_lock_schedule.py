@@ -122,3 +122,38 @@ def test_locks_follow_the_schedule_and_prune_leaves_what_is_locked(
     assert not (tmp_path / "folder" / "snapshots" / newest.name).exists()  # folder: deleted
     assert vault.open_file(extra.snapshot_id, "db.dump").read() == content(9)
     assert vault.verify().ok
+
+
+def test_a_governance_target_gets_governance_locks_a_compliance_one_compliance(
+    rgw_s3: S3Endpoint,
+) -> None:
+    """Each target's own mode; the owner may bypass governance (not compliance) on purpose."""
+    client = s3_client(rgw_s3)
+    buckets = [f"mode-{uuid.uuid4().hex[:16]}" for _ in range(2)]
+    for bucket in buckets:
+        client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    governed = s3_target(rgw_s3, buckets[0], "repo", retry=FAST_RETRY, lock_mode="governance")
+    strict = s3_target(rgw_s3, buckets[1], "repo", retry=FAST_RETRY)
+    now = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    vault = Vault.init([governed, strict], key=KEY, now=now, chunker=CHUNKS)
+    info = vault.backup(dump(0), lineage="db", host="h", now=now, lock_policy=POLICY)
+    key = f"repo/snapshots/{info.name}"
+    modes = [client.head_object(Bucket=b, Key=key)["ObjectLockMode"] for b in buckets]
+    assert modes == ["GOVERNANCE", "COMPLIANCE"]
+    shorter = {"Mode": "GOVERNANCE", "RetainUntilDate": now + timedelta(days=1)}
+    with pytest.raises(ClientError):  # not without asking to bypass
+        client.put_object_retention(Bucket=buckets[0], Key=key, Retention=shorter)
+    client.put_object_retention(
+        Bucket=buckets[0], Key=key, Retention=shorter, BypassGovernanceRetention=True
+    )
+    with pytest.raises(ClientError):
+        client.put_object_retention(
+            Bucket=buckets[1],
+            Key=key,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": now + timedelta(days=1)},
+            BypassGovernanceRetention=True,
+        )
+    # The next plan raises the shortened governance lock again; the compliance one is untouched.
+    report = vault.lock(POLICY, now=now)
+    assert report.extended == {governed.name: 1, strict.name: 0}
+    assert retention(client, buckets[0], key) == seconds(report.dates[info.snapshot_id])

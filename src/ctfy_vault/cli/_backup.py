@@ -198,6 +198,10 @@ def _backup_one(
     bar = progress(f"backup {lineage}", None if streamed else lambda: _measure(sources))
     tags = [*config.lineage(lineage).tags, *args.tag]
     options: dict[str, Any] = {"host": args.host, "tags": tags, "progress": bar}
+    policy = config.lineage(lineage).policy
+    if policy is not None:
+        # Object Lock follows the lineage's schedule on buckets that have it.
+        options["lock_policy"] = policy
     try:
         with bar:
             try:

@@ -52,10 +52,19 @@ _TOP: Final = frozenset({"repository", "targets", "lineages"})
 _REPOSITORY: Final = frozenset({"key", "known_heads"})
 _KEY: Final = frozenset({"env", "file", "type"})
 _TARGET: Final = frozenset(
-    {"url", "name", "endpoint_url", "region", "addressing_style", "options", "credentials_env"}
+    {
+        "url",
+        "name",
+        "endpoint_url",
+        "region",
+        "addressing_style",
+        "options",
+        "credentials_env",
+        "lock_mode",
+    }
 )
 #: `Target.from_url` arguments that are not backend options.
-_RESERVED: Final = frozenset({"name", "retry", "part_size"})
+_RESERVED: Final = frozenset({"name", "retry", "part_size", "lock_mode"})
 _LINEAGE: Final = frozenset({"policy", "sources", "tags"})
 #: The manifest's rule for lineage names, checked when the file is read, not at the first backup.
 _LINEAGE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -158,12 +167,14 @@ class TargetConfig:
         options: non-secret backend options (``endpoint_url``, ``region``, ``addressing_style``,
             ``account_name``...).
         credentials_env: backend credential option -> the environment variable holding it.
+        lock_mode: the Object Lock mode of its locks, ``"COMPLIANCE"`` or ``"GOVERNANCE"``.
     """
 
     url: str
     name: str
     options: Mapping[str, Any] = attrs.field(factory=dict)
     credentials_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    lock_mode: str = "COMPLIANCE"
 
     def build(self, environ: Mapping[str, str]) -> Target:
         """Make the `Target`, reading its credentials from the environment.
@@ -182,7 +193,9 @@ class TargetConfig:
                     f"{self.name} is not set"
                 )
             secrets[option] = value
-        return Target.from_url(self.url, name=self.name, **self.options, **secrets)
+        return Target.from_url(
+            self.url, name=self.name, lock_mode=self.lock_mode, **self.options, **secrets
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -423,7 +436,18 @@ def _target(check: _Checker, value: object, index: int) -> TargetConfig:
             )
         check.text(variable, f"{where}.credentials_env.{option}")
     name = check.text(table.get("name", url), f"{where}.name")
-    return TargetConfig(url=url, name=name, options=options, credentials_env=dict(credentials))
+    lock_mode = check.text(table.get("lock_mode", "compliance"), f"{where}.lock_mode").upper()
+    if lock_mode not in ("COMPLIANCE", "GOVERNANCE"):
+        raise check.error(
+            f"{where}.lock_mode", f"must be 'compliance' or 'governance', not {lock_mode.lower()!r}"
+        )
+    return TargetConfig(
+        url=url,
+        name=name,
+        options=options,
+        credentials_env=dict(credentials),
+        lock_mode=lock_mode,
+    )
 
 
 def _policy(check: _Checker, value: object, where: str) -> Policy | None:

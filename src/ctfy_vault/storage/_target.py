@@ -13,6 +13,7 @@ import attrs
 from ctfy_vault.exceptions import (
     ConfigurationError,
     InvalidObjectKeyError,
+    InvalidURLError,
     ObjectExistsError,
     StorageError,
     UnsupportedError,
@@ -114,7 +115,14 @@ class Target:
     _backend: Backend = attrs.field(repr=False, alias="backend", kw_only=True)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy, repr=False, kw_only=True)
     part_size: int = attrs.field(default=DEFAULT_PART_SIZE, repr=False, kw_only=True)
+    lock_mode: LockMode = attrs.field(default="COMPLIANCE", repr=False, kw_only=True)
     _capabilities: Capabilities | None = attrs.field(default=None, repr=False, init=False)
+    _object_lock: bool | None = attrs.field(default=None, repr=False, init=False)
+
+    @lock_mode.validator
+    def _check_lock_mode(self, _attribute: object, value: object) -> None:
+        if value not in ("COMPLIANCE", "GOVERNANCE"):
+            raise InvalidURLError(f"lock_mode must be 'COMPLIANCE' or 'GOVERNANCE', not {value!r}")
 
     @part_size.validator
     def _check_part_size(self, _attribute: object, value: int) -> None:
@@ -131,6 +139,7 @@ class Target:
         name: str | None = None,
         retry: RetryPolicy | None = None,
         part_size: int = DEFAULT_PART_SIZE,
+        lock_mode: str = "COMPLIANCE",
         **options: Any,
     ) -> Target:
         """Build a target from a URL and backend options.
@@ -141,6 +150,9 @@ class Target:
             name: what errors and reports call this target; defaults to the URL.
             retry: how transient failures are retried.
             part_size: the streaming block size, which bounds memory per stream.
+            lock_mode: the Object Lock mode of the locks this target's objects get where its
+                bucket has Object Lock: ``COMPLIANCE`` (nobody can shorten or remove a lock) or
+                ``GOVERNANCE`` (a user with ``s3:BypassGovernanceRetention`` can); either case.
             **options: for S3: ``endpoint_url``, ``key``, ``secret``, ``token``, ``region``,
                 ``addressing_style``, ``anon``, ``profile``; for Azure: ``account_name``,
                 ``account_key``, ``connection_string``, ``sas_token``, ``credential``, ``anon``.
@@ -150,6 +162,23 @@ class Target:
             InvalidURLError: the URL or an option is wrong; nothing was contacted.
             UnsupportedError: the backend's optional dependency is missing.
         """
+        mode: object = lock_mode
+        if isinstance(mode, str):
+            mode = mode.upper()
+        target = cls._from_url(url, name=name, retry=retry, part_size=part_size, **options)
+        target.lock_mode = mode  # type: ignore[assignment]  # checked by its validator
+        return target
+
+    @classmethod
+    def _from_url(
+        cls,
+        url: str,
+        *,
+        name: str | None,
+        retry: RetryPolicy | None,
+        part_size: int,
+        **options: Any,
+    ) -> Target:
         parsed = parse_url(url)
         retry = retry or RetryPolicy()
         shown = name or parsed.display
@@ -596,6 +625,24 @@ class Target:
         if not self.supports.retain_until:
             raise self._backend.unsupported("Object Lock retention")
         self._retrying(key)("retain", lambda: self._backend.retain_until(path, until, mode))
+
+    def object_lock(self) -> bool:
+        """Whether this target's objects can be locked: its bucket has Object Lock.
+
+        Two bucket-setting reads at most (``GetBucketVersioning``,
+        ``GetObjectLockConfiguration``), once per target object; none when `probe` already ran
+        or the backend has no Object Lock. A setting that cannot be read counts as no lock.
+        """
+        if self._object_lock is None:
+            if not self.supports.retain_until:
+                self._object_lock = False
+            elif self._capabilities is not None:
+                self._object_lock = bool(self._capabilities.object_lock)
+            else:
+                notes: list[str] = []
+                settings = self._backend.probe_settings(self.root, notes)
+                self._object_lock = bool(settings.get("object_lock"))
+        return self._object_lock
 
     def retention(self, key: str) -> tuple[LockMode, datetime] | None:
         """Read a stored object's Object Lock retention (one ``HeadObject``).

@@ -72,15 +72,12 @@ class LockReport:
 
 
 def can_lock(target: Target) -> bool:
-    """Whether ``target`` sets Object Lock dates (its bucket has Object Lock; probes once).
+    """Whether ``target`` sets Object Lock dates (its bucket has Object Lock; asked once).
 
     Raises:
         StorageError: the probe failed.
     """
-    if not target.supports.retain_until:
-        return False
-    capabilities = target.capabilities or target.probe()
-    return bool(capabilities.object_lock)
+    return target.object_lock()
 
 
 def locked_until(target: Target, key: str, now: datetime) -> datetime | None:
@@ -145,7 +142,7 @@ def follow_locks(
     manifest: Callable[[SnapshotInfo], Manifest],
     *,
     lead: timedelta,
-    mode: LockMode,
+    mode: LockMode | None,
     packed: bool,
 ) -> LockReport:
     """Extend every object's lock to the latest date a kept snapshot needs (see the module).
@@ -156,7 +153,7 @@ def follow_locks(
         plans: each lineage's plan; only kept snapshots lock anything.
         manifest: opens a kept snapshot's manifest.
         lead: passed to `ctfy_vault.retention.retain_until`.
-        mode: the lock mode for an object that has none yet.
+        mode: the lock mode for an object that has none yet; ``None``: each target's own.
         packed: the repository is format 2.
 
     Returns:
@@ -190,7 +187,7 @@ def follow_locks(
     for target in locking:
         try:
             wanted = _wanted(target, reader, kept, chunks, latest, packed=packed)
-            raised = _extend(target, wanted, mode)
+            raised = _extend(target, wanted, mode or target.lock_mode)
         except StorageError as err:
             failures.fail(target, err)
             continue

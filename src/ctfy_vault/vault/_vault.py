@@ -457,7 +457,7 @@ class Vault:
         now: datetime,
         lineage: str | None = None,
         lead: timedelta = DEFAULT_LOCK_LEAD,
-        mode: LockMode = "COMPLIANCE",
+        mode: LockMode | None = None,
     ) -> LockReport:
         """Bring Object Lock dates up to what each kept snapshot needs under its policy.
 
@@ -478,7 +478,8 @@ class Vault:
             lead: how far past ``now`` a lock the next plan must extend runs.
             mode: the lock mode for objects that have none yet (``COMPLIANCE``: nobody can
                 shorten or remove it; ``GOVERNANCE``: a user with
-                ``s3:BypassGovernanceRetention`` can).
+                ``s3:BypassGovernanceRetention`` can); by default each target's own
+                (`Target.lock_mode`).
 
         Returns:
             The dates and what was read and raised on each target.

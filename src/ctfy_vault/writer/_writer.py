@@ -325,7 +325,8 @@ class Writer:
             transient error (a target's retries cover one request; these cover a longer outage).
         compress: try zstd on each chunk (kept only when smaller); ``False`` for data known not
             to compress (already compressed dumps, media), which saves the attempt.
-        lock_mode: the Object Lock mode used with ``retain_until`` (``COMPLIANCE`` by default).
+        lock_mode: the Object Lock mode used with ``retain_until``; by default each target's
+            own (`Target.lock_mode`, ``COMPLIANCE`` unless its config says ``GOVERNANCE``).
         format: the repository layout: 1, one object per chunk (the default, for format 1
             repositories), or 2, chunks in packs listed by index objects, cut by the keyed
             chunker. `ctfy_vault.Vault` passes its repository's.
@@ -352,7 +353,7 @@ class Writer:
         default=1, alias="retries", kw_only=True, validator=attrs.validators.ge(0)
     )
     _compress: bool = attrs.field(default=True, alias="compress", kw_only=True)
-    _lock_mode: LockMode = attrs.field(default="COMPLIANCE", alias="lock_mode", kw_only=True)
+    _lock_mode: LockMode | None = attrs.field(default=None, alias="lock_mode", kw_only=True)
     _format: Format = attrs.field(default=1, alias="format", kw_only=True)
     _pack_size: int = attrs.field(default=DEFAULT_PACK_SIZE, alias="pack_size", kw_only=True)
     _chunker_key: ChunkerKey | None = attrs.field(init=False, default=None, repr=False)
@@ -985,9 +986,9 @@ class Writer:
         if target.name in run.locked and run.retain_until is not None:
             try:
                 if existed:
-                    target.extend_retention(key, run.retain_until, mode=self._lock_mode)
+                    target.extend_retention(key, run.retain_until, mode=self._mode(target))
                 else:
-                    set_retain_until(target, key, run.retain_until, mode=self._lock_mode)
+                    set_retain_until(target, key, run.retain_until, mode=self._mode(target))
             except Exception as err:  # noqa: BLE001 - a target that cannot lock has failed
                 run.failed.fail(target, err)
                 return False
@@ -1034,6 +1035,10 @@ class Writer:
         }
         return [name for name, future in writes.items() if future.result()]
 
+    def _mode(self, target: Target) -> LockMode:
+        """The lock mode for ``target``: the writer's if it was given one, else the target's."""
+        return self._lock_mode or target.lock_mode
+
     def _extend_reused(
         self, run: _Run, target: Target, reused: set[bytes], io_pool: ThreadPoolExecutor
     ) -> None:
@@ -1052,7 +1057,7 @@ class Writer:
             keys = sorted(pack_key(p) for p in packs)
 
         def extend(key: str) -> None:
-            target.extend_retention(key, until, mode=self._lock_mode)
+            target.extend_retention(key, until, mode=self._mode(target))
 
         try:
             for future in [io_pool.submit(extend, key) for key in keys]:
@@ -1134,13 +1139,13 @@ class Writer:
 
 
 def _has_object_lock(run: _Run, target: Target) -> bool:
+    # Azure reports container immutability as Object Lock, but has no per-object retain-until:
+    # `Target.object_lock` is only true where objects take a retain-until date.
     try:
-        capabilities = target.capabilities or target.probe()
+        return target.object_lock()
     except Exception as err:  # noqa: BLE001 - any failure of one target is its outcome
         run.failed.fail(target, err)
         return False
-    # Azure reports container immutability as Object Lock, but has no per-object retain-until.
-    return bool(capabilities.object_lock) and target.supports.retain_until
 
 
 def _exists_error(target: Target, key: str) -> ObjectExistsError:

@@ -461,3 +461,16 @@ def test_known_heads_file_is_chosen_flag_then_config_then_state_home(tmp_path: P
     home = Path.home() / ".local" / "state" / leaf
     assert heads_path(default, REPO, None, {}) == home
     assert heads_path(default, REPO, None, {"XDG_STATE_HOME": "relative"}) == home
+
+
+def test_a_target_lock_mode_is_read_and_reaches_the_target() -> None:
+    """``lock_mode`` per target, either case; compliance by default; a bad one is named."""
+    text = GOOD.replace('name = "ams3"\n', 'name = "ams3"\nlock_mode = "governance"\n')
+    config = parse_config(text, path=FILE)
+    assert [t.lock_mode for t in config.targets] == ["GOVERNANCE", "COMPLIANCE"]
+    folder = config.targets[1].build({})
+    assert folder.lock_mode == "COMPLIANCE"
+    message = error_of(GOOD.replace('name = "ams3"\n', 'name = "ams3"\nlock_mode = "soft"\n'))
+    assert "lock_mode" in message
+    assert "'soft'" in message
+    assert "lock_mode" in error_of(GOOD.replace("addressing_style = ", "lock_mode = "))
