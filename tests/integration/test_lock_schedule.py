@@ -14,6 +14,7 @@ future date for the server), each reusing most of the previous night's data:
 from __future__ import annotations
 
 import io
+import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from ctfy_vault.retention import DEFAULT_LOCK_LEAD, Policy
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import ChunkerParams, StreamSource
+from tests.support.cli import Cli, TargetSpec
 from tests.support.servers import S3Endpoint, s3_client, s3_target
 from tests.support.writer_strategies import FAST_RETRY
 
@@ -157,3 +159,50 @@ def test_a_governance_target_gets_governance_locks_a_compliance_one_compliance(
     report = vault.lock(POLICY, now=now)
     assert report.extended == {governed.name: 1, strict.name: 0}
     assert retention(client, buckets[0], key) == seconds(report.dates[info.snapshot_id])
+
+
+def test_the_command_line_locks_by_the_policy_and_check_finds_a_short_lock(
+    rgw_s3: S3Endpoint, tmp_path: Path
+) -> None:
+    """``backup`` locks by the lineage's policy; ``check`` reports a lock someone shortened.
+
+    The bucket owner lifts a governance lock early (allowed for governance, with bypass): check
+    exits 1 naming the object as under-locked; the next prune raises it and check is clean.
+    """
+    client = s3_client(rgw_s3)
+    bucket = f"cli-lock-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    targets = [
+        TargetSpec(name="rgw", url=f"s3://{bucket}/repo", endpoint=rgw_s3, lock_mode="governance"),
+        TargetSpec(name="folder", url=str(tmp_path / "folder")),
+    ]
+    cli = Cli(home=tmp_path, targets=targets, secrets=[rgw_s3.secret])
+    cli.write_config()
+    cli.json("init")
+    backed = cli.json("backup", "db", "--stdin", "--name", "db.sql", stdin=content(1))
+    assert all(t["committed"] for t in backed["targets"])
+    clean = cli.json("check")
+    assert clean["ok"], clean["problems"]
+    assert clean["locks"]["checked"]["rgw"] >= 3  # the manifest, a pack, the config, a slot
+    assert clean["locks"]["unlockable"] == ["folder"]
+    names = client.list_objects_v2(Bucket=bucket, Prefix="repo/snapshots/")["Contents"]
+    key = names[0]["Key"]
+    assert client.head_object(Bucket=bucket, Key=key)["ObjectLockMode"] == "GOVERNANCE"
+    client.put_object_retention(
+        Bucket=bucket,
+        Key=key,
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": datetime.now(UTC) + timedelta(hours=1)},
+        BypassGovernanceRetention=True,
+    )
+    short = cli("check", "--json")
+    assert short.returncode == 1, short.stderr
+    problems = json.loads(short.stdout)["problems"]
+    assert [(p["kind"], p["target"], p["key"]) for p in problems] == [
+        ("under-locked", "rgw", key.removeprefix("repo/"))
+    ]
+    text = cli("check")
+    assert "under-locked" in text.stdout
+    assert "cannot lock on folder" in text.stdout
+    cli.json("prune")
+    again = cli.json("check")
+    assert again["ok"], again["problems"]

@@ -40,9 +40,12 @@ class TargetSpec:
     url: str
     endpoint: S3Endpoint | None = None
     endpoint_url: str | None = None
+    lock_mode: str | None = None
 
     def toml(self) -> str:
         lines = ["[[targets]]", f'name = "{self.name}"', f'url = "{self.url}"']
+        if self.lock_mode is not None:
+            lines.append(f'lock_mode = "{self.lock_mode}"')
         if self.endpoint is not None:
             variable = self.name.upper().replace("-", "_")
             lines += [

@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import attrs
+
 from ctfy_vault.cli._config import Config
 from ctfy_vault.cli._context import load, now, open_vault
 from ctfy_vault.cli._heads import heads_path, note_first_run, read_heads, write_heads
@@ -29,7 +31,15 @@ from ctfy_vault.cli._render import (
 )
 from ctfy_vault.exceptions import ConfigurationError, TargetsFailedError
 from ctfy_vault.retention import Policy, RetentionPlan
-from ctfy_vault.vault import KnownHeads, PruneReport, SnapshotInfo, Vault, VerifyReport
+from ctfy_vault.vault import (
+    KnownHeads,
+    LockReport,
+    Problem,
+    PruneReport,
+    SnapshotInfo,
+    Vault,
+    VerifyReport,
+)
 from ctfy_vault.writer import HealReport
 
 __all__ = ["check", "forget", "heal", "prune"]
@@ -157,11 +167,18 @@ def _prune_dict(report: PruneReport) -> dict[str, object]:
         "bytes_repacked": report.bytes_repacked,
         "packs_pending": report.packs_pending,
         "sweep_skipped": report.sweep_skipped,
+        "locked": dict(report.locked),
         "errors": dict(report.errors),
     }
 
 
 def _print_prune(report: PruneReport, out: TextIO, *, vault_packed: bool) -> None:
+    if report.locked:
+        soonest = min(report.locked.values())
+        out.write(
+            f"{len(report.locked)} object(s) still under Object Lock were left; the first can "
+            f"go after {utc_time(soonest)}, the last after {utc_time(max(report.locked.values()))}\n"
+        )
     verb = "would forget" if report.dry_run else "forgot"
     out.write(
         f"{verb} {len(report.forgotten)} snapshot(s); {len(report.records)} prune record(s); "
@@ -190,10 +207,15 @@ def check(args: argparse.Namespace, out: TextIO) -> ExitCode:
     path = heads_path(config, vault.repo_id, args.known_heads, os.environ)
     known = read_heads(path, vault.repo_id)
     report = vault.verify(read_data=args.read_data, known_heads=known)
+    locks = _lock_check(config, vault)
+    if locks is not None:
+        report = attrs.evolve(report, problems=(*report.problems, *_under_locked(locks)))
     if args.json:
-        dump(_check_dict(report, known, path), out)
+        dump({**_check_dict(report, known, path), "locks": _locks_dict(locks)}, out)
     else:
         _print_check(report, known, path, out)
+        if locks is not None and locks.unlockable:
+            out.write(f"object lock: cannot lock on {', '.join(locks.unlockable)}\n")
     if not report.ok:
         return ExitCode.FAILED
     if path is None:
@@ -201,6 +223,43 @@ def check(args: argparse.Namespace, out: TextIO) -> ExitCode:
     if known is None:
         note_first_run(path)
     return ExitCode.OK if write_heads(path, report.heads, "check") else ExitCode.FAILED
+
+
+def _lock_check(config: Config, vault: Vault) -> LockReport | None:
+    """Read the locks the lineages' policies need, where a target may lock (else ``None``)."""
+    policies = config.policies()
+    if not policies or not any(t.supports.retain_until for t in vault.targets):
+        return None
+    found = vault.lock(policies, now=now(), dry_run=True)
+    for name, err in found.errors.items():
+        warn(f"object lock on {name} not checked: {type(err).__name__}: {err}")
+    return found
+
+
+def _under_locked(locks: LockReport) -> list[Problem]:
+    return [
+        Problem(
+            kind="under-locked",
+            target=target,
+            key=key,
+            detail=(
+                f"locked until {utc_time(has) if has else 'never'}; the retention schedule "
+                f"needs {utc_time(until)} (a backup or prune raises it)"
+            ),
+        )
+        for target, keys in sorted(locks.short.items())
+        for key, (has, until) in sorted(keys.items())
+    ]
+
+
+def _locks_dict(locks: LockReport | None) -> dict[str, object] | None:
+    if locks is None:
+        return None
+    return {
+        "checked": dict(locks.checked),
+        "short": {name: len(keys) for name, keys in locks.short.items()},
+        "unlockable": list(locks.unlockable),
+    }
 
 
 def _check_dict(

@@ -79,6 +79,13 @@ def _until(
     return extended
 
 
+def _whole_second(moment: datetime) -> datetime:
+    # S3 keeps retain-until dates to the second: rounding up keeps the date a safe bound.
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
 def retain_until(
     plan: RetentionPlan[T], *, lead: timedelta = DEFAULT_LOCK_LEAD
 ) -> tuple[datetime, ...]:
@@ -89,7 +96,8 @@ def retain_until(
         lead: how long a lock a later plan must extend runs past ``now`` (`DEFAULT_LOCK_LEAD`).
 
     Returns:
-        One aware UTC datetime per kept item; empty for a plan that keeps nothing.
+        One aware UTC datetime per kept item, rounded up to a whole second; empty for a plan
+        that keeps nothing.
 
     Raises:
         PolicyError: ``lead`` is out of range.
@@ -103,5 +111,7 @@ def retain_until(
     dates: list[datetime] = []
     for time, why in zip(plan.keep_times, reasons, strict=True):
         moment = time.astimezone(UTC)
-        dates.append(max(_until(reason, moment, policy, now, lead) for reason in why))
+        dates.append(
+            _whole_second(max(_until(reason, moment, policy, now, lead) for reason in why))
+        )
     return tuple(dates)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import attrs
@@ -621,6 +621,7 @@ class Target:
             raise ConfigurationError("until must be an aware datetime")
         if mode not in ("COMPLIANCE", "GOVERNANCE"):
             raise ConfigurationError("mode must be 'COMPLIANCE' or 'GOVERNANCE'")
+        until = whole_second(until)
         path = self._path(key)
         if not self.supports.retain_until:
             raise self._backend.unsupported("Object Lock retention")
@@ -675,6 +676,7 @@ class Target:
         """
         if until.utcoffset() is None:
             raise ConfigurationError("until must be an aware datetime")
+        until = whole_second(until)
         current = self.retention(key)
         if current is not None and current[1] >= until:
             return False
@@ -825,6 +827,14 @@ def _backend_for(fs: Any, root: str) -> Backend:
     if module.startswith("adlfs"):
         return AzureBackend(fs)
     return FsspecBackend(fs)
+
+
+def whole_second(moment: datetime) -> datetime:
+    """``moment`` in UTC, rounded up to a whole second (S3 keeps retain-until dates so)."""
+    utc = moment.astimezone(UTC)
+    if utc.microsecond:
+        utc = utc.replace(microsecond=0) + timedelta(seconds=1)
+    return utc
 
 
 def set_retain_until(

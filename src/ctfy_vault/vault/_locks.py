@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Final
 
 import attrs
 
@@ -45,15 +46,24 @@ log = logging.getLogger("ctfy_vault.vault")
 
 _WORKERS = 8
 
+#: What a check (`follow_locks` with ``dry_run``) asks of a lock that the next plan will
+#: extend: that it still runs this long.
+CHECK_MARGIN: Final = timedelta(hours=1)
+
 
 @attrs.frozen(kw_only=True)
 class LockReport:
     """What `ctfy_vault.vault.Vault.lock` did.
 
     Attributes:
-        dates: the retain-until date each kept snapshot needs, by snapshot id.
+        dates: the retain-until date each kept snapshot needs, by snapshot id (for a check,
+            what it needs now: `CHECK_MARGIN` ahead for a lock a later plan extends).
         checked: per locking target, the objects whose lock was read.
-        extended: per locking target, the objects whose lock was raised.
+        extended: per locking target, the objects whose lock was raised (for a check:
+            would be).
+        short: per locking target, each object locked for less than the plan needs, with the
+            date it has (``None``: no lock) and the date it needs. Only a check (``dry_run``)
+            fills it: otherwise those locks were raised.
         unlockable: targets that cannot lock (no Object Lock on the bucket, or a backend
             without it): their objects can be deleted by whoever holds their credential.
         errors: per target, the error that stopped it.
@@ -62,6 +72,7 @@ class LockReport:
     dates: Mapping[str, datetime] = attrs.field(factory=dict)
     checked: Mapping[str, int] = attrs.field(factory=dict)
     extended: Mapping[str, int] = attrs.field(factory=dict)
+    short: Mapping[str, Mapping[str, tuple[datetime | None, datetime]]] = attrs.field(factory=dict)
     unlockable: tuple[str, ...] = ()
     errors: Mapping[str, BaseException] = attrs.field(factory=dict)
 
@@ -144,6 +155,7 @@ def follow_locks(
     lead: timedelta,
     mode: LockMode | None,
     packed: bool,
+    dry_run: bool = False,
 ) -> LockReport:
     """Extend every object's lock to the latest date a kept snapshot needs (see the module).
 
@@ -155,15 +167,19 @@ def follow_locks(
         lead: passed to `ctfy_vault.retention.retain_until`.
         mode: the lock mode for an object that has none yet; ``None``: each target's own.
         packed: the repository is format 2.
+        dry_run: only read the locks and report those too short (``short``).
 
     Returns:
         The dates and, per target, what was read and raised.
     """
+    # A check asks what safety needs now: a lock that a later plan must extend has to run at
+    # least `CHECK_MARGIN` more, a final tier's its whole date.
+    needed = CHECK_MARGIN if dry_run else lead
     kept = [
         (info, until)
         for lineage_plan in plans.values()
         for info, until in zip(
-            lineage_plan.keep, retain_until(lineage_plan, lead=lead), strict=True
+            lineage_plan.keep, retain_until(lineage_plan, lead=needed), strict=True
         )
     ]
     dates = {info.snapshot_id: until for info, until in kept}
@@ -184,19 +200,23 @@ def follow_locks(
     latest = max(until for _info, until in kept)
     checked: dict[str, int] = {}
     extended: dict[str, int] = {}
+    short: dict[str, dict[str, tuple[datetime | None, datetime]]] = {}
     for target in locking:
         try:
             wanted = _wanted(target, reader, kept, chunks, latest, packed=packed)
-            raised = _extend(target, wanted, mode or target.lock_mode)
+            found = _extend(target, wanted, mode or target.lock_mode, dry_run=dry_run)
         except StorageError as err:
             failures.fail(target, err)
             continue
         checked[target.name] = len(wanted)
-        extended[target.name] = raised
+        extended[target.name] = len(found)
+        if dry_run and found:
+            short[target.name] = found
     return LockReport(
         dates=dates,
         checked=checked,
         extended=extended,
+        short=short,
         unlockable=tuple(unlockable),
         errors=failures.errors(),
     )
@@ -241,13 +261,23 @@ def _wanted(
     return wanted
 
 
-def _extend(target: Target, wanted: Mapping[str, datetime], mode: LockMode) -> int:
-    def one(item: tuple[str, datetime]) -> bool:
+def _extend(
+    target: Target, wanted: Mapping[str, datetime], mode: LockMode, *, dry_run: bool
+) -> dict[str, tuple[datetime | None, datetime]]:
+    """Raise (or, for ``dry_run``, only find) the locks below what ``wanted`` says."""
+
+    def one(item: tuple[str, datetime]) -> tuple[str, datetime | None, datetime] | None:
         key, until = item
         try:
-            return target.extend_retention(key, until, mode=mode)
+            if not dry_run:
+                raised = target.extend_retention(key, until, mode=mode)
+                return (key, None, until) if raised else None
+            current = target.retention(key)
         except ObjectNotFoundError:
-            return False  # not on this target (verify reports it; heal copies it locked)
+            return None  # not on this target (verify reports it; heal copies it locked)
+        has = None if current is None else current[1]
+        return None if has is not None and has >= until else (key, has, until)
 
     with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="ctfy-lock") as pool:
-        return sum(pool.map(one, sorted(wanted.items())))
+        found = [r for r in pool.map(one, sorted(wanted.items())) if r is not None]
+    return {key: (has, until) for key, has, until in found}

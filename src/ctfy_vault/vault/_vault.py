@@ -458,6 +458,7 @@ class Vault:
         lineage: str | None = None,
         lead: timedelta = DEFAULT_LOCK_LEAD,
         mode: LockMode | None = None,
+        dry_run: bool = False,
     ) -> LockReport:
         """Bring Object Lock dates up to what each kept snapshot needs under its policy.
 
@@ -480,6 +481,8 @@ class Vault:
                 shorten or remove it; ``GOVERNANCE``: a user with
                 ``s3:BypassGovernanceRetention`` can); by default each target's own
                 (`Target.lock_mode`).
+            dry_run: change nothing: report in ``short`` every object locked for less than
+                the plan needs (what ``ctfy-vault check`` reports).
 
         Returns:
             The dates and what was read and raised on each target.
@@ -493,6 +496,7 @@ class Vault:
             lead=lead,
             mode=mode,
             packed=self._config.packed,
+            dry_run=dry_run,
         )
 
     # -- copy --------------------------------------------------------------------------------
