@@ -129,13 +129,21 @@ def test_locks_follow_the_schedule_and_prune_leaves_what_is_locked(
 def test_a_governance_target_gets_governance_locks_a_compliance_one_compliance(
     rgw_s3: S3Endpoint,
 ) -> None:
-    """Each target's own mode; the owner may bypass governance (not compliance) on purpose."""
+    """Each target's own mode; the owner may bypass governance (not compliance) on purpose.
+
+    The probe finds that out by trying it on a probe object.
+    """
     client = s3_client(rgw_s3)
     buckets = [f"mode-{uuid.uuid4().hex[:16]}" for _ in range(2)]
     for bucket in buckets:
         client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
     governed = s3_target(rgw_s3, buckets[0], "repo", retry=FAST_RETRY, lock_mode="governance")
     strict = s3_target(rgw_s3, buckets[1], "repo", retry=FAST_RETRY)
+    # The probe tries to undo a lock it sets: the owner may bypass governance, never compliance.
+    assert governed.probe().lock_holds is False
+    assert "can undo the locks" in " ".join(governed.probe().notes)
+    assert strict.probe().lock_holds is True
+    assert "lock holds" in strict.probe().describe()
     now = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
     vault = Vault.init([governed, strict], key=KEY, now=now, chunker=CHUNKS)
     info = vault.backup(dump(0), lineage="db", host="h", now=now, lock_policy=POLICY)
@@ -181,6 +189,9 @@ def test_the_command_line_locks_by_the_policy_and_check_finds_a_short_lock(
     cli.json("init")
     backed = cli.json("backup", "db", "--stdin", "--name", "db.sql", stdin=content(1))
     assert all(t["committed"] for t in backed["targets"])
+    assert backed["unlockable"] == ["folder"]
+    shown = cli("backup", "db", "--stdin", "--name", "db.sql", stdin=content(2))
+    assert "object lock: cannot lock on folder" in shown.stdout
     clean = cli.json("check")
     assert clean["ok"], clean["problems"]
     assert clean["locks"]["checked"]["rgw"] >= 3  # the manifest, a pack, the config, a slot

@@ -252,3 +252,5 @@ def _print_backup(info: BackupInfo, out: TextIO) -> None:
             f"  {outcome.target}: committed; {outcome.chunks_uploaded} chunk(s) uploaded "
             f"({format_bytes(outcome.bytes_uploaded)}), {outcome.chunks_present} already there\n"
         )
+    if info.unlockable:
+        out.write(f"  object lock: cannot lock on {', '.join(info.unlockable)}\n")

@@ -137,6 +137,7 @@ def backup_dict(info: BackupInfo) -> dict[str, object]:
         "chunks_sealed": info.chunks_sealed,
         "warnings": [{"path": w.path, "reason": w.reason} for w in info.warnings],
         "targets": [outcome_dict(o) for o in info.outcomes],
+        "unlockable": list(info.unlockable),
     }
 
 

@@ -296,6 +296,13 @@ class Backend:
         """The object's Object Lock mode and retain-until date, or ``None`` if it has none."""
         raise self.unsupported("Object Lock retention")
 
+    def undo_lock(self, path: str, shorter: datetime) -> tuple[bool, bool]:
+        """Try to shorten a locked object's date to ``shorter``, then to delete its version.
+
+        Both bypass governance where the credential may. Returns whether each succeeded.
+        """
+        raise self.unsupported("Object Lock retention")
+
     def versioning(self, root: str, retrying: Retrying[Any]) -> bool:
         """Tell whether the bucket keeps previous versions of overwritten objects."""
         raise self.unsupported("reading bucket versioning")

@@ -28,6 +28,10 @@ class Capabilities:
         versioning: bucket versioning is enabled.
         object_lock: S3 Object Lock (or Azure immutability) is enabled for the bucket/container.
         object_lock_default: the default retention, e.g. ``"GOVERNANCE 30 days"``.
+        lock_holds: (S3 with Object Lock) a lock set in the target's `Target.lock_mode` could be
+            neither shortened nor removed with the credential in use (tried on a probe
+            object, bypassing governance where allowed); ``False``: this credential, and so a
+            thief of it, can undo the locks.
         signed_links: how signed links are made (``sigv4``, ``sas``, ``hmac``) or ``None``.
         supports: the backend's `Support` flags (``None`` only when built by hand).
         public_read: an unsigned GET of the probe object or an unsigned listing was served: a
@@ -45,6 +49,7 @@ class Capabilities:
     versioning: bool | None = None
     object_lock: bool | None = None
     object_lock_default: str | None = None
+    lock_holds: bool | None = None
     signed_links: str | None = None
     public_read: bool | None = None
     endpoint: str | None = None
@@ -82,6 +87,15 @@ class Capabilities:
         rows.append(("object lock", show(self.object_lock)))
         if self.object_lock_default:
             rows.append(("lock default", self.object_lock_default))
+        if self.lock_holds is not None:
+            rows.append(
+                (
+                    "lock holds",
+                    "yes (this credential cannot shorten or remove a lock)"
+                    if self.lock_holds
+                    else "NO (this credential can shorten or remove locks)",
+                )
+            )
         rows.append(("signed links", self.signed_links or "none"))
         if self.supports is not None:
             rows.append(("operations", ", ".join(self.supports.operations()) or "none"))

@@ -361,6 +361,32 @@ class S3Backend(FsspecBackend):
             until = until.replace(tzinfo=UTC)
         return mode, until.astimezone(UTC)
 
+    def undo_lock(self, path: str, shorter: datetime) -> tuple[bool, bool]:
+        """``PutObjectRetention`` to an earlier date, then ``DeleteObject`` of the version."""
+        bucket, _, name = path.partition("/")
+        head = self.fs.call_s3("head_object", Bucket=bucket, Key=name)
+        version = head.get("VersionId")
+        versioned = {"VersionId": version} if version else {}
+        retention = {"Mode": head.get("ObjectLockMode"), "RetainUntilDate": shorter.astimezone(UTC)}
+        outcomes: list[bool] = []
+        for call, kwargs in (
+            ("put_object_retention", {"Retention": retention}),
+            ("delete_object", {}),
+        ):
+            try:
+                self.fs.call_s3(
+                    call,
+                    Bucket=bucket,
+                    Key=name,
+                    BypassGovernanceRetention=True,
+                    **versioned,
+                    **kwargs,
+                )
+                outcomes.append(True)
+            except Exception:  # noqa: BLE001 - a refusal is the answer sought
+                outcomes.append(False)
+        return outcomes[0], outcomes[1]
+
     def versioning(self, root: str, retrying: Retrying[Any]) -> bool:
         """One ``GetBucketVersioning``: ``Enabled`` (not ``Suspended``) keeps versions."""
         bucket = root.split("/", 1)[0]

@@ -729,6 +729,8 @@ class Target:
                 "concurrent writer can race"
             )
         extra = self._backend.probe_settings(self.root, notes)
+        if extra.get("object_lock") and self.supports.retain_until:
+            extra["lock_holds"] = self._probe_lock(notes)
         caps = Capabilities(
             backend=self._backend.kind,
             atomic_create=atomic,
@@ -742,6 +744,33 @@ class Target:
         )
         self._capabilities = caps
         return caps
+
+    def _probe_lock(self, notes: builtins.list[str]) -> bool | None:
+        """Lock a probe object for a minute in `lock_mode`, then try to undo the lock."""
+        key = f"{RESERVED_PREFIXES[1]}/lock-{uuid.uuid4().hex}"
+        path = _join(self.root, key)
+        now = datetime.now(UTC)
+        try:
+            run = self._retrying(key)
+            run("probe write", lambda: self._backend.create(path, b"", _direct))
+            until = whole_second(now + timedelta(minutes=1))
+            run("probe lock", lambda: self._backend.retain_until(path, until, self.lock_mode))
+            shortened, removed = self._backend.undo_lock(path, now + timedelta(seconds=30))
+        except (StorageError, UnsupportedError) as err:
+            notes.append(f"whether a lock holds is unknown ({type(err).__name__})")
+            return None
+        if shortened or removed:
+            done = " and ".join(
+                what for what, did in (("shortened", shortened), ("removed", removed)) if did
+            )
+            notes.append(
+                f"a {self.lock_mode} lock set here was {done} with this credential: whoever "
+                "holds it can undo the locks (use COMPLIANCE, or a credential without "
+                "s3:BypassGovernanceRetention)"
+            )
+        else:
+            notes.append(f"a locked probe object stays under {RESERVED_PREFIXES[1]}/ for a minute")
+        return not (shortened or removed)
 
     def _probe_with_object(
         self, notes: builtins.list[str]

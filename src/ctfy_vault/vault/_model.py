@@ -95,12 +95,14 @@ class BackupInfo(SnapshotInfo):
         warnings: source entries skipped or flagged (permission denied, changed while read...).
         bytes_read: plaintext bytes read from the sources (unchanged files are not read).
         chunks_sealed: chunks compressed and sealed in this run (the rest were already stored).
+        unlockable: with ``lock_policy``, the targets that cannot lock (no Object Lock).
     """
 
     outcomes: tuple[TargetOutcome, ...]
     warnings: tuple[SourceWarning, ...] = ()
     bytes_read: int = 0
     chunks_sealed: int = 0
+    unlockable: tuple[str, ...] = ()
 
     @classmethod
     def of_result(cls, result: BackupResult) -> BackupInfo:

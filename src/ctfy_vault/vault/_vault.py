@@ -431,6 +431,7 @@ class Vault:
             followed = self.lock({lineage: lock_policy}, now=now, lead=lock_lead)
             for name, err in followed.errors.items():
                 log.warning("backup: locks on %s not brought up to date: %s", name, err)
+            info = attrs.evolve(info, unlockable=followed.unlockable)
         return info
 
     def _new_snapshot_lock(
