@@ -15,6 +15,15 @@ what the plan knows at its ``now``:
   ``now``, an empty policy) keeps a snapshot for as long as plans keep choosing it: it is
   locked until ``now + lead`` and extended by each plan.
 
+The newest snapshot not after ``now`` is never forgotten, whatever its reasons say: a window
+measured from ``now`` (``anchor="now"``) can leave it behind while the plan still keeps it, as
+``newest snapshot``. So it is always locked until at least ``now + lead``, even while a window
+gives it a final date: that date can end before the next plan.
+
+Likewise the oldest kept snapshot becomes the oldest of all once the older ones this plan
+forgets are deleted, and a periodic window reaching it then keeps it as ``oldest``: it is
+locked at least until ``now + lead`` (or that window's bound, if sooner) for each such window.
+
 A lock is never shortened: a caller applies ``max(existing, new)``.
 """
 
@@ -109,9 +118,20 @@ def retain_until(
     policy = plan.policy
     reasons = plan._kept_reasons()  # noqa: SLF001 - by position, as the plan lists them
     dates: list[datetime] = []
+    newest_found = False
+    last = len(plan.keep) - 1
     for time, why in zip(plan.keep_times, reasons, strict=True):
         moment = time.astimezone(UTC)
-        dates.append(
-            _whole_second(max(_until(reason, moment, policy, now, lead) for reason in why))
-        )
+        date = max(_until(reason, moment, policy, now, lead) for reason in why)
+        if len(dates) == last:
+            for rule, limit in plan.cutoffs.items():
+                if rule != "within" and limit < moment <= now:
+                    # Once what is older is deleted, a window reaching it keeps it as the
+                    # oldest: follow the plans until that window's bound.
+                    date = max(date, min(_bound(policy, rule, moment), now + lead))
+        if not newest_found and moment <= now:
+            # Kept newest first, so the first one not after now is the one never forgotten.
+            newest_found = True
+            date = max(date, now + lead)
+        dates.append(_whole_second(date))
     return tuple(dates)
