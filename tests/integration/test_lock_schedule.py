@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ctfy_vault.crypto import RawKey
-from ctfy_vault.retention import DEFAULT_LOCK_LEAD, Policy
+from ctfy_vault.retention import DEFAULT_LOCK_LEAD, Policy, plan
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import ChunkerParams, StreamSource
@@ -217,3 +218,66 @@ def test_the_command_line_locks_by_the_policy_and_check_finds_a_short_lock(
     cli.json("prune")
     again = cli.json("check")
     assert again["ok"], again["problems"]
+
+
+NIGHTS = int(os.environ.get("CTFY_TEST_NIGHTS", "366"))
+
+
+def test_a_year_of_nights_of_the_schedule(rgw_s3: S3Endpoint) -> None:
+    """A year of nightly backups and a weekly prune, from mid-November (clock injected).
+
+    Every night each snapshot the plan keeps is locked on the server at least until the
+    night's plan time, and the owner's own credential can neither delete its locked version
+    nor shorten its date; the snapshots the plan forgets are gone from the repository once
+    their lock has passed (their locked versions stay on the server until the real date); at
+    the end the repository holds exactly what the plan keeps, and each restores.
+
+    The simulated nights lie in the future, so every date is a real future date to the server.
+    """
+    client = s3_client(rgw_s3)
+    bucket = f"year-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    target = s3_target(rgw_s3, bucket, "repo", retry=FAST_RETRY)
+    year = datetime.now(UTC).year + 1
+    start = datetime(year, 11, 15, 2, tzinfo=UTC)
+    vault = Vault.init([target], key=KEY, now=start, chunker=CHUNKS)
+    taken: dict[str, datetime] = {}
+    for night in range(NIGHTS):
+        now = start + timedelta(days=night)
+        info = vault.backup(dump(night % 5), lineage="db", host="h", now=now, lock_policy=POLICY)
+        taken[info.snapshot_id] = now
+        if night % 7 == 6:
+            pruned = vault.prune(POLICY, now=now, grace=timedelta(0))
+            assert pruned.ok, pruned.errors
+            listed = vault.snapshots()
+            for kept in listed:
+                until = retention(client, bucket, f"repo/snapshots/{kept.name}")
+                assert until is not None, kept.created
+                assert until >= now, (kept.created, until, now)
+            victim = listed[night % len(listed)]
+            key = f"repo/snapshots/{victim.name}"
+            version = client.head_object(Bucket=bucket, Key=key)["VersionId"]
+            held = retention(client, bucket, key)
+            assert held is not None
+            with pytest.raises(ClientError):
+                client.delete_object(Bucket=bucket, Key=key, VersionId=version)
+            with pytest.raises(ClientError):
+                client.put_object_retention(
+                    Bucket=bucket,
+                    Key=key,
+                    VersionId=version,
+                    Retention={"Mode": "COMPLIANCE", "RetainUntilDate": held - timedelta(days=1)},
+                )
+    end = start + timedelta(days=NIGHTS - 1)
+    final = vault.prune(POLICY, now=end + timedelta(days=8), grace=timedelta(0))
+    assert final.ok, final.errors
+    expected = plan(list(taken.values()), POLICY, now=end + timedelta(days=8))
+    kept_times = set(expected.keep)
+    assert {s.created for s in vault.snapshots()} == kept_times
+    assert len(kept_times) < NIGHTS / 2  # most nights were forgotten
+    for info in vault.snapshots():
+        night = (info.created - start).days
+        assert vault.open_file(info.snapshot_id, "db.dump").read() == content(night % 5)
+    # What is left for a later prune is only what is still locked then.
+    assert all(until > end + timedelta(days=8) for until in final.locked.values())
+    assert vault.verify().ok

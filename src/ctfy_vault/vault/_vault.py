@@ -489,11 +489,22 @@ class Vault:
             The dates and what was read and raised on each target.
         """
         plans = self._plans(policy, lineage=lineage, now=now)
+        # One listing for every kept snapshot's manifest (the plans just listed them).
+        opened = {
+            o.name: o.entry
+            for o in self._reader.catalog().values()
+            if isinstance(o.entry, Manifest)
+        }
+
+        def manifest(info: SnapshotInfo) -> Manifest:
+            entry = opened.get(info.name)
+            return entry if entry is not None else self.manifest(info)
+
         return follow_locks(
             self._targets,
             self._reader,
             plans,
-            self.manifest,
+            manifest,
             lead=lead,
             mode=mode,
             packed=self._config.packed,
