@@ -61,10 +61,11 @@ _TARGET: Final = frozenset(
         "options",
         "credentials_env",
         "lock_mode",
+        "data_storage_class",
     }
 )
 #: `Target.from_url` arguments that are not backend options.
-_RESERVED: Final = frozenset({"name", "retry", "part_size", "lock_mode"})
+_RESERVED: Final = frozenset({"name", "retry", "part_size", "lock_mode", "data_storage_class"})
 _LINEAGE: Final = frozenset({"policy", "sources", "tags"})
 #: The manifest's rule for lineage names, checked when the file is read, not at the first backup.
 _LINEAGE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -168,6 +169,7 @@ class TargetConfig:
             ``account_name``...).
         credentials_env: backend credential option -> the environment variable holding it.
         lock_mode: the Object Lock mode of its locks, ``"COMPLIANCE"`` or ``"GOVERNANCE"``.
+        data_storage_class: S3: the storage class of its packs (``None``: the bucket's default).
     """
 
     url: str
@@ -175,6 +177,7 @@ class TargetConfig:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     credentials_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     lock_mode: str = "COMPLIANCE"
+    data_storage_class: str | None = None
 
     def build(self, environ: Mapping[str, str]) -> Target:
         """Make the `Target`, reading its credentials from the environment.
@@ -194,7 +197,12 @@ class TargetConfig:
                 )
             secrets[option] = value
         return Target.from_url(
-            self.url, name=self.name, lock_mode=self.lock_mode, **self.options, **secrets
+            self.url,
+            name=self.name,
+            lock_mode=self.lock_mode,
+            data_storage_class=self.data_storage_class,
+            **self.options,
+            **secrets,
         )
 
 
@@ -441,12 +449,16 @@ def _target(check: _Checker, value: object, index: int) -> TargetConfig:
         raise check.error(
             f"{where}.lock_mode", f"must be 'compliance' or 'governance', not {lock_mode.lower()!r}"
         )
+    storage_class = table.get("data_storage_class")
+    if storage_class is not None:
+        storage_class = check.text(storage_class, f"{where}.data_storage_class").upper()
     return TargetConfig(
         url=url,
         name=name,
         options=options,
         credentials_env=dict(credentials),
         lock_mode=lock_mode,
+        data_storage_class=storage_class,
     )
 
 

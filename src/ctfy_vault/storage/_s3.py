@@ -63,10 +63,23 @@ class S3Backend(FsspecBackend):
         self.settings = settings
         self._signer: Any = None
         self._signer_lock = threading.Lock()
+        self._data_class: str | None = None
+        self._data_prefixes: tuple[str, ...] = ()
+
+    def store_data_in(self, storage_class: str, prefixes: tuple[str, ...]) -> None:
+        """Write objects under ``prefixes`` (full paths) in ``storage_class``, the rest standard."""
+        self._data_class = storage_class
+        self._data_prefixes = prefixes
+
+    def _class_of(self, path: str) -> dict[str, str]:
+        if self._data_class is not None and path.startswith(self._data_prefixes):
+            return {"StorageClass": self._data_class}
+        return {}
 
     def create(self, path: str, data: bytes, retrying: Retrying[Any]) -> None:
         """One conditional PUT (s3fs switches to multipart past 100 MiB, still conditional)."""
-        retrying("write", lambda: self.fs.pipe_file(path, data, mode="create"))
+        extra = self._class_of(path)
+        retrying("write", lambda: self.fs.pipe_file(path, data, mode="create", **extra))
 
     def create_stream(
         self, path: str, reader: Reader, part_size: int, retrying: Retrying[Any]
@@ -85,7 +98,7 @@ class S3Backend(FsspecBackend):
         call = self.fs.call_s3
         upload = retrying(
             "start multipart upload",
-            lambda: call("create_multipart_upload", Bucket=bucket, Key=key),
+            lambda: call("create_multipart_upload", Bucket=bucket, Key=key, **self._class_of(path)),
         )
         upload_id = upload["UploadId"]
         parts: list[dict[str, Any]] = []

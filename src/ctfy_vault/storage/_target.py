@@ -6,7 +6,7 @@ import builtins
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -140,6 +140,7 @@ class Target:
         retry: RetryPolicy | None = None,
         part_size: int = DEFAULT_PART_SIZE,
         lock_mode: str = "COMPLIANCE",
+        data_storage_class: str | None = None,
         **options: Any,
     ) -> Target:
         """Build a target from a URL and backend options.
@@ -153,6 +154,10 @@ class Target:
             lock_mode: the Object Lock mode of the locks this target's objects get where its
                 bucket has Object Lock: ``COMPLIANCE`` (nobody can shorten or remove a lock) or
                 ``GOVERNANCE`` (a user with ``s3:BypassGovernanceRetention`` can); either case.
+            data_storage_class: S3 only: the storage class of the bulk data (packs, and format
+                1 chunk objects), one that reads at once: ``STANDARD_IA``, ``ONEZONE_IA``,
+                ``INTELLIGENT_TIERING``, ``GLACIER_IR`` or ``STANDARD``. The config, key
+                slots, index objects and manifests always stay in the standard class.
             **options: for S3: ``endpoint_url``, ``key``, ``secret``, ``token``, ``region``,
                 ``addressing_style``, ``anon``, ``profile``; for Azure: ``account_name``,
                 ``account_key``, ``connection_string``, ``sas_token``, ``credential``, ``anon``.
@@ -167,7 +172,25 @@ class Target:
             mode = mode.upper()
         target = cls._from_url(url, name=name, retry=retry, part_size=part_size, **options)
         target.lock_mode = mode  # type: ignore[assignment]  # checked by its validator
+        if data_storage_class is not None:
+            target._store_data_in(data_storage_class)  # noqa: SLF001 - its own kind
         return target
+
+    def _store_data_in(self, storage_class: object) -> None:
+        backend = self._backend
+        if not isinstance(backend, S3Backend):
+            raise InvalidURLError(
+                f"data_storage_class is for S3 targets; {self.name} is {backend.kind}"
+            )
+        if storage_class not in DATA_STORAGE_CLASSES:
+            archive = " (an archive class needs a restore request before each read)"
+            known = ", ".join(sorted(DATA_STORAGE_CLASSES))
+            raise InvalidURLError(
+                f"data_storage_class {storage_class!r} is not one that reads at once "
+                f"({known}){archive if storage_class in ('GLACIER', 'DEEP_ARCHIVE') else ''}"
+            )
+        prefixes = tuple(_join(self.root, f"{prefix}/") for prefix in _DATA_PREFIXES)
+        backend.store_data_in(str(storage_class), prefixes)
 
     @classmethod
     def _from_url(
@@ -856,6 +879,14 @@ def _backend_for(fs: Any, root: str) -> Backend:
     if module.startswith("adlfs"):
         return AzureBackend(fs)
     return FsspecBackend(fs)
+
+
+#: S3 storage classes the bulk data may use: each reads at once (no restore request first).
+DATA_STORAGE_CLASSES: Final = frozenset(
+    {"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"}
+)
+#: Where the bulk data lives: packs (format 2) and chunk objects (format 1).
+_DATA_PREFIXES: Final = ("packs", "objects")
 
 
 def whole_second(moment: datetime) -> datetime:

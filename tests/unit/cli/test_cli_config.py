@@ -474,3 +474,16 @@ def test_a_target_lock_mode_is_read_and_reaches_the_target() -> None:
     assert "lock_mode" in message
     assert "'soft'" in message
     assert "lock_mode" in error_of(GOOD.replace("addressing_style = ", "lock_mode = "))
+
+
+def test_a_target_data_storage_class_is_read_and_checked() -> None:
+    """``data_storage_class`` in a target table, either case; a folder with one is refused."""
+    text = GOOD.replace('name = "ams3"\n', 'name = "ams3"\ndata_storage_class = "standard_ia"\n')
+    config = parse_config(text, path=FILE)
+    assert [t.data_storage_class for t in config.targets] == ["STANDARD_IA", None]
+    folder = GOOD.replace(
+        'url = "/srv/backup-copy"\n',
+        'url = "/srv/backup-copy"\ndata_storage_class = "glacier_ir"\n',
+    )
+    with pytest.raises(ConfigurationError, match="for S3"):
+        parse_config(folder, path=FILE).targets[1].build({})
