@@ -275,9 +275,9 @@ def test_a_year_of_nights_of_the_schedule(rgw_s3: S3Endpoint) -> None:
     kept_times = set(expected.keep)
     assert {s.created for s in vault.snapshots()} == kept_times
     assert len(kept_times) < NIGHTS / 2  # most nights were forgotten
-    for info in vault.snapshots():
-        night = (info.created - start).days
-        assert vault.open_file(info.snapshot_id, "db.dump").read() == content(night % 5)
+    for left in vault.snapshots():
+        night = (left.created - start).days
+        assert vault.open_file(left.snapshot_id, "db.dump").read() == content(night % 5)
     # What is left for a later prune is only what is still locked then.
     assert all(until > end + timedelta(days=8) for until in final.locked.values())
     assert vault.verify().ok

@@ -34,10 +34,10 @@ def test_the_data_goes_to_its_class_and_the_metadata_stays_standard(
     """Every object's class, as the server reports it, after a backup; the backup restores."""
     bucket = make_bucket(moto_s3, f"class-{uuid.uuid4().hex[:12]}")
     target = s3_target(moto_s3, bucket, "repo", data_storage_class="STANDARD_IA")
-    pack_size = {"pack_size": 1 << 20} if repository_format == 2 else {}
-    vault = Vault.init(
-        [target], key=KEY, now=NOW, chunker=CHUNKS, format=repository_format, **pack_size
-    )
+    if repository_format == 2:
+        vault = Vault.init([target], key=KEY, now=NOW, chunker=CHUNKS, pack_size=1 << 20)
+    else:
+        vault = Vault.init([target], key=KEY, now=NOW, chunker=CHUNKS, format=1)
     data = bytes(range(256)) * 400
     info = vault.backup(
         StreamSource(name="d", stream=io.BytesIO(data)), lineage="db", host="h", now=NOW
