@@ -20,6 +20,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -54,6 +55,27 @@ def retention(client: object, bucket: str, key: str) -> datetime | None:
     head = client.head_object(Bucket=bucket, Key=key)  # type: ignore[attr-defined]
     until = head.get("ObjectLockRetainUntilDate")
     return None if until is None else until.astimezone(UTC)
+
+
+def owner_cannot_undo(client: Any, bucket: str, key: str) -> str:
+    """Assert the bucket owner can neither delete the locked version nor shorten its date.
+
+    Returns:
+        The version id, for later checks that it is still there.
+    """
+    version: str = client.head_object(Bucket=bucket, Key=key)["VersionId"]
+    held = retention(client, bucket, key)
+    assert held is not None, key
+    with pytest.raises(ClientError):
+        client.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    with pytest.raises(ClientError):
+        client.put_object_retention(
+            Bucket=bucket,
+            Key=key,
+            VersionId=version,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": held - timedelta(days=1)},
+        )
+    return version
 
 
 def seconds(moment: datetime) -> datetime:
@@ -103,16 +125,7 @@ def test_locks_follow_the_schedule_and_prune_leaves_what_is_locked(
         assert retention(client, bucket, f"repo/{key}") is None
     # The owner's own credential: no delete of the locked version, no shorter date.
     key = f"repo/snapshots/{newest.name}"
-    version = client.head_object(Bucket=bucket, Key=key)["VersionId"]
-    with pytest.raises(ClientError):
-        client.delete_object(Bucket=bucket, Key=key, VersionId=version)
-    with pytest.raises(ClientError):
-        client.put_object_retention(
-            Bucket=bucket,
-            Key=key,
-            VersionId=version,
-            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": nights[-1] + timedelta(days=1)},
-        )
+    version = owner_cannot_undo(client, bucket, key)
     # A second backup the same night takes the last one's place: prune forgets the earlier
     # one, which is still locked, so it is left and reported, and no longer listed.
     later = nights[-1] + timedelta(hours=3)
@@ -256,18 +269,7 @@ def test_a_year_of_nights_of_the_schedule(rgw_s3: S3Endpoint) -> None:
                 assert until >= now, (kept.created, until, now)
             victim = listed[night % len(listed)]
             key = f"repo/snapshots/{victim.name}"
-            version = client.head_object(Bucket=bucket, Key=key)["VersionId"]
-            held = retention(client, bucket, key)
-            assert held is not None
-            with pytest.raises(ClientError):
-                client.delete_object(Bucket=bucket, Key=key, VersionId=version)
-            with pytest.raises(ClientError):
-                client.put_object_retention(
-                    Bucket=bucket,
-                    Key=key,
-                    VersionId=version,
-                    Retention={"Mode": "COMPLIANCE", "RetainUntilDate": held - timedelta(days=1)},
-                )
+            owner_cannot_undo(client, bucket, key)
     end = start + timedelta(days=NIGHTS - 1)
     final = vault.prune(POLICY, now=end + timedelta(days=8), grace=timedelta(0))
     assert final.ok, final.errors

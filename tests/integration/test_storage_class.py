@@ -66,12 +66,17 @@ def test_the_data_goes_to_its_class_and_the_metadata_stays_standard(
         ("CHEAP", "reads at once"),
     ],
 )
-def test_a_class_that_does_not_read_at_once_is_refused(
-    moto_s3: S3Endpoint, storage_class: str, problem: str
-) -> None:
-    """Archive classes would make every restore wait on a restore request: refused, named."""
+def test_a_class_that_does_not_read_at_once_is_refused(storage_class: str, problem: str) -> None:
+    """Archive classes would make every restore wait on a restore request: refused, named.
+
+    Refused while the target is built, before any request.
+    """
     with pytest.raises(InvalidURLError, match=problem) as caught:
-        s3_target(moto_s3, "any-bucket", "repo", data_storage_class=storage_class)
+        Target.from_url(
+            "s3://any-bucket/repo",
+            endpoint_url="http://127.0.0.1:9",
+            data_storage_class=storage_class,
+        )
     assert repr(storage_class) in str(caught.value)
 
 

@@ -88,13 +88,6 @@ def _until(
     return extended
 
 
-def _whole_second(moment: datetime) -> datetime:
-    # S3 keeps retain-until dates to the second: rounding up keeps the date a safe bound.
-    if moment.microsecond:
-        return moment.replace(microsecond=0) + timedelta(seconds=1)
-    return moment
-
-
 def retain_until(
     plan: RetentionPlan[T], *, lead: timedelta = DEFAULT_LOCK_LEAD
 ) -> tuple[datetime, ...]:
@@ -105,8 +98,7 @@ def retain_until(
         lead: how long a lock a later plan must extend runs past ``now`` (`DEFAULT_LOCK_LEAD`).
 
     Returns:
-        One aware UTC datetime per kept item, rounded up to a whole second; empty for a plan
-        that keeps nothing.
+        One aware UTC datetime per kept item; empty for a plan that keeps nothing.
 
     Raises:
         PolicyError: ``lead`` is out of range.
@@ -133,5 +125,5 @@ def retain_until(
             # Kept newest first, so the first one not after now is the one never forgotten.
             newest_found = True
             date = max(date, now + lead)
-        dates.append(_whole_second(date))
+        dates.append(date)
     return tuple(dates)

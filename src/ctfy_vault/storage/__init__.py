@@ -18,7 +18,7 @@ from ctfy_vault.storage._backends import (
 from ctfy_vault.storage._errors import RetryPolicy
 from ctfy_vault.storage._keys import MAX_KEY_BYTES, validate_key
 from ctfy_vault.storage._probe import Capabilities
-from ctfy_vault.storage._target import Target, set_retain_until
+from ctfy_vault.storage._target import Target, set_retain_until, whole_second
 
 __all__ = [
     "DEFAULT_PART_SIZE",
@@ -34,4 +34,5 @@ __all__ = [
     "read_full",
     "set_retain_until",
     "validate_key",
+    "whole_second",
 ]

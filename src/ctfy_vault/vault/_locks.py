@@ -16,7 +16,6 @@ never shortened; on a target without Object Lock nothing is done and the report 
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,12 +36,10 @@ from ctfy_vault.repository._layout import (
     snapshot_key,
 )
 from ctfy_vault.retention import RetentionPlan, retain_until
-from ctfy_vault.storage import LockMode, Target
+from ctfy_vault.storage import LockMode, Target, whole_second
 from ctfy_vault.vault._model import SnapshotInfo
 
-__all__ = ["HeldBack", "LockReport", "can_lock", "follow_locks", "locked_until"]
-
-log = logging.getLogger("ctfy_vault.vault")
+__all__ = ["HeldBack", "LockReport", "follow_locks"]
 
 _WORKERS = 8
 
@@ -82,64 +79,36 @@ class LockReport:
         return not self.errors
 
 
-def can_lock(target: Target) -> bool:
-    """Whether ``target`` sets Object Lock dates (its bucket has Object Lock; asked once).
-
-    Raises:
-        StorageError: the probe failed.
-    """
-    return target.object_lock()
-
-
-def locked_until(target: Target, key: str, now: datetime) -> datetime | None:
-    """The retain-until date of an object still locked at ``now``, or ``None``.
-
-    ``None`` also for a missing object and on a target that cannot lock.
-
-    Raises:
-        StorageError: the request failed.
-    """
-    if not target.supports.retain_until:
-        return None
-    try:
-        retention = target.retention(key)
-    except ObjectNotFoundError:
-        return None
-    if retention is None or retention[1] <= now:
-        return None
-    return retention[1]
-
-
 @attrs.define
 class HeldBack:
     """What a prune leaves because it is still locked: each key with its retain-until date.
 
     `HeldBack.locked` asks a locking target once per object (one ``HeadObject``); a target
-    without Object Lock is never asked. Safe to share between threads.
+    without Object Lock (`Target.object_lock`) is never asked. Safe to share between threads.
     """
 
     now: datetime
     found: dict[str, datetime] = attrs.field(factory=dict)
-    _locks: dict[str, bool] = attrs.field(factory=dict, init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
 
     def locked(self, target: Target, key: str) -> bool:
         """Whether ``key`` is still locked on ``target`` (then it is recorded, not deleted).
 
+        A missing object is not locked.
+
         Raises:
-            StorageError: the probe or the request failed (the caller fails the target).
+            StorageError: the bucket settings or the object could not be read (the caller
+                fails the target).
         """
-        with self._lock:
-            locks = self._locks.get(target.name)
-        if locks is None:
-            locks = can_lock(target)
-            with self._lock:
-                self._locks[target.name] = locks
-        if not locks:
+        if not target.object_lock():
             return False
-        until = locked_until(target, key, self.now)
-        if until is None:
+        try:
+            retention = target.retention(key)
+        except ObjectNotFoundError:
             return False
+        if retention is None or retention[1] <= self.now:
+            return False
+        until = retention[1]
         with self._lock:
             if self.found.get(key, until) <= until:
                 self.found[key] = until
@@ -179,7 +148,9 @@ def follow_locks(
         (info, until)
         for lineage_plan in plans.values()
         for info, until in zip(
-            lineage_plan.keep, retain_until(lineage_plan, lead=needed), strict=True
+            lineage_plan.keep,
+            map(whole_second, retain_until(lineage_plan, lead=needed)),
+            strict=True,
         )
     ]
     dates = {info.snapshot_id: until for info, until in kept}
@@ -188,7 +159,7 @@ def follow_locks(
     unlockable: list[str] = []
     for target in targets:
         try:
-            if can_lock(target):
+            if target.object_lock():
                 locking.append(target)
             else:
                 unlockable.append(target.name)

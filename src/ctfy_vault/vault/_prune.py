@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -75,6 +75,7 @@ __all__ = [
     "DEFAULT_LOCK_TTL",
     "DEFAULT_REPACK_BELOW",
     "PruneReport",
+    "forgotten_by_records",
     "marked_chunks",
     "prune_targets",
 ]
@@ -311,14 +312,7 @@ def _forget(
     """Write a prune record per lineage, then delete what it forgot (and what earlier ones did)."""
     records: list[str] = []
     forgotten: list[SnapshotInfo] = []
-    doomed: dict[str, set[str]] = {}  # snapshot object name -> record names that forgot it
-    by_hash = {opened.hash: opened for opened in catalog.values()}
-    for opened in catalog.values():
-        if isinstance(opened.entry, PruneRecord):
-            for item in opened.entry.forgotten:
-                gone = by_hash.get(item.hash)
-                if gone is not None:
-                    doomed.setdefault(gone.name, set()).add(opened.name)
+    doomed = forgotten_by_records(catalog.values())
     for lineage, lineage_plan in sorted(plans.items()):
         infos = [info for info in lineage_plan.forget if info.name in catalog]
         if not infos:
@@ -347,6 +341,24 @@ def _forget(
         _delete_manifests(run, doomed)
     forgotten.sort(key=lambda info: (info.created, info.name), reverse=True)
     return tuple(records), tuple(forgotten)
+
+
+def forgotten_by_records(catalog: Iterable[OpenedEntry]) -> dict[str, set[str]]:
+    """Each snapshot object that a prune record forgot, with the names of those records.
+
+    Such an object is gone from the repository even while it is still stored (under Object
+    Lock, or on a target a prune could not delete from).
+    """
+    entries = list(catalog)
+    by_hash = {opened.hash: opened for opened in entries}
+    doomed: dict[str, set[str]] = {}
+    for opened in entries:
+        if isinstance(opened.entry, PruneRecord):
+            for item in opened.entry.forgotten:
+                gone = by_hash.get(item.hash)
+                if gone is not None:
+                    doomed.setdefault(gone.name, set()).add(opened.name)
+    return doomed
 
 
 def _head(catalog: Mapping[str, OpenedEntry], lineage: str) -> bytes | None:

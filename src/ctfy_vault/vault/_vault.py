@@ -33,7 +33,6 @@ from ctfy_vault.manifest import (
     FileType,
     Manifest,
     OpenedEntry,
-    PruneRecord,
     check_known_heads,
     lineage_head,
 )
@@ -79,6 +78,7 @@ from ctfy_vault.vault._prune import (
     DEFAULT_LOCK_TTL,
     DEFAULT_REPACK_BELOW,
     PruneReport,
+    forgotten_by_records,
     marked_chunks,
     prune_targets,
 )
@@ -405,7 +405,9 @@ class Vault:
         self._check_repository(known_heads)
         refused = self._writable("backup")
         previous, parent = self._lineage_head(lineage, known_heads)
-        if lock_policy is not None and retain_until is None:
+        # Only a target that may lock (S3) is worth a plan; elsewhere lock_policy changes nothing.
+        lockable = lock_policy is not None and any(t.supports.retain_until for t in self._targets)
+        if lock_policy is not None and lockable and retain_until is None:
             retain_until = self._new_snapshot_lock(lineage, lock_policy, now, lock_lead)
         writer = self._writer(require)
         try:
@@ -427,12 +429,14 @@ class Vault:
         finally:
             self._reader.forget_packs()  # new packs and index objects: reload before reading
         info = BackupInfo.of_result(result)
-        if lock_policy is not None:
-            followed = self.lock({lineage: lock_policy}, now=now, lead=lock_lead)
-            for name, err in followed.errors.items():
-                log.warning("backup: locks on %s not brought up to date: %s", name, err)
-            info = attrs.evolve(info, unlockable=followed.unlockable)
-        return info
+        if lock_policy is None:
+            return info
+        if not lockable:
+            return attrs.evolve(info, unlockable=tuple(t.name for t in self._targets))
+        followed = self.lock({lineage: lock_policy}, now=now, lead=lock_lead)
+        for name, err in followed.errors.items():
+            log.warning("backup: locks on %s not brought up to date: %s", name, err)
+        return attrs.evolve(info, unlockable=followed.unlockable)
 
     def _new_snapshot_lock(
         self, lineage: str, policy: Policy, now: datetime, lead: timedelta
@@ -489,16 +493,16 @@ class Vault:
             The dates and what was read and raised on each target.
         """
         plans = self._plans(policy, lineage=lineage, now=now)
-        # One listing for every kept snapshot's manifest (the plans just listed them).
-        opened = {
-            o.name: o.entry
-            for o in self._reader.catalog().values()
-            if isinstance(o.entry, Manifest)
-        }
+        opened: dict[str, OpenedEntry] = {}
 
         def manifest(info: SnapshotInfo) -> Manifest:
+            # One listing for every kept snapshot's manifest, made only when one is needed.
+            if not opened:
+                opened.update(self._reader.catalog())
             entry = opened.get(info.name)
-            return entry if entry is not None else self.manifest(info)
+            if entry is not None and isinstance(entry.entry, Manifest):
+                return entry.entry
+            return self.manifest(info)
 
         return follow_locks(
             self._targets,
@@ -732,14 +736,15 @@ class Vault:
         Raises:
             TargetsFailedError: no target could be listed.
         """
+        catalog = self._reader.catalog().values()
         # A snapshot a prune record forgot is gone, also while its object stays (still under
         # Object Lock, or on a target the prune could not delete from): no plan takes it again.
-        forgotten = self._forgotten_keys()
+        forgotten = forgotten_by_records(catalog)
         found = [
             SnapshotInfo.of(opened.entry, opened.hash)
-            for opened in self._reader.catalog().values()
+            for opened in catalog
             if isinstance(opened.entry, Manifest)
-            and snapshot_key(opened.name) not in forgotten
+            and opened.name not in forgotten
             and (lineage is None or opened.entry.lineage == lineage)
         ]
         return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
@@ -1176,14 +1181,7 @@ class Vault:
         They stay where they are still locked (or where a prune could not delete them):
         verify does not count them as lacking elsewhere, and heal does not copy them.
         """
-        catalog = self._reader.catalog().values()
-        forgotten = {
-            item.hash
-            for opened in catalog
-            if isinstance(opened.entry, PruneRecord)
-            for item in opened.entry.forgotten
-        }
-        return frozenset(snapshot_key(o.name) for o in catalog if o.hash in forgotten)
+        return frozenset(map(snapshot_key, forgotten_by_records(self._reader.catalog().values())))
 
     def heal(
         self, *, repair: bool = False, read_data: bool = False, now: datetime | None = None
