@@ -84,8 +84,12 @@ def encode(entry: Entry) -> Iterator[bytes]:
         UTF-8 lines, each ending in ``\\n``.
     """
     if isinstance(entry, PruneRecord):
+        # ``targets`` is written only when the record is scoped, so an unscoped record keeps
+        # its encoding; a reader without per-target retention refuses a scoped one.
+        scope = {} if entry.targets is None else {"targets": list(entry.targets)}
         yield _line(
             {
+                **scope,
                 "created": time_text(entry.created),
                 "forgotten": [
                     {"hash": item.hash.hex(), "id": item.snapshot_id} for item in entry.forgotten
@@ -254,7 +258,7 @@ def _decode_header(number: int, line: bytes) -> tuple[dict[str, Any], bool]:
     if kind not in ("snapshot", "prune"):
         raise FormatError(f"manifest kind {kind!r} is unknown")
     keys = _SNAPSHOT_KEYS if kind == "snapshot" else _PRUNE_KEYS
-    if set(probe) != keys:
+    if set(probe) != keys and (kind == "snapshot" or set(probe) != keys | {"targets"}):
         raise FormatError(f"manifest line {number} has unexpected or missing fields")
     return probe, kind == "snapshot"
 
@@ -288,6 +292,11 @@ def decode(pieces: Iterable[bytes]) -> tuple[Entry, bytes]:
                 host=_str(header["host"]),
                 forgotten=[_forgotten(item) for item in _list(header["forgotten"])],
                 previous=_maybe_hash(header["previous"]),
+                targets=(
+                    None
+                    if "targets" not in header
+                    else [_str(name) for name in _list(header["targets"])]
+                ),
             )
         else:
             declared = _int(header["files"])

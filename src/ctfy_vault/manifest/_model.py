@@ -326,6 +326,17 @@ def _forgotten(values: Iterable[Forgotten]) -> tuple[Forgotten, ...]:
     return ordered
 
 
+def _scope(values: Iterable[str] | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise ConfigurationError("targets must be a collection of target names, not one string")
+    names = tuple(sorted({_text(value, "a target name") for value in values}))
+    if not names:
+        raise ConfigurationError("a prune record's targets name at least one target")
+    return names
+
+
 @attrs.frozen(kw_only=True)
 class PruneRecord:
     """The chain entry a prune appends: which snapshots of its lineage it forgot, by id and hash.
@@ -340,6 +351,9 @@ class PruneRecord:
         host: where it ran.
         forgotten: the removed snapshots, sorted by id.
         previous: SHA-256 of the lineage's entry before this one, or ``None``.
+        targets: the names of the targets it forgets them on, sorted; ``None`` (the default):
+            on every target. A record with targets comes from per-target retention: the
+            snapshots stay in the repository on the other targets.
     """
 
     record_id: str = attrs.field(converter=_record_id)
@@ -348,6 +362,7 @@ class PruneRecord:
     host: str = attrs.field(converter=_host)
     forgotten: tuple[Forgotten, ...] = attrs.field(default=(), converter=_forgotten)
     previous: bytes | None = attrs.field(default=None, converter=_optional_digest)
+    targets: tuple[str, ...] | None = attrs.field(default=None, converter=_scope)
 
     @property
     def name(self) -> str:
@@ -358,6 +373,10 @@ class PruneRecord:
     def id(self) -> str:
         """The record id (the same for every chain entry type)."""
         return self.record_id
+
+    def applies_to(self, target: str) -> bool:
+        """Whether the record forgets its snapshots on the target of that name."""
+        return self.targets is None or target in self.targets
 
 
 Entry = Manifest | PruneRecord

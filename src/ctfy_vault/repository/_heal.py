@@ -204,8 +204,11 @@ class _Healer:
         repairing: bool = False,
         now: datetime | None = None,
         packed: bool = False,
+        forgotten: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.targets = list(targets)
+        # Per target, snapshot keys a prune record forgot there: never copied to it.
+        self.forgotten = {t.name: (forgotten or {}).get(t.name, frozenset()) for t in targets}
         self.sealer = sealer
         self.config_check = config_check
         self.repairing = repairing
@@ -304,7 +307,11 @@ class _Healer:
             if key in self.strays:
                 return
             live = [t for t in self.targets if t.name not in self.failed]
-            lacking = [t for t in live if key not in self.held[t.name]]
+            lacking = [
+                t
+                for t in live
+                if key not in self.held[t.name] and key not in self.forgotten[t.name]
+            ]
             donors = [t for t in live if key in self.held[t.name]]
         if not lacking:
             return
@@ -635,12 +642,13 @@ def heal(
     now: datetime | None = None,
     config_check: Callable[[bytes], bool] | None = None,
     packed: bool = False,
-    forgotten: frozenset[str] = frozenset(),
+    forgotten: frozenset[str] | Mapping[str, frozenset[str]] = frozenset(),
 ) -> HealReport:
     """Copy to each target the config, key slots, chunks and manifests it lacks from another.
 
-    ``forgotten`` are snapshot keys a prune record forgot (left where they are still locked):
-    they are never copied.
+    ``forgotten`` are snapshot keys a prune record forgot (left where they are still locked),
+    for every target or per target name (per-target retention): never copied to a target
+    where they are forgotten.
 
     Each object is read from one target that holds it, checked (a chunk must open under its id, a
     manifest must open under its name, a key slot must name itself), then written create-only to
@@ -685,7 +693,8 @@ def heal(
         config_check: whether a copy of ``config`` is the repository's (the config is plaintext
             and cannot be authenticated; `Vault.heal` compares it with the config it opened).
         packed: the repository is format 2 (packs and index objects; `Vault.heal` passes it).
-        forgotten: snapshot keys a prune record forgot, never copied (`Vault.heal` passes them).
+        forgotten: snapshot keys a prune record forgot, for every target or by target name;
+            never copied to a target where they are forgotten (`Vault.heal` passes them).
 
     Returns:
         What was copied to, repaired on, quarantined on and left unfixed on each target;
@@ -702,15 +711,27 @@ def heal(
         raise ConfigurationError("heal needs two or more targets with unique names")
     if now is not None and now.utcoffset() is None:
         raise ConfigurationError("heal's now must be an aware datetime")
-    healer = _Healer(targets, sealer, config_check, repairing=repair, now=now, packed=packed)
+    forgotten_on = (
+        dict.fromkeys(names, forgotten) if isinstance(forgotten, frozenset) else dict(forgotten)
+    )
+    healer = _Healer(
+        targets,
+        sealer,
+        config_check,
+        repairing=repair,
+        now=now,
+        packed=packed,
+        forgotten={name: forgotten_on.get(name, frozenset()) for name in names},
+    )
     by_name = {target.name: target for target in targets}
     for stage in _PACKED_STAGES if packed else _STAGES:
         strays = healer.list_stage(stage)
         for name, stray in sorted(strays.items()):
             for key in sorted(stray):
                 healer.stray(by_name[name], key)
+        everywhere = frozenset.intersection(*healer.forgotten.values())
         keys = sorted(
-            {k for t in healer.targets for k in healer.held[t.name] if _in(k, stage)} - forgotten
+            {k for t in healer.targets for k in healer.held[t.name] if _in(k, stage)} - everywhere
         )
         pool_size = min(workers, _PACK_WORKERS) if stage == PACKS_PREFIX else workers
         with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="ctfy-heal") as pool:

@@ -87,7 +87,9 @@ class Problem:
             header), ``loose-pack`` (format 2: a pack no index object on the target lists; a
             warning), ``missing-pack`` (format 2: an index object lists a pack the target lacks
             that no manifest there needs; a warning), ``lacking`` (another
-            target holds an object this one lacks), ``key-slot`` (a key slot's copy does not
+            target holds an object this one lacks), ``lost`` (per-target retention: a snapshot
+            a prune record forgot on other targets only, which no target holds any more, so
+            this one lost it without a record), ``key-slot`` (a key slot's copy does not
             parse or differs from the bytes most targets hold), ``chain`` (a gap, fork or
             rollback, including a known head that was deleted or that a head does not descend
             from), ``unexpected`` (a name that is no object of the repository, see

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from ctfy_vault.crypto import Sealer
 from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
-from ctfy_vault.manifest import Manifest, OpenedEntry, open_entry, verify_chain
+from ctfy_vault.manifest import Manifest, OpenedEntry, PruneRecord, open_entry, verify_chain
 from ctfy_vault.repository._heads import KnownHeads, LineageHead
 from ctfy_vault.repository._heal import judge_copies, well_formed
 from ctfy_vault.repository._index import MergedIndex
@@ -64,15 +64,22 @@ def verify_targets(
     rng: random.Random | None = None,
     known_heads: KnownHeads | None = None,
     packed: bool = False,
-    forgotten: frozenset[str] = frozenset(),
+    forgotten: frozenset[str] | Mapping[str, frozenset[str]] = frozenset(),
 ) -> VerifyReport:
     """Check every target of a repository (see `Vault.verify`).
 
     ``packed`` says the repository is format 2: a target holds a chunk when one of its index
     objects that opens lists it in a pack the target holds, and ``read_data`` reads whole packs.
-    ``forgotten`` are snapshot keys a prune record forgot: a target that still holds one (it is
-    under Object Lock) does not make the others lacking.
+    ``forgotten`` are snapshot keys a prune record forgot, for every target or per target
+    name: a target where one is forgotten is not lacking it when another still holds it (under
+    Object Lock, or by per-target retention). A snapshot a record forgot on some targets only
+    and that no target holds any more is ``lost`` on each target that should still hold it.
     """
+    forgotten_on = (
+        dict.fromkeys((t.name for t in targets), forgotten)
+        if isinstance(forgotten, frozenset)
+        else forgotten
+    )
     fraction = _fraction(read_data)
     known = known_heads.hashes() if known_heads is not None else {}
     problems: list[Problem] = []
@@ -119,8 +126,9 @@ def verify_targets(
         # An object that opens nowhere is reported where it is; heal will not spread it.
         problems.extend(
             Problem(kind="lacking", target=name, key=key, detail="another target holds it")
-            for key in sorted(every - keys - unopened - loose - forgotten)
+            for key in sorted(every - keys - unopened - loose - forgotten_on.get(name, frozenset()))
         )
+    problems.extend(_lost(entries, listings))
     chain = verify_chain(entries.values(), known_heads=known)
     for gap in chain.gaps:
         detail = f"lineage {gap.lineage}: {gap.referenced_by} names a missing predecessor"
@@ -154,6 +162,41 @@ def verify_targets(
         problems=tuple(problems),
         heads=_current_heads(sealer.repo_id, chain.heads, entries),
     )
+
+
+def _lost(entries: Mapping[str, OpenedEntry], listings: Mapping[str, set[str]]) -> list[Problem]:
+    """Snapshots forgotten on some targets only, held by none: each other target lost it.
+
+    A record that names its targets (per-target retention) leaves its snapshots to the others;
+    when none of them holds one, it was deleted there without a record.
+    """
+    present = {opened.hash for opened in entries.values()}
+    scopes: dict[bytes, tuple[str, str, str, set[str] | None]] = {}
+    for opened in entries.values():
+        record = opened.entry
+        if not isinstance(record, PruneRecord):
+            continue
+        for item in record.forgotten:
+            if item.hash in present:
+                continue
+            lineage, snapshot_id, by, seen = scopes.get(
+                item.hash, (record.lineage, item.snapshot_id, opened.name, set())
+            )
+            if seen is None or record.targets is None:
+                scopes[item.hash] = (lineage, snapshot_id, by, None)
+            else:
+                scopes[item.hash] = (lineage, snapshot_id, by, seen | set(record.targets))
+    problems: list[Problem] = []
+    for _digest, (lineage, snapshot_id, by, scope) in sorted(scopes.items()):
+        if scope is None:
+            continue
+        for name in sorted(set(listings) - scope):
+            detail = (
+                f"snapshot {snapshot_id} of lineage {lineage} is held by no target; "
+                f"{by} forgot it on {', '.join(sorted(scope))} only"
+            )
+            problems.append(Problem(kind="lost", target=name, key=None, detail=detail))
+    return problems
 
 
 def _current_heads(

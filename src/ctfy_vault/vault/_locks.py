@@ -125,6 +125,7 @@ def follow_locks(
     mode: LockMode | None,
     packed: bool,
     dry_run: bool = False,
+    target_plans: Mapping[str, Mapping[str, RetentionPlan[SnapshotInfo]]] | None = None,
 ) -> LockReport:
     """Extend every object's lock to the latest date a kept snapshot needs (see the module).
 
@@ -137,44 +138,39 @@ def follow_locks(
         mode: the lock mode for an object that has none yet; ``None``: each target's own.
         packed: the repository is format 2.
         dry_run: only read the locks and report those too short (``short``).
+        target_plans: per-target retention: the plans of the targets it names, by name (the
+            others follow ``plans``).
 
     Returns:
-        The dates and, per target, what was read and raised.
+        The dates (per snapshot, the latest over the targets) and, per target, what was read
+        and raised.
     """
     # A check asks what safety needs now: a lock that a later plan must extend has to run at
     # least `CHECK_MARGIN` more, a final tier's its whole date.
     needed = CHECK_MARGIN if dry_run else lead
-    kept = [
-        (info, until)
-        for lineage_plan in plans.values()
-        for info, until in zip(
-            lineage_plan.keep,
-            map(whole_second, retain_until(lineage_plan, lead=needed)),
-            strict=True,
-        )
-    ]
-    dates = {info.snapshot_id: until for info, until in kept}
+    plan_of = {target.name: (target_plans or {}).get(target.name, plans) for target in targets}
+    wants: dict[int, _Wants] = {}
+    for chosen in plan_of.values():
+        if id(chosen) not in wants:
+            wants[id(chosen)] = _Wants.of(chosen, manifest, needed)
+    dates: dict[str, datetime] = {}
+    for want in wants.values():
+        for info, until in want.kept:
+            if dates.get(info.snapshot_id, until) <= until:
+                dates[info.snapshot_id] = until
     failures = Failures("lock")
-    locking: list[Target] = []
-    unlockable: list[str] = []
-    for target in targets:
-        try:
-            if target.object_lock():
-                locking.append(target)
-            else:
-                unlockable.append(target.name)
-        except StorageError as err:
-            failures.fail(target, err)
-    if not kept or not locking:
+    locking, unlockable = _partition(targets, failures)
+    if not dates or not locking:
         return LockReport(dates=dates, unlockable=tuple(unlockable), errors=failures.errors())
-    chunks = _chunk_dates(kept, manifest)
-    latest = max(until for _info, until in kept)
     checked: dict[str, int] = {}
     extended: dict[str, int] = {}
     short: dict[str, dict[str, tuple[datetime | None, datetime]]] = {}
     for target in locking:
+        want = wants[id(plan_of[target.name])]
+        if not want.kept:
+            continue
         try:
-            wanted = _wanted(target, reader, kept, chunks, latest, packed=packed)
+            wanted = _wanted(target, reader, want.kept, want.chunks(), want.latest(), packed=packed)
             found = _extend(target, wanted, mode or target.lock_mode, dry_run=dry_run)
         except StorageError as err:
             failures.fail(target, err)
@@ -191,6 +187,56 @@ def follow_locks(
         unlockable=tuple(unlockable),
         errors=failures.errors(),
     )
+
+
+def _partition(targets: Sequence[Target], failures: Failures) -> tuple[list[Target], list[str]]:
+    """The targets whose bucket has Object Lock, and the names of those without."""
+    locking: list[Target] = []
+    unlockable: list[str] = []
+    for target in targets:
+        try:
+            if target.object_lock():
+                locking.append(target)
+            else:
+                unlockable.append(target.name)
+        except StorageError as err:
+            failures.fail(target, err)
+    return locking, unlockable
+
+
+@attrs.define
+class _Wants:
+    """One set of plans: each kept snapshot's date, and (read once, when needed) its chunks'."""
+
+    kept: list[tuple[SnapshotInfo, datetime]]
+    manifest: Callable[[SnapshotInfo], Manifest]
+    _chunks: dict[bytes, datetime] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        plans: Mapping[str, RetentionPlan[SnapshotInfo]],
+        manifest: Callable[[SnapshotInfo], Manifest],
+        needed: timedelta,
+    ) -> _Wants:
+        kept = [
+            (info, until)
+            for lineage_plan in plans.values()
+            for info, until in zip(
+                lineage_plan.keep,
+                map(whole_second, retain_until(lineage_plan, lead=needed)),
+                strict=True,
+            )
+        ]
+        return cls(kept, manifest)
+
+    def chunks(self) -> dict[bytes, datetime]:
+        if self._chunks is None:
+            self._chunks = _chunk_dates(self.kept, self.manifest)
+        return self._chunks
+
+    def latest(self) -> datetime:
+        return max(until for _info, until in self.kept)
 
 
 def _chunk_dates(

@@ -76,6 +76,8 @@ __all__ = [
     "DEFAULT_REPACK_BELOW",
     "PruneReport",
     "forgotten_by_records",
+    "forgotten_everywhere",
+    "forgotten_keys",
     "marked_chunks",
     "prune_targets",
 ]
@@ -119,6 +121,8 @@ class PruneReport:
         locked: objects left because they are still under Object Lock, each with its
             retain-until date (the latest over the targets): a later prune deletes them once
             that date has passed. A forgotten snapshot left so is no longer listed.
+        target_plans: per-target retention: each target's plans, by target name (each planned
+            on the snapshots not yet forgotten there); empty without target policies.
         dry_run: nothing was changed.
         errors: targets where something failed, with the error (the rest of the prune went on).
     """
@@ -137,6 +141,7 @@ class PruneReport:
     packs_pending: int = 0
     sweep_skipped: str | None = None
     locked: Mapping[str, datetime] = attrs.field(factory=dict)
+    target_plans: Mapping[str, Plans] = attrs.field(factory=dict)
     dry_run: bool = False
     errors: Mapping[str, BaseException] = attrs.field(factory=dict)
 
@@ -198,8 +203,12 @@ def prune_targets(
     packed: bool = False,
     pack_size: int = DEFAULT_PACK_SIZE,
     repack_below: float = DEFAULT_REPACK_BELOW,
+    plan_targets: Callable[[Sequence[str]], Mapping[str, Plans]] | None = None,
 ) -> PruneReport:
     """Apply retention to a repository's targets (see `Vault.prune`).
+
+    ``plan_targets`` (per-target retention) plans the named reachable targets each on its
+    own; each target then forgets what its own plans forget.
 
     Targets in ``degraded`` are listed (their snapshots still guard chunks from the sweep) but
     never written to or deleted from; each is reported in ``errors`` with its error. ``packed``
@@ -236,8 +245,9 @@ def prune_targets(
     )
     try:
         plans = plan_all()
+        target_plans = None if plan_targets is None else plan_targets([t.name for t in reachable])
         catalog = reader.catalog()
-        records, forgotten = _forget(run, plans, catalog)
+        records, forgotten = _forget(run, plans, catalog, target_plans)
         swept = _sweep(
             run,
             grace,
@@ -266,6 +276,7 @@ def prune_targets(
         packs_pending=swept.packs_pending,
         sweep_skipped=swept.skipped,
         locked=dict(sorted(run.held.found.items())),
+        target_plans=dict(target_plans or {}),
         dry_run=dry_run,
         errors=run.failures.errors(),
     )
@@ -307,58 +318,138 @@ def _check_can_delete(targets: Sequence[Target]) -> None:
 
 
 def _forget(
-    run: _Run, plans: Plans, catalog: Mapping[str, OpenedEntry]
+    run: _Run,
+    plans: Plans,
+    catalog: Mapping[str, OpenedEntry],
+    target_plans: Mapping[str, Plans] | None = None,
 ) -> tuple[tuple[str, ...], tuple[SnapshotInfo, ...]]:
-    """Write a prune record per lineage, then delete what it forgot (and what earlier ones did)."""
+    """Write the prune records, then delete what they forgot (and what earlier ones did).
+
+    Without ``target_plans``, one record per lineage that forgets something, on every target.
+    With them (per-target retention), one record per lineage and set of forgotten snapshots,
+    naming the targets it applies to; every record goes to every target (so each holds the
+    whole chain), and a lineage's records of one prune follow each other in its chain.
+    """
     records: list[str] = []
-    forgotten: list[SnapshotInfo] = []
-    doomed = forgotten_by_records(catalog.values())
-    for lineage, lineage_plan in sorted(plans.items()):
-        infos = [info for info in lineage_plan.forget if info.name in catalog]
-        if not infos:
-            continue
-        forgotten.extend(infos)
-        if run.dry_run:
-            continue
-        record = PruneRecord(
-            record_id=secrets.token_hex(16),
-            lineage=lineage,
-            created=run.clock.now(),
-            host=run.host,
-            forgotten=[Forgotten(info.snapshot_id, info.hash) for info in infos],
-            previous=_head(catalog, lineage),
-        )
-        sealed = seal_entry(run.sealer, record)
-        written = _write_everywhere(run, snapshot_key(sealed.name), bytes(sealed.blob))
-        if not written:
-            continue
-        for target in written:
-            run.listed[target.name].add(sealed.name)
-        records.append(sealed.name)
-        for info in infos:
-            doomed.setdefault(info.name, set()).add(sealed.name)
+    forgotten: dict[str, SnapshotInfo] = {}
+    names = [target.name for target in run.targets]
+    doomed = {name: forgotten_by_records(catalog.values(), name) for name in names}
+    for lineage, groups in _groups(plans, catalog, target_plans, names):
+        previous = _head(catalog, lineage)
+        for infos, scope in groups:
+            forgotten.update((info.name, info) for info in infos)
+            if run.dry_run:
+                continue
+            record = PruneRecord(
+                record_id=secrets.token_hex(16),
+                lineage=lineage,
+                created=run.clock.now(),
+                host=run.host,
+                forgotten=[Forgotten(info.snapshot_id, info.hash) for info in infos],
+                previous=previous,
+                targets=scope,
+            )
+            sealed = seal_entry(run.sealer, record)
+            written = _write_everywhere(run, snapshot_key(sealed.name), bytes(sealed.blob))
+            if not written:
+                continue
+            previous = sealed.hash
+            for target in written:
+                run.listed[target.name].add(sealed.name)
+            records.append(sealed.name)
+            for name in names:
+                if record.applies_to(name):
+                    for info in infos:
+                        doomed[name].setdefault(info.name, set()).add(sealed.name)
     if not run.dry_run:
         _delete_manifests(run, doomed)
-    forgotten.sort(key=lambda info: (info.created, info.name), reverse=True)
-    return tuple(records), tuple(forgotten)
+    ordered = sorted(forgotten.values(), key=lambda info: (info.created, info.name), reverse=True)
+    return tuple(records), tuple(ordered)
 
 
-def forgotten_by_records(catalog: Iterable[OpenedEntry]) -> dict[str, set[str]]:
+_Group = tuple[list[SnapshotInfo], tuple[str, ...] | None]
+
+
+def _groups(
+    plans: Plans,
+    catalog: Mapping[str, OpenedEntry],
+    target_plans: Mapping[str, Plans] | None,
+    names: Sequence[str],
+) -> list[tuple[str, list[_Group]]]:
+    """Per lineage, what each record forgets and on which targets (``None``: every target)."""
+    if target_plans is None:
+        found = [
+            (lineage, [info for info in lineage_plan.forget if info.name in catalog])
+            for lineage, lineage_plan in sorted(plans.items())
+        ]
+        return [(lineage, [(infos, None)]) for lineage, infos in found if infos]
+    out: list[tuple[str, list[_Group]]] = []
+    lineages = sorted({lineage for by_lineage in target_plans.values() for lineage in by_lineage})
+    for lineage in lineages:
+        by_set: dict[tuple[str, ...], tuple[list[SnapshotInfo], list[str]]] = {}
+        for name in names:
+            lineage_plan = target_plans.get(name, {}).get(lineage)
+            if lineage_plan is None:
+                continue
+            infos = [info for info in lineage_plan.forget if info.name in catalog]
+            if infos:
+                key = tuple(sorted(info.name for info in infos))
+                by_set.setdefault(key, (infos, []))[1].append(name)
+        if by_set:
+            out.append(
+                (
+                    lineage,
+                    [(infos, tuple(scope)) for _key, (infos, scope) in sorted(by_set.items())],
+                )
+            )
+    return out
+
+
+def forgotten_by_records(
+    catalog: Iterable[OpenedEntry], target: str | None = None
+) -> dict[str, set[str]]:
     """Each snapshot object that a prune record forgot, with the names of those records.
 
-    Such an object is gone from the repository even while it is still stored (under Object
-    Lock, or on a target a prune could not delete from).
+    Such an object is gone even while it is still stored (under Object Lock, or on a target
+    a prune could not delete from). With ``target``, the records that forget on that target
+    (per-target retention scopes a record to some targets); without it, only records that
+    forget on every target.
     """
     entries = list(catalog)
     by_hash = {opened.hash: opened for opened in entries}
     doomed: dict[str, set[str]] = {}
     for opened in entries:
-        if isinstance(opened.entry, PruneRecord):
-            for item in opened.entry.forgotten:
-                gone = by_hash.get(item.hash)
-                if gone is not None:
-                    doomed.setdefault(gone.name, set()).add(opened.name)
+        entry = opened.entry
+        if not isinstance(entry, PruneRecord):
+            continue
+        if entry.targets is not None and (target is None or target not in entry.targets):
+            continue
+        for item in entry.forgotten:
+            gone = by_hash.get(item.hash)
+            if gone is not None:
+                doomed.setdefault(gone.name, set()).add(opened.name)
     return doomed
+
+
+def forgotten_everywhere(catalog: Iterable[OpenedEntry], targets: Iterable[str]) -> set[str]:
+    """The snapshot objects that prune records forgot on each of ``targets``."""
+    entries = list(catalog)
+    gone = set(forgotten_by_records(entries))
+    scoped: set[str] | None = None
+    for name in targets:
+        here = set(forgotten_by_records(entries, name))
+        scoped = here if scoped is None else scoped & here
+    return gone | (scoped or set())
+
+
+def forgotten_keys(
+    catalog: Iterable[OpenedEntry], targets: Iterable[str]
+) -> dict[str, frozenset[str]]:
+    """Per target name, the keys of the snapshot objects that prune records forgot there."""
+    entries = list(catalog)
+    return {
+        name: frozenset(map(snapshot_key, forgotten_by_records(entries, name))) for name in targets
+    }
 
 
 def _head(catalog: Mapping[str, OpenedEntry], lineage: str) -> bytes | None:
@@ -374,14 +465,18 @@ def _write_everywhere(run: _Run, key: str, data: bytes) -> list[Target]:
     return [target for target in run.targets if target.name in outcome.results]
 
 
-def _delete_manifests(run: _Run, doomed: Mapping[str, set[str]]) -> None:
-    """Delete each doomed snapshot object from the targets that hold a record forgetting it."""
-    if not doomed:
+def _delete_manifests(run: _Run, doomed: Mapping[str, Mapping[str, set[str]]]) -> None:
+    """Delete each doomed snapshot object from the targets that hold a record forgetting it there.
+
+    ``doomed`` holds, per target name, each snapshot object forgotten on it, with the names of
+    the records forgetting it.
+    """
+    if not any(doomed.values()):
         return
     run.check_lock()
     for target in run.targets:
         present = run.listed[target.name]
-        for name, by_records in sorted(doomed.items()):
+        for name, by_records in sorted(doomed.get(target.name, {}).items()):
             if name in present and present & by_records:
                 try:
                     if run.held.locked(target, snapshot_key(name)):
@@ -389,7 +484,7 @@ def _delete_manifests(run: _Run, doomed: Mapping[str, set[str]]) -> None:
                     target.delete(snapshot_key(name))
                 except StorageError as err:
                     run.failures.fail(target, err)
-    run.reader.forget_names(doomed)
+    run.reader.forget_names(set().union(*map(set, doomed.values())))
 
 
 # -- sweeping chunks ---------------------------------------------------------------------------

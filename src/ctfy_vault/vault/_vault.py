@@ -63,7 +63,6 @@ from ctfy_vault.repository import (
     read_lock,
     same_repository,
     slot_key,
-    snapshot_key,
     unlock,
     verify_targets,
 )
@@ -79,6 +78,8 @@ from ctfy_vault.vault._prune import (
     DEFAULT_REPACK_BELOW,
     PruneReport,
     forgotten_by_records,
+    forgotten_everywhere,
+    forgotten_keys,
     marked_chunks,
     prune_targets,
 )
@@ -90,6 +91,10 @@ __all__ = ["Vault"]
 log = logging.getLogger("ctfy_vault.vault")
 
 SnapshotRef = SnapshotInfo | str
+#: Per-target retention: by target name, a policy for every lineage planned there, or a policy
+#: per lineage (the other lineages keep the policy given for all targets).
+TargetPolicies = Mapping[str, Policy | Mapping[str, Policy]]
+Plans = dict[str, RetentionPlan[SnapshotInfo]]
 
 
 def _targets(value: Iterable[Target]) -> tuple[Target, ...]:
@@ -339,6 +344,7 @@ class Vault:
         known_heads: KnownHeads | None = None,
         lock_policy: Policy | None = None,
         lock_lead: timedelta = DEFAULT_LOCK_LEAD,
+        target_policies: TargetPolicies | None = None,
     ) -> BackupInfo:
         """Back up paths, streams and programs' output as one new snapshot of ``lineage``.
 
@@ -377,6 +383,9 @@ class Vault:
                 before its manifest commits, and afterwards every kept snapshot of the lineage
                 is brought up to its date (`Vault.lock`). Ignored when ``retain_until`` is given.
             lock_lead: how far past ``now`` a lock that the next plan must extend runs.
+            target_policies: per-target retention (see `Vault.prune`), with ``lock_policy``:
+                on each target named, the new snapshot and the lineage's objects are locked
+                to the dates that target's own policy for the lineage needs.
 
         Degraded targets (see `Vault.degraded`, checked again now, and once more per target
         right before its manifest is written) get nothing: each outcome reports a
@@ -403,12 +412,16 @@ class Vault:
             else list(sources)
         )
         self._check_repository(known_heads)
+        self._check_target_policies(target_policies)
         refused = self._writable("backup")
         previous, parent = self._lineage_head(lineage, known_heads)
         # Only a target that may lock (S3) is worth a plan; elsewhere lock_policy changes nothing.
         lockable = lock_policy is not None and any(t.supports.retain_until for t in self._targets)
+        dates: datetime | dict[str, datetime] | None = retain_until
         if lock_policy is not None and lockable and retain_until is None:
-            retain_until = self._new_snapshot_lock(lineage, lock_policy, now, lock_lead)
+            dates = self._new_snapshot_locks(
+                lineage, lock_policy, target_policies or {}, now, lock_lead
+            )
         writer = self._writer(require)
         try:
             result = writer.backup(
@@ -421,7 +434,7 @@ class Vault:
                 tags=tuple(tags),
                 labels=dict(labels or {}),
                 progress=progress,
-                retain_until=retain_until,
+                retain_until=dates,
                 recheck=marked_chunks(self._targets),
                 degraded=refused,
                 guard=self._refuses,
@@ -433,17 +446,42 @@ class Vault:
             return info
         if not lockable:
             return attrs.evolve(info, unlockable=tuple(t.name for t in self._targets))
-        followed = self.lock({lineage: lock_policy}, now=now, lead=lock_lead)
+        followed = self.lock(
+            {lineage: lock_policy}, now=now, lead=lock_lead, target_policies=target_policies
+        )
         for name, err in followed.errors.items():
             log.warning("backup: locks on %s not brought up to date: %s", name, err)
         return attrs.evolve(info, unlockable=followed.unlockable)
 
+    def _new_snapshot_locks(
+        self,
+        lineage: str,
+        policy: Policy,
+        target_policies: TargetPolicies,
+        now: datetime,
+        lead: timedelta,
+    ) -> datetime | dict[str, datetime]:
+        """The retain-until date a snapshot taken at ``now`` needs (per target, when scoped)."""
+        listed = self.snapshots(lineage)
+        if not target_policies:
+            return self._new_snapshot_lock(listed, policy, now, lead)
+        catalog = list(self._reader.catalog().values())
+        dates: dict[str, datetime] = {}
+        for target in self._targets:
+            chosen = _target_policy({lineage: policy}, target_policies.get(target.name), listed)
+            assert isinstance(chosen, Mapping)  # noqa: S101 - a mapping in, a mapping out
+            gone = forgotten_by_records(catalog, target.name)
+            mine = [info for info in listed if info.name not in gone]
+            dates[target.name] = self._new_snapshot_lock(mine, chosen[lineage], now, lead)
+        return dates
+
+    @staticmethod
     def _new_snapshot_lock(
-        self, lineage: str, policy: Policy, now: datetime, lead: timedelta
+        listed: Sequence[SnapshotInfo], policy: Policy, now: datetime, lead: timedelta
     ) -> datetime:
         """The retain-until date a snapshot taken at ``now`` needs under ``policy``."""
         new = object()
-        items: list[object] = [*self.snapshots(lineage), new]
+        items: list[object] = [*listed, new]
 
         def time_of(item: object) -> datetime:
             return now if item is new else item.created  # type: ignore[attr-defined]
@@ -464,6 +502,7 @@ class Vault:
         lead: timedelta = DEFAULT_LOCK_LEAD,
         mode: LockMode | None = None,
         dry_run: bool = False,
+        target_policies: TargetPolicies | None = None,
     ) -> LockReport:
         """Bring Object Lock dates up to what each kept snapshot needs under its policy.
 
@@ -488,11 +527,23 @@ class Vault:
                 (`Target.lock_mode`).
             dry_run: change nothing: report in ``short`` every object locked for less than
                 the plan needs (what ``ctfy-vault check`` reports).
+            target_policies: per-target retention (see `Vault.prune`): each target's
+                objects follow that target's own plans.
 
         Returns:
-            The dates and what was read and raised on each target.
+            The dates (per snapshot, the latest over the targets) and what was read and
+            raised on each target.
+
+        Raises:
+            ConfigurationError: ``target_policies`` names a target the vault does not have.
         """
+        self._check_target_policies(target_policies)
         plans = self._plans(policy, lineage=lineage, now=now)
+        target_plans = (
+            self._target_plans(policy, target_policies, lineage=lineage, now=now)
+            if target_policies
+            else None
+        )
         opened: dict[str, OpenedEntry] = {}
 
         def manifest(info: SnapshotInfo) -> Manifest:
@@ -513,6 +564,7 @@ class Vault:
             mode=mode,
             packed=self._config.packed,
             dry_run=dry_run,
+            target_plans=target_plans,
         )
 
     # -- copy --------------------------------------------------------------------------------
@@ -739,7 +791,7 @@ class Vault:
         catalog = self._reader.catalog().values()
         # A snapshot a prune record forgot is gone, also while its object stays (still under
         # Object Lock, or on a target the prune could not delete from): no plan takes it again.
-        forgotten = forgotten_by_records(catalog)
+        forgotten = forgotten_everywhere(catalog, (target.name for target in self._targets))
         found = [
             SnapshotInfo.of(opened.entry, opened.hash)
             for opened in catalog
@@ -858,6 +910,7 @@ class Vault:
         lineage: str | None = None,
         now: datetime | None = None,
         dry_run: bool = True,
+        target_policies: TargetPolicies | None = None,
     ) -> dict[str, RetentionPlan[SnapshotInfo]]:
         """Plan which snapshots each lineage's policy keeps and forgets, with the reasons.
 
@@ -872,6 +925,8 @@ class Vault:
             now: the moment of planning (aware); by default each lineage's newest snapshot time,
                 so the plan never depends on the machine's clock.
             dry_run: only plan (the default); ``False`` prunes, and then ``now`` is required.
+            target_policies: per-target retention, passed to `Vault.prune` (``dry_run=False``
+                only; a dry run's per-target plans are in ``prune(dry_run=True).target_plans``).
 
         Returns:
             For each lineage planned, in name order, its plan over `SnapshotInfo` values (newest
@@ -885,7 +940,9 @@ class Vault:
         if not dry_run:
             if now is None:
                 raise ConfigurationError("forget without dry_run prunes: give it now=")
-            return self.prune(policy, lineage=lineage, now=now).plans
+            return self.prune(
+                policy, lineage=lineage, now=now, target_policies=target_policies
+            ).plans
         return self._plans(policy, lineage=lineage, now=now)
 
     def _plans(
@@ -894,8 +951,9 @@ class Vault:
         *,
         lineage: str | None,
         now: datetime | None,
-    ) -> dict[str, RetentionPlan[SnapshotInfo]]:
-        listed = self.snapshots()
+        listed: Sequence[SnapshotInfo] | None = None,
+    ) -> Plans:
+        listed = self.snapshots() if listed is None else listed
         if isinstance(policy, Policy):
             names = {lineage} if lineage is not None else {info.lineage for info in listed}
             policies = dict.fromkeys(names, policy)
@@ -910,6 +968,45 @@ class Vault:
             for name in sorted(policies)
         }
 
+    def _check_target_policies(self, target_policies: TargetPolicies | None) -> None:
+        """Refuse per-target policies for targets the vault does not have, before anything."""
+        if not target_policies:
+            return
+        names = {target.name for target in self._targets}
+        unknown = sorted(set(target_policies) - names)
+        if unknown:
+            raise ConfigurationError(
+                f"a retention policy names target {unknown[0]!r}, which the repository does "
+                f"not have (targets: {', '.join(sorted(names))})"
+            )
+        for name, given in target_policies.items():
+            values = [given] if isinstance(given, Policy) else list(dict(given).values())
+            if not all(isinstance(value, Policy) for value in values):
+                raise ConfigurationError(f"the retention policy of target {name!r} is no Policy")
+
+    def _target_plans(
+        self,
+        policy: Policy | Mapping[str, Policy],
+        target_policies: TargetPolicies,
+        *,
+        lineage: str | None,
+        now: datetime | None,
+        names: Iterable[str] | None = None,
+    ) -> dict[str, Plans]:
+        """Each target's plans: its own policy over the snapshots not yet forgotten there."""
+        listed = self.snapshots()
+        catalog = list(self._reader.catalog().values())
+        plans: dict[str, Plans] = {}
+        for name in names if names is not None else (t.name for t in self._targets):
+            gone = forgotten_by_records(catalog, name)
+            plans[name] = self._plans(
+                _target_policy(policy, target_policies.get(name), listed),
+                lineage=lineage,
+                now=now,
+                listed=[info for info in listed if info.name not in gone],
+            )
+        return plans
+
     def prune(
         self,
         policy: Policy | Mapping[str, Policy],
@@ -922,6 +1019,7 @@ class Vault:
         lock_ttl: timedelta = DEFAULT_LOCK_TTL,
         repack_below: float = DEFAULT_REPACK_BELOW,
         lock_lead: timedelta = DEFAULT_LOCK_LEAD,
+        target_policies: TargetPolicies | None = None,
     ) -> PruneReport:
         """Apply retention: forget what each lineage's policy no longer keeps, then sweep chunks.
 
@@ -973,9 +1071,20 @@ class Vault:
                 (`Vault.lock` with this lead). Whatever is still locked is never deleted or
                 repacked: it is listed in the report's ``locked`` with its date and deleted by
                 a prune after that date.
+            target_policies: per-target retention: by target name, that target's policy (for
+                every lineage planned) or policies by lineage (the rest keep ``policy``). Each
+                target is planned on its own, over the snapshots not yet forgotten there, and
+                forgets what its plan forgets: a prune record per lineage and set of forgotten
+                snapshots names the targets it applies to (every target holds every record,
+                so each verifies the whole chain), and those snapshots stay on the other
+                targets. Chunks are swept across the repository: a chunk any target's
+                snapshot names stays on every target. Name targets by `Target.name`, and keep
+                the names: a record forgets on the targets it names.
 
         Returns:
-            The plans, the records written, what was forgotten and deleted, and per-target errors.
+            The plans, the records written, what was forgotten (on at least one target) and
+            deleted, and per-target errors; with ``target_policies``, each target's plans in
+            ``target_plans``.
 
         Raises:
             LockError: another prune holds the lock (the message names it), or this prune's
@@ -984,9 +1093,12 @@ class Vault:
             StorageError: no target could be listed.
             TargetsFailedError: every target is degraded (nothing was changed).
             ValueError: a negative ``grace``.
-            ConfigurationError: ``repack_below`` is not a number from 0 to 1.
+            ConfigurationError: ``repack_below`` is not a number from 0 to 1, or
+                ``target_policies`` names a target the vault does not have.
         """
+        self._check_target_policies(target_policies)
         refused = {} if dry_run else self._writable("prune")
+        scoped = target_policies or None
         report = prune_targets(
             self._targets,
             self._sealer,
@@ -1001,9 +1113,16 @@ class Vault:
             packed=self._config.packed,
             pack_size=self._config.pack_size,
             repack_below=repack_below,
+            plan_targets=None
+            if scoped is None
+            else lambda names: self._target_plans(
+                policy, scoped, lineage=lineage, now=now, names=names
+            ),
         )
         if not dry_run and any(t.supports.retain_until for t in self._targets):
-            followed = self.lock(policy, now=now, lineage=lineage, lead=lock_lead)
+            followed = self.lock(
+                policy, now=now, lineage=lineage, lead=lock_lead, target_policies=scoped
+            )
             for name, err in followed.errors.items():
                 log.warning("prune: locks on %s not brought up to date: %s", name, err)
         return report
@@ -1175,13 +1294,16 @@ class Vault:
             forgotten=self._forgotten_keys(),
         )
 
-    def _forgotten_keys(self) -> frozenset[str]:
-        """The keys of snapshot objects a prune record forgot that some target still holds.
+    def _forgotten_keys(self) -> dict[str, frozenset[str]]:
+        """Per target, the keys of snapshot objects a prune record forgot there.
 
-        They stay where they are still locked (or where a prune could not delete them):
-        verify does not count them as lacking elsewhere, and heal does not copy them.
+        They may stay where they are still locked (or where a prune could not delete them):
+        verify does not count them as lacking on that target, and heal does not copy them
+        there. Per-target retention forgets a snapshot on some targets only; the others
+        should still hold it.
         """
-        return frozenset(map(snapshot_key, forgotten_by_records(self._reader.catalog().values())))
+        names = [target.name for target in self._targets]
+        return forgotten_keys(self._reader.catalog().values(), names)
 
     def heal(
         self, *, repair: bool = False, read_data: bool = False, now: datetime | None = None
@@ -1259,6 +1381,24 @@ class Vault:
         """
         check_reference(ref)
         return find_snapshot(self.snapshots(), ref)
+
+
+def _target_policy(
+    policy: Policy | Mapping[str, Policy],
+    override: Policy | Mapping[str, Policy] | None,
+    listed: Iterable[SnapshotInfo],
+) -> Policy | Mapping[str, Policy]:
+    """One target's policies: ``override`` where it says something, ``policy`` elsewhere."""
+    if override is None:
+        return policy
+    if isinstance(override, Policy):
+        return override if isinstance(policy, Policy) else dict.fromkeys(policy, override)
+    base = (
+        dict.fromkeys({info.lineage for info in listed}, policy)
+        if isinstance(policy, Policy)
+        else dict(policy)
+    )
+    return {**base, **override}
 
 
 def _order(opened: OpenedEntry) -> tuple[datetime, str]:

@@ -132,7 +132,7 @@ class _Run:
     bytes_up: dict[str, int] = attrs.field(factory=dict)
     sealed: int = 0
     inflight: dict[bytes, threading.Event] = attrs.field(factory=dict)
-    retain_until: datetime | None = None
+    retain_until: datetime | Mapping[str, datetime] | None = None
     locked: frozenset[str] = frozenset()
     lock: threading.Lock = attrs.field(factory=threading.Lock)
     limiter: threading.BoundedSemaphore = attrs.field(factory=lambda: threading.BoundedSemaphore(1))
@@ -185,6 +185,14 @@ class _Run:
         if self.seal_pool is None or self.io_pool is None:  # pragma: no cover - set in backup
             raise RuntimeError("the pipeline is not running")
         return self.seal_pool, self.io_pool
+
+    def until(self, target: Target) -> datetime | None:
+        """The retain-until date of what this run stores on ``target``; ``None``: no lock."""
+        if target.name not in self.locked or self.retain_until is None:
+            return None
+        if isinstance(self.retain_until, datetime):
+            return self.retain_until
+        return self.retain_until.get(target.name)
 
     def live(self) -> list[Target]:
         return self.failed.live(self.targets)
@@ -407,7 +415,7 @@ class Writer:
         parent: Manifest | None = None,
         tags: Sequence[str] = (),
         labels: dict[str, str] | None = None,
-        retain_until: datetime | None = None,
+        retain_until: datetime | Mapping[str, datetime] | None = None,
         progress: Progress | None = None,
         recheck: frozenset[bytes] = frozenset(),
         degraded: Mapping[str, BaseException] | None = None,
@@ -439,7 +447,9 @@ class Writer:
             labels: free key/value labels.
             retain_until: on targets whose probe reports S3 Object Lock, every object this run
                 stores gets this retain-until date (the horizon the retention policy implies);
-                other targets are written as usual. A failure to set it fails that target.
+                other targets are written as usual. A failure to set it fails that target. A
+                mapping gives each target's date by target name (per-target retention); a
+                target it does not name gets no lock.
             progress: told ``(bytes, files)`` as sources are read (unchanged files taken from
                 the parent count too), from the calling thread; ``None`` for no reports.
             recheck: chunk ids that may vanish while this run goes on (those a prune has marked
@@ -472,7 +482,12 @@ class Writer:
             KeyboardInterrupt: passed on once the worker threads stopped (queued work is
                 dropped); nothing is committed unless it carries the `COMMIT_INTERRUPTED` note.
         """
-        if retain_until is not None and retain_until.utcoffset() is None:
+        dates = (
+            [retain_until]
+            if isinstance(retain_until, datetime)
+            else list((retain_until or {}).values())
+        )
+        if any(date.utcoffset() is None for date in dates):
             raise ConfigurationError("retain_until must be an aware datetime")
         given = list(sources)
         warnings: list[SourceWarning] = []
@@ -983,12 +998,13 @@ class Writer:
         An object that was already there (the same bytes from an earlier run) may hold a longer
         lock: it is extended, never shortened.
         """
-        if target.name in run.locked and run.retain_until is not None:
+        until = run.until(target)
+        if until is not None:
             try:
                 if existed:
-                    target.extend_retention(key, run.retain_until, mode=self._mode(target))
+                    target.extend_retention(key, until, mode=self._mode(target))
                 else:
-                    set_retain_until(target, key, run.retain_until, mode=self._mode(target))
+                    set_retain_until(target, key, until, mode=self._mode(target))
             except Exception as err:  # noqa: BLE001 - a target that cannot lock has failed
                 run.failed.fail(target, err)
                 return False
@@ -1023,7 +1039,7 @@ class Writer:
                 continue
             else:
                 ready.append(target)
-                if target.name in run.locked and run.retain_until is not None:
+                if run.until(target) is not None:
                     # Shared data follows its longest holder: what this snapshot reuses is
                     # locked at least as long as the snapshot before it commits.
                     self._extend_reused(run, target, reused, io_pool)
@@ -1047,7 +1063,7 @@ class Writer:
         Format 1: the chunk objects; format 2: their packs (index objects are never locked).
         A failure fails the target (nothing is committed there).
         """
-        until = run.retain_until
+        until = run.until(target)
         assert until is not None  # noqa: S101 - checked by the caller
         packed = run.packed.get(target.name)
         if packed is None:
