@@ -41,11 +41,14 @@ class TargetSpec:
     endpoint: S3Endpoint | None = None
     endpoint_url: str | None = None
     lock_mode: str | None = None
+    policy: str | None = None  # a TOML value: this target's own retention policy
 
     def toml(self) -> str:
         lines = ["[[targets]]", f'name = "{self.name}"', f'url = "{self.url}"']
         if self.lock_mode is not None:
             lines.append(f'lock_mode = "{self.lock_mode}"')
+        if self.policy is not None:
+            lines.append(f"policy = {self.policy}")
         if self.endpoint is not None:
             variable = self.name.upper().replace("-", "_")
             lines += [

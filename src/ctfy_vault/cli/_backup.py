@@ -202,6 +202,7 @@ def _backup_one(
     if policy is not None:
         # Object Lock follows the lineage's schedule on buckets that have it.
         options["lock_policy"] = policy
+        options["target_policies"] = config.target_policies()
     try:
         with bar:
             try:

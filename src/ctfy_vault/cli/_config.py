@@ -62,10 +62,14 @@ _TARGET: Final = frozenset(
         "credentials_env",
         "lock_mode",
         "data_storage_class",
+        "policy",
+        "policies",
     }
 )
 #: `Target.from_url` arguments that are not backend options.
-_RESERVED: Final = frozenset({"name", "retry", "part_size", "lock_mode", "data_storage_class"})
+_RESERVED: Final = frozenset(
+    {"name", "retry", "part_size", "lock_mode", "data_storage_class", "policy", "policies"}
+)
 _LINEAGE: Final = frozenset({"policy", "sources", "tags"})
 #: The manifest's rule for lineage names, checked when the file is read, not at the first backup.
 _LINEAGE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -170,6 +174,10 @@ class TargetConfig:
         credentials_env: backend credential option -> the environment variable holding it.
         lock_mode: the Object Lock mode of its locks, ``"COMPLIANCE"`` or ``"GOVERNANCE"``.
         data_storage_class: S3: the storage class of its packs (``None``: the bucket's default).
+        policy: per-target retention: on this target, every lineage that has a policy is
+            pruned (and locked) under this one instead (``None``: the lineages' own).
+        policies: per-target retention by lineage: on this target, these lineages are pruned
+            under these policies (they win over ``policy``).
     """
 
     url: str
@@ -178,6 +186,8 @@ class TargetConfig:
     credentials_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     lock_mode: str = "COMPLIANCE"
     data_storage_class: str | None = None
+    policy: Policy | None = None
+    policies: Mapping[str, Policy] = attrs.field(factory=dict)
 
     def build(self, environ: Mapping[str, str]) -> Target:
         """Make the `Target`, reading its credentials from the environment.
@@ -265,6 +275,20 @@ class Config:
             if lineage.policy is not None
         }
 
+    def target_policies(self) -> dict[str, dict[str, Policy]]:
+        """Per-target retention: each target with its own policy, its policy by lineage.
+
+        A target's ``policy`` stands for every lineage that has one; its ``policies`` win.
+        """
+        common = self.policies()
+        found: dict[str, dict[str, Policy]] = {}
+        for target in self.targets:
+            if target.policy is None and not target.policies:
+                continue
+            mine = dict.fromkeys(common, target.policy) if target.policy is not None else {}
+            found[target.name] = {**mine, **target.policies}
+        return found
+
     def build_targets(self, environ: Mapping[str, str]) -> list[Target]:
         """Make every target (see `TargetConfig.build`)."""
         return [target.build(environ) for target in self.targets]
@@ -333,6 +357,14 @@ def parse_config(text: str, *, path: Path) -> Config:
         raise check.error("targets", f"target names must be unique: {', '.join(duplicates)}")
     lineages_raw = check.table(raw.get("lineages"), "lineages", required=False)
     lineages = {name: _lineage(check, name, value) for name, value in sorted(lineages_raw.items())}
+    for index, target in enumerate(targets):
+        unknown = sorted(set(target.policies) - set(lineages))
+        if unknown:
+            known = ", ".join(sorted(lineages)) or "none"
+            raise check.error(
+                f"targets[{index}].policies",
+                f"lineage {unknown[0]!r} is not configured (configured: {known})",
+            )
     return Config(path=path, key=key, targets=targets, lineages=lineages, known_heads=known_heads)
 
 
@@ -459,7 +491,18 @@ def _target(check: _Checker, value: object, index: int) -> TargetConfig:
         credentials_env=dict(credentials),
         lock_mode=lock_mode,
         data_storage_class=storage_class,
+        policy=_policy(check, table.get("policy"), f"{where}.policy"),
+        policies=_target_policies(check, table.get("policies"), f"{where}.policies"),
     )
+
+
+def _target_policies(check: _Checker, value: object, where: str) -> dict[str, Policy]:
+    """A target's ``policies`` table: a policy per lineage (TOML has no null to skip)."""
+    found = {
+        lineage: _policy(check, given, f"{where}.{lineage}")
+        for lineage, given in check.table(value, where, required=False).items()
+    }
+    return {lineage: policy for lineage, policy in found.items() if policy is not None}
 
 
 def _policy(check: _Checker, value: object, where: str) -> Policy | None:

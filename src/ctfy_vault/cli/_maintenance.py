@@ -57,12 +57,26 @@ def forget(args: argparse.Namespace, out: TextIO) -> ExitCode:
     policies = _policies(config, args.lineage)
     _config, vault = open_vault(args, config)
     _unplanned(vault, policies, args.lineage)
-    plans = vault.forget(policies, lineage=args.lineage, now=now(), dry_run=True)
-    rows = _plan_rows(plans)
-    if args.json:
-        dump({"dry_run": True, "plan": rows}, out)
+    scoped = config.target_policies()
+    if scoped:
+        # Each target is planned on its own: the dry run of a prune shows every target's plan.
+        report = vault.prune(
+            policies, lineage=args.lineage, now=now(), dry_run=True, target_policies=scoped
+        )
+        by_target = report.target_plans
     else:
-        _print_plan(rows, out)
+        by_target = {}
+        plans = vault.forget(policies, lineage=args.lineage, now=now(), dry_run=True)
+    if args.json:
+        if by_target:
+            dump({"dry_run": True, "targets": _target_rows(by_target)}, out)
+        else:
+            dump({"dry_run": True, "plan": _plan_rows(plans)}, out)
+    else:
+        if by_target:
+            _print_target_plans(by_target, out)
+        else:
+            _print_plan(_plan_rows(plans), out)
         out.write("dry run: nothing was changed\n")
     return ExitCode.OK
 
@@ -78,15 +92,25 @@ def prune(args: argparse.Namespace, out: TextIO) -> ExitCode:
         options["grace"] = args.grace
     if getattr(args, "repack_below", None) is not None:
         options["repack_below"] = args.repack_below
+    scoped = config.target_policies()
+    if scoped:
+        options["target_policies"] = scoped
     try:
         report = vault.prune(policies, now=now(), **options)
     except TargetsFailedError as err:
         return report_failed_targets("prune", err)
-    rows = _plan_rows(report.plans)
     if args.json:
-        dump({**_prune_dict(report), "plan": rows}, out)
+        planned: dict[str, object] = (
+            {"targets": _target_rows(report.target_plans)}
+            if scoped
+            else {"plan": _plan_rows(report.plans)}
+        )
+        dump({**_prune_dict(report), **planned}, out)
     else:
-        _print_plan(rows, out)
+        if scoped:
+            _print_target_plans(report.target_plans, out)
+        else:
+            _print_plan(_plan_rows(report.plans), out)
         _print_prune(report, out, vault_packed=vault.config.packed)
     for name, error in report.errors.items():
         write_error("prune", f"{name}: {type(error).__name__}: {error}")
@@ -129,6 +153,20 @@ def _plan_rows(plans: Mapping[str, RetentionPlan[SnapshotInfo]]) -> list[dict[st
                 }
             )
     return rows
+
+
+def _target_rows(
+    by_target: Mapping[str, Mapping[str, RetentionPlan[SnapshotInfo]]],
+) -> dict[str, list[dict[str, object]]]:
+    return {name: _plan_rows(plans) for name, plans in sorted(by_target.items())}
+
+
+def _print_target_plans(
+    by_target: Mapping[str, Mapping[str, RetentionPlan[SnapshotInfo]]], out: TextIO
+) -> None:
+    for name, rows in _target_rows(by_target).items():
+        out.write(f"target {name}:\n")
+        _print_plan(rows, out)
 
 
 def _print_plan(rows: list[dict[str, object]], out: TextIO) -> None:
@@ -230,7 +268,7 @@ def _lock_check(config: Config, vault: Vault) -> LockReport | None:
     policies = config.policies()
     if not policies or not any(t.supports.retain_until for t in vault.targets):
         return None
-    found = vault.lock(policies, now=now(), dry_run=True)
+    found = vault.lock(policies, now=now(), dry_run=True, target_policies=config.target_policies())
     for name, err in found.errors.items():
         warn(f"object lock on {name} not checked: {type(err).__name__}: {err}")
     return found

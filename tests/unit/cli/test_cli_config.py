@@ -193,6 +193,38 @@ def test_bad_values_are_configuration_errors(text: str, fragment: str) -> None:
     assert fragment in error_of(text)
 
 
+def test_a_target_policy_stands_for_every_lineage_with_one_and_by_lineage_wins() -> None:
+    """``policy`` and ``policies`` in ``[[targets]]`` make the per-target retention."""
+    text = GOOD.replace(
+        'url = "/srv/backup-copy"',
+        'url = "/srv/backup-copy"\npolicy = { yearly = 7 }\npolicies = { db = "contractify" }',
+    )
+    config = parse_config(text, path=FILE)
+    assert config.target_policies() == {
+        "/srv/backup-copy": {
+            "db": Policy.contractify(),
+            "full-server": Policy(yearly=7),
+            "uploads": Policy(yearly=7),
+        }
+    }
+    assert parse_config(GOOD, path=FILE).target_policies() == {}
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ("policies = { nowhere = { last = 1 } }", "targets[1].policies]: lineage 'nowhere'"),
+        ("policies = { db = { last = -1 } }", "targets[1].policies.db"),
+        ("policy = 7", "targets[1].policy"),
+        ('policies = "last=1"', "targets[1].policies"),
+    ],
+)
+def test_bad_target_policies_are_named(extra: str, fragment: str) -> None:
+    """A target policy for an unknown lineage, or a malformed one, names where it is."""
+    text = GOOD.replace('url = "/srv/backup-copy"', f'url = "/srv/backup-copy"\n{extra}')
+    assert fragment in error_of(text)
+
+
 def test_unknown_lineage_lists_the_configured_ones() -> None:
     """Asking for a lineage that is not configured names the file and the known lineages."""
     config = parse_config(GOOD, path=FILE)

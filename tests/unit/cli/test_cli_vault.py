@@ -425,7 +425,6 @@ def test_unknown_lineage_and_bad_usage_exit_2(tmp_path: Path) -> None:
     assert cli("prune", "--grace", "soon").returncode == 2
 
 
-@pytest.mark.slow  # a subprocess or more per step; the whole suite runs it
 @pytest.mark.slow  # six subprocesses; the whole suite runs it
 def test_prune_repack_below_sets_the_threshold(tmp_path: Path) -> None:
     """``--repack-below 0`` leaves a pack with a dead chunk; ``100%`` then repacks it.
@@ -664,3 +663,39 @@ def test_help_lists_every_command() -> None:
     ):
         assert f"    {command}" in done.stdout
     assert "3 partial" in done.stdout
+
+
+@pytest.mark.slow  # several subprocesses; the whole suite runs it
+def test_a_target_with_its_own_policy_keeps_its_own_snapshots(tmp_path: Path) -> None:
+    """``policy`` in a ``[[targets]]`` table: prune, forget --dry-run and check follow it."""
+    targets = [
+        TargetSpec(name="near", url=str(tmp_path / "targets" / "near")),
+        TargetSpec(name="far", url=str(tmp_path / "targets" / "far"), policy="{ last = 3 }"),
+    ]
+    cli = Cli(home=tmp_path, targets=targets)
+    cli.write_config()
+    data = sample_tree(cli.home / "data")
+    cli.json("init")
+    ids = []
+    for day in range(4):
+        (data / "contracts" / "0.txt").write_text(f"contract 0, version {day}\n")
+        ids.append(cli.json("backup", "files")["id"])
+    planned = cli.json("forget", "--dry-run")
+    keeps = {
+        name: [row["snapshot"] for row in rows if row["keep"] and row["lineage"] == "files"]
+        for name, rows in planned["targets"].items()
+    }
+    assert keeps == {"near": ids[-1:], "far": ids[:0:-1]}
+    shown = cli.ok("forget", "--dry-run")
+    assert "target far:" in shown
+    assert "target near:" in shown
+    pruned = cli.json("prune", "--grace", "0")
+    assert set(pruned["forgotten"]) == set(ids[:3])
+    assert len(pruned["records"]) == 2
+    listed = {row["id"] for row in cli.json("snapshots")}
+    assert listed == set(ids[1:])
+    check = cli.json("check", "--read-data")
+    assert check["ok"], check["problems"]
+    only_far = cli.home / "only-far"
+    cli.json("restore", ids[1], str(only_far))
+    assert (only_far / "data" / "contracts" / "0.txt").read_text() == "contract 0, version 1\n"
