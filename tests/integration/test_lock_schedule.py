@@ -26,8 +26,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ctfy_vault.crypto import RawKey
-from ctfy_vault.retention import DEFAULT_LOCK_LEAD, Policy, plan
-from ctfy_vault.storage import Target
+from ctfy_vault.retention import DEFAULT_LOCK_LEAD, Policy, plan, retain_until
+from ctfy_vault.storage import Target, whole_second
 from ctfy_vault.vault import Vault
 from ctfy_vault.writer import ChunkerParams, StreamSource
 from tests.support.cli import Cli, TargetSpec
@@ -181,6 +181,55 @@ def test_a_governance_target_gets_governance_locks_a_compliance_one_compliance(
     report = vault.lock(POLICY, now=now)
     assert report.extended == {governed.name: 1, strict.name: 0}
     assert retention(client, buckets[0], key) == seconds(report.dates[info.snapshot_id])
+
+
+def test_each_target_is_locked_by_its_own_policy(rgw_s3: S3Endpoint) -> None:
+    """Per-target retention: a short policy on one bucket, the schedule on the other.
+
+    Each bucket's locks are exactly the dates of its own plan; what the short target's plan
+    forgets while still locked is left there and reported, and the long target keeps it.
+    """
+    client = s3_client(rgw_s3)
+    buckets = [f"own-{uuid.uuid4().hex[:16]}" for _ in range(2)]
+    for bucket in buckets:
+        client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    near, far = (s3_target(rgw_s3, b, "repo", retry=FAST_RETRY) for b in buckets)
+    short = Policy(daily=2)
+    own = {near.name: short}
+    first = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=2, minute=0, second=0, microsecond=0
+    )
+    vault = Vault.init([near, far], key=KEY, now=first, chunker=CHUNKS)
+    nights = [first + timedelta(days=n) for n in range(4)]
+    for n, when in enumerate(nights):
+        vault.backup(
+            dump(n), lineage="db", host="h", now=when, lock_policy=POLICY, target_policies=own
+        )
+    report = vault.lock(POLICY, now=nights[-1], target_policies=own)
+    assert report.ok, report.errors
+    assert report.extended == {near.name: 0, far.name: 0}  # the backups brought them up
+    listed = vault.snapshots("db")
+    for bucket, policy in ((buckets[0], short), (buckets[1], POLICY)):
+        planned = plan(listed, policy, now=nights[-1])
+        dates = retain_until(planned, lead=DEFAULT_LOCK_LEAD)
+        assert len(planned.keep) == (2 if policy is short else 4)
+        for info, until in zip(planned.keep, dates, strict=True):
+            stored = retention(client, bucket, f"repo/snapshots/{info.name}")
+            assert stored == whole_second(until), (bucket, info.created)
+    # A finished night is locked for days on the near bucket, for weeks on the far one.
+    older = listed[-1]
+    near_lock = retention(client, buckets[0], f"repo/snapshots/{older.name}")
+    far_lock = retention(client, buckets[1], f"repo/snapshots/{older.name}")
+    assert near_lock is not None
+    assert far_lock is not None
+    assert near_lock < far_lock - timedelta(days=7)
+    # The near plan forgets the two oldest; they are locked there, so left and reported.
+    pruned = vault.prune(POLICY, now=nights[-1], grace=timedelta(0), target_policies=own)
+    assert {s.snapshot_id for s in pruned.forgotten} == {i.snapshot_id for i in listed[2:]}
+    assert set(pruned.locked) == {f"snapshots/{i.name}" for i in listed[2:]}
+    assert {i.snapshot_id for i in vault.snapshots()} == {i.snapshot_id for i in listed}
+    assert vault.verify().ok
+    owner_cannot_undo(client, buckets[1], f"repo/snapshots/{older.name}")
 
 
 def test_the_command_line_locks_by_the_policy_and_check_finds_a_short_lock(
