@@ -56,6 +56,7 @@ FIXTURE_MARKERS: dict[str, str] = {
     "postgres": "postgres",
     "restic": "restic",
     "restic_fixtures": "restic",
+    "pushgateway": "pushgateway",
 }
 SERVER_FIXTURES = frozenset(FIXTURE_MARKERS)
 #: moto runs in this process (not a server), but each request costs milliseconds: ``moto``-marked

@@ -16,6 +16,7 @@ from typing import Any, Final, TextIO
 from ctfy_vault.cli._config import Config
 from ctfy_vault.cli._context import load, now, open_vault
 from ctfy_vault.cli._heads import heads_path, note_first_run, read_heads, write_heads
+from ctfy_vault.cli._metrics import record_backup
 from ctfy_vault.cli._progress import format_bytes
 from ctfy_vault.cli._render import (
     CommandInterrupted,
@@ -72,6 +73,7 @@ def backup(args: argparse.Namespace, out: TextIO) -> ExitCode:
         worst = max(worst, code)
         if info is None:
             continue
+        record_backup(args, info)
         results.append(backup_dict(info))
         if path is not None:
             recorded = known if known is not None else KnownHeads(repo_id=vault.repo_id)

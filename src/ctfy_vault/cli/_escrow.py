@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ctfy_vault.cli._options import target_from_args
-from ctfy_vault.cli._render import ExitCode, dump_line
+from ctfy_vault.cli._render import ExitCode, dump_line, say
 from ctfy_vault.escrow import (
     KeyRole,
     Receipt,
@@ -101,7 +100,7 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> ExitCode:
     receipt = verify_deposit(target, args.name, signer=signer)
     pinned = "the given signer key" if signer else "the key in the receipt (use --signer to pin it)"
     if signer is None:
-        sys.stderr.write("ctfy-vault: note: signature checked against the receipt's own key\n")
+        say("note", "signature checked against the receipt's own key")
     _emit(
         out,
         args.json,

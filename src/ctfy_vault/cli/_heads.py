@@ -9,12 +9,12 @@ is unset), ``[repository] known_heads`` in the config, or ``--known-heads FILE``
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from ctfy_vault.cli._config import Config
+from ctfy_vault.cli._render import say
 from ctfy_vault.exceptions import ConfigurationError
 from ctfy_vault.vault import KnownHeads
 
@@ -85,9 +85,9 @@ def write_heads(path: Path, heads: KnownHeads, what: str) -> bool:
     try:
         heads.save(path)
     except OSError as err:
-        sys.stderr.write(
-            f"ctfy-vault: {what}: the known heads could not be recorded in {path}: "
-            f"{type(err).__name__}: {err}\n"
+        say(
+            what,
+            f"the known heads could not be recorded in {path}: {type(err).__name__}: {err}",
         )
         return False
     return True
@@ -95,7 +95,8 @@ def write_heads(path: Path, heads: KnownHeads, what: str) -> bool:
 
 def note_first_run(path: Path) -> None:
     """Say once that there were no known heads yet, so the current ones are trusted."""
-    sys.stderr.write(
-        f"ctfy-vault: note: no known heads in {path} yet (first run): the heads the storage "
-        "holds now are trusted and recorded there\n"
+    say(
+        "note",
+        f"no known heads in {path} yet (first run): the heads the storage holds now are "
+        "trusted and recorded there",
     )

@@ -6,29 +6,52 @@ Every decision is made by the library; the command modules only call it and prin
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from ctfy_vault.cli import _metrics as metrics
 from ctfy_vault.cli._parser import Run, parse
-from ctfy_vault.cli._render import CommandInterrupted, ExitCode
+from ctfy_vault.cli._render import (
+    CommandInterrupted,
+    ExitCode,
+    json_message,
+    messages_as_json,
+    say,
+    use_json_messages,
+)
 from ctfy_vault.exceptions import ConfigurationError, VaultError
 
 __all__ = ["main"]
 
 
-def _log_to_stderr() -> None:
-    """Show the library's warnings (a target left out, a fallback read) as ``ctfy-vault:`` lines.
+class JsonLines(logging.Formatter):
+    """One JSON object per record: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``.
 
-    Only when nothing configured logging already (an application or a test runner embedding
+    The library's messages never carry a secret; neither does anything this adds.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json_message(record.levelname.lower(), record.getMessage(), record.name)
+
+
+def _log_to_stderr(log_format: str = "text") -> None:
+    """Show the library's warnings (a target left out, a fallback read) on standard error.
+
+    As ``ctfy-vault:`` lines, or as JSON lines (`JsonLines`) with ``--log-format json``. Only
+    when nothing configured logging already (an application or a test runner embedding
     `main` keeps its own handlers).
     """
     library = logging.getLogger("ctfy_vault")
     if logging.getLogger().handlers or library.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("ctfy-vault: %(levelname)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("ctfy-vault: %(levelname)s: %(message)s"))
     library.addHandler(handler)
     library.setLevel(logging.WARNING)
 
@@ -45,23 +68,44 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     """
     stream = out or sys.stdout
     args = parse(sys.argv[1:] if argv is None else argv)
-    _log_to_stderr()
+    log_format = getattr(args, "log_format", "text")
+    use_json_messages(log_format == "json")
+    _log_to_stderr(log_format)
+    args.metrics = metrics.start(args)
+    code: int = ExitCode.FAILED
+    try:
+        code = _run(args, stream)
+    finally:
+        metrics.finish(args, args.metrics, code)
+    return code
+
+
+def _run(args: argparse.Namespace, stream: TextIO) -> int:
+    """Run the parsed command; turn what went wrong into one line and an exit code."""
     run: Run = args.run
     try:
         return run(args, stream)
     except KeyboardInterrupt as err:
         # One line, no traceback; commands that write say what the interruption left.
         detail = f"; {err}" if isinstance(err, CommandInterrupted) and str(err) else ""
-        sys.stderr.write(f"ctfy-vault: interrupted{detail}\n")
+        _line("interrupted", f"interrupted{detail}")
         return ExitCode.INTERRUPTED
     except ConfigurationError as err:
-        sys.stderr.write(f"ctfy-vault: error: {err}\n")
+        say("error", str(err))
         return ExitCode.USAGE
     except VaultError as err:
-        sys.stderr.write(f"ctfy-vault: {type(err).__name__}: {err}\n")
+        _line("error", f"{type(err).__name__}: {err}")
         return ExitCode.FAILED
     except BrokenPipeError:
         raise  # the reader went away: `run` ends quietly
     except OSError as err:  # a local file or folder (a source, the restore destination)
-        sys.stderr.write(f"ctfy-vault: {type(err).__name__}: {err}\n")
+        _line("error", f"{type(err).__name__}: {err}")
         return ExitCode.FAILED
+
+
+def _line(level: str, text: str) -> None:
+    """``ctfy-vault: TEXT`` (no level word), or the JSON line of ``level``."""
+    if messages_as_json():
+        sys.stderr.write(json_message(level if level != "interrupted" else "error", text) + "\n")
+    else:
+        sys.stderr.write(f"ctfy-vault: {text}\n")

@@ -18,6 +18,7 @@ import attrs
 from ctfy_vault.cli._config import Config
 from ctfy_vault.cli._context import load, now, open_vault
 from ctfy_vault.cli._heads import heads_path, note_first_run, read_heads, write_heads
+from ctfy_vault.cli._metrics import record_check, record_prune
 from ctfy_vault.cli._progress import format_bytes
 from ctfy_vault.cli._render import (
     ExitCode,
@@ -99,6 +100,7 @@ def prune(args: argparse.Namespace, out: TextIO) -> ExitCode:
         report = vault.prune(policies, now=now(), **options)
     except TargetsFailedError as err:
         return report_failed_targets("prune", err)
+    record_prune(args, report, [t.name for t in vault.targets])
     if args.json:
         planned: dict[str, object] = (
             {"targets": _target_rows(report.target_plans)}
@@ -245,6 +247,7 @@ def check(args: argparse.Namespace, out: TextIO) -> ExitCode:
     path = heads_path(config, vault.repo_id, args.known_heads, os.environ)
     known = read_heads(path, vault.repo_id)
     report = vault.verify(read_data=args.read_data, known_heads=known)
+    record_check(args, report)
     locks = _lock_check(config, vault)
     if locks is not None:
         report = attrs.evolve(report, problems=(*report.problems, *_under_locked(locks)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
+from ctfy_vault.cli._metrics import mirror_run, record_mirror
 from ctfy_vault.cli._options import target_from_args
 from ctfy_vault.cli._render import ExitCode, dump_line
 from ctfy_vault.exceptions import ConfigurationError
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace, out: TextIO) -> ExitCode:
     replicas = [target_from_args(url, args) for url in args.replicas]
     if args.watch is None:
         report = mirror(source, replicas, state=args.state, workers=args.workers)
+        record_mirror(args, report)
         _print(report, args.json, out)
         return ExitCode.OK if report.ok else ExitCode.FAILED
     failed = False
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace, out: TextIO) -> ExitCode:
     def show(report: MirrorReport) -> None:
         nonlocal failed
         failed = failed or not report.ok
+        mirror_run(args, report)
         _print(report, args.json, out)
 
     try:
@@ -65,4 +68,5 @@ def run(args: argparse.Namespace, out: TextIO) -> ExitCode:
         )
     except KeyboardInterrupt:
         out.write("mirror: stopped\n")
+    args.metrics = None  # each run's metrics were written as it ended
     return ExitCode.FAILED if failed else ExitCode.OK

@@ -1,7 +1,7 @@
 """The ``ctfy-vault`` command line: every command, option and help text, and nothing else.
 
 `parse` turns the words into a namespace whose ``run`` is the command's function (in the command
-modules: `_repository`, `_backup`, `_copy`, `_browse`, `_maintenance`, `_tools`, `_mirror`,
+modules: `_repository`, `_backup`, `_copy`, `_browse`, `_maintenance`, `_status`, `_tools`, `_mirror`,
 `_export`, `_escrow`), called as ``run(args, out)`` and returning an `ExitCode`. Option values are checked as
 they are parsed (see `ctfy_vault.cli._options`): a bad value is a usage error, exit code 2.
 """
@@ -23,6 +23,7 @@ from ctfy_vault.cli import (
     _maintenance,
     _mirror,
     _repository,
+    _status,
     _tools,
 )
 from ctfy_vault.cli._export import SECRET_ENV
@@ -113,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="how warnings on standard error look: text lines (default) or JSON lines "
+        "(time, level, logger, message; never a secret)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_repository_commands(commands)
     _add_tools(commands)
@@ -164,6 +172,26 @@ def _shared() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     listing = argparse.ArgumentParser(add_help=False)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return config, listing
+
+
+def _metrics_parent() -> argparse.ArgumentParser:
+    """``--metrics-file`` and ``--metrics-push``: the run's metrics for Prometheus."""
+    metrics = argparse.ArgumentParser(add_help=False)
+    group = metrics.add_argument_group("metrics (Prometheus text format)")
+    group.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        type=Path,
+        help="write the run's metrics to PATH for node exporter's textfile collector (one "
+        "file per job, replaced whole: ctfy-backup-db.prom)",
+    )
+    group.add_argument(
+        "--metrics-push",
+        metavar="URL",
+        help="push the run's metrics to the Pushgateway at URL (http[s]://[user:password@]host:"
+        "port), grouped by operation and lineage",
+    )
+    return metrics
 
 
 def _add_json(parser: argparse.ArgumentParser, help_text: str = "print JSON") -> None:
@@ -258,7 +286,7 @@ def _add_backup(commands: Any, both: list[argparse.ArgumentParser]) -> None:
         "A lineage whose known head the storage lost (see check) is not backed up (exit code 1) "
         "unless --accept-rollback; each new snapshot is recorded as its lineage's known head. "
         "Exit code 3 when some target failed while others committed (repair with heal).",
-        parents=both,
+        parents=[*both, _metrics_parent()],
     )
     backup.usage = (
         "%(prog)s [-h] [--config PATH] [--json] [--tag TAG] [--host HOST] [LINEAGE] [PATHS ...]\n"
@@ -400,7 +428,7 @@ def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None
         "Apply each lineage's retention policy under the exclusive prune lock: write prune "
         "records, delete forgotten snapshots, and delete chunks no snapshot references once "
         "they have been unreferenced for the grace period.",
-        parents=both,
+        parents=[*both, _metrics_parent()],
     )
     prune.add_argument("--lineage", help="only this lineage (chunks are swept repository-wide)")
     prune.add_argument(
@@ -427,7 +455,7 @@ def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None
         "lineages' hash chains have no unexplained gap, no lineage lost the head recorded in "
         "the known-heads file, and the targets agree. Exit code 1 when anything is wrong; a "
         "clean check records the current heads in the file.",
-        parents=both,
+        parents=[*both, _metrics_parent()],
     )
     check.add_argument(
         "--read-data",
@@ -439,6 +467,26 @@ def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None
         help="also re-read and authenticate chunks: all, or a share (0.1 or 10%%)",
     )
     _add_known_heads(check)
+
+    status = _command(
+        commands,
+        "status",
+        _status.status,
+        "how current each lineage is: newest snapshot's age, lagging targets, locks",
+        "Per lineage and target: the newest snapshot and its age, the targets lagging behind "
+        "it, the prune lock's holder, the chunks waiting to be deleted and which targets have "
+        "Object Lock. Reads listings only, no data. With --max-age, exit code 1 when a "
+        "lineage's newest snapshot is older (for cron and monitoring); exit code 3 when a "
+        "target lags behind or cannot be listed.",
+        parents=[*both, _metrics_parent()],
+    )
+    status.add_argument("lineage", nargs="?", help="only this lineage")
+    status.add_argument(
+        "--max-age",
+        type=duration_option("--max-age"),
+        metavar="DURATION",
+        help="a lineage whose newest snapshot is older is stale: exit code 1 (26h, 8d, 1w)",
+    )
 
     heal = _command(
         commands,
@@ -561,6 +609,7 @@ def add_mirror(commands: Any) -> argparse.ArgumentParser:
         "version (bucket versioning, or the .ctfy-versions/ folder). Objects deleted at the "
         "source are listed, not removed. Credentials come from the environment "
         "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_CONNECTION_STRING, ...).",
+        parents=[_metrics_parent()],
     )
     parser.add_argument("source", help="source URL (s3://, az://, file://, or a folder)")
     parser.add_argument("replicas", nargs="+", metavar="replica", help="replica URL(s)")

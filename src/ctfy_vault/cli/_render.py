@@ -56,14 +56,51 @@ class CommandInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a command; the text says what it left behind (``nothing was committed``)."""
 
 
+class _Messages:
+    """How messages on standard error look: ``ctfy-vault: ...`` lines, or JSON lines."""
+
+    json = False
+
+
+def use_json_messages(on: bool) -> None:
+    """Write every message on standard error as a JSON line (``--log-format json``)."""
+    _Messages.json = on
+
+
+def messages_as_json() -> bool:
+    """Whether messages on standard error are JSON lines."""
+    return _Messages.json
+
+
+def json_message(level: str, message: str, logger: str = "ctfy_vault.cli") -> str:
+    """One message as a JSON line: ``time`` (UTC), ``level``, ``logger``, ``message``."""
+    moment = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    fields = {"time": moment, "level": level, "logger": logger, "message": message}
+    return json.dumps(fields, ensure_ascii=False)
+
+
+def say(level: str, text: str) -> None:
+    """Write a message on standard error: ``ctfy-vault: LEVEL: TEXT`` or its JSON line.
+
+    ``level`` is the word the line shows (``warning``, ``note``, ``error``, a command's name);
+    in JSON, a command's name becomes level ``error``.
+    """
+    if _Messages.json:
+        known = level if level in ("warning", "note", "error", "info") else "error"
+        message = text if known == level else f"{level}: {text}"
+        sys.stderr.write(json_message(known, message) + "\n")
+    else:
+        sys.stderr.write(f"ctfy-vault: {level}: {text}\n")
+
+
 def warn(text: str) -> None:
     """Print ``ctfy-vault: warning: TEXT`` on standard error."""
-    sys.stderr.write(f"ctfy-vault: warning: {text}\n")
+    say("warning", text)
 
 
 def write_error(what: str, text: object) -> None:
     """Print ``ctfy-vault: WHAT: TEXT`` on standard error (``what`` names the command)."""
-    sys.stderr.write(f"ctfy-vault: {what}: {text}\n")
+    say(what, str(text))
 
 
 def utc_time(moment: datetime) -> str:
@@ -156,12 +193,13 @@ def exit_code_for_partial(outcomes: Mapping[str, BaseException | None]) -> ExitC
 def report_failed_targets(what: str, err: TargetsFailedError) -> ExitCode:
     """Print each target's outcome of a failed multi-target operation; return the exit code."""
     code = exit_code_for_partial(err.outcomes)
-    write_error(what, err)
+    lines = [str(err)]
     for name, error in err.outcomes.items():
         state = "ok" if error is None else f"FAILED: {type(error).__name__}: {error}"
-        sys.stderr.write(f"  {name}: {state}\n")
+        lines.append(f"  {name}: {state}")
     if code == ExitCode.PARTIAL:
-        sys.stderr.write("  run `ctfy-vault heal` once the failed targets are back\n")
+        lines.append("  run `ctfy-vault heal` once the failed targets are back")
+    say(what, "\n".join(lines))
     return code
 
 

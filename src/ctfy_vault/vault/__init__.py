@@ -53,6 +53,7 @@ from ctfy_vault.vault._prune import (
     DEFAULT_REPACK_BELOW,
     PruneReport,
 )
+from ctfy_vault.vault._status import LineageStatus, Status
 from ctfy_vault.vault._vault import Vault
 from ctfy_vault.writer import BackupSource
 
@@ -71,6 +72,7 @@ __all__ = [
     "CopyReport",
     "KnownHeads",
     "LineageHead",
+    "LineageStatus",
     "LockInfo",
     "LockReport",
     "Problem",
@@ -78,6 +80,7 @@ __all__ = [
     "RepoConfig",
     "RestoreReport",
     "SnapshotInfo",
+    "Status",
     "Vault",
     "VerifyReport",
     "check_reference",

@@ -63,6 +63,7 @@ from ctfy_vault.repository import (
     read_lock,
     same_repository,
     slot_key,
+    snapshot_names,
     unlock,
     verify_targets,
 )
@@ -84,6 +85,7 @@ from ctfy_vault.vault._prune import (
     prune_targets,
 )
 from ctfy_vault.vault._restore import restore_manifest
+from ctfy_vault.vault._status import Status, lineage_status, object_lock_of
 from ctfy_vault.writer import BackupSource, CommandSource, Require, StreamSource, Writer
 
 __all__ = ["Vault"]
@@ -1126,6 +1128,62 @@ class Vault:
             for name, err in followed.errors.items():
                 log.warning("prune: locks on %s not brought up to date: %s", name, err)
         return report
+
+    # -- monitoring --------------------------------------------------------------------------
+
+    def status(
+        self,
+        *,
+        now: datetime,
+        max_age: timedelta | None = None,
+        lineage: str | None = None,
+    ) -> Status:
+        """Report how current the repository is, per lineage and target (for monitoring).
+
+        Reads only listings, the prune lock, the sweep marks and the buckets' Object Lock
+        setting: no snapshot data. Per lineage: the newest snapshot and its age at ``now``,
+        each target's newest, and the targets lagging behind (a backup failed there). Also
+        the prune lock's holder, the chunks waiting to be deleted, and which targets lock.
+
+        Args:
+            now: the moment ages are measured from (aware).
+            max_age: a lineage whose newest snapshot is older is ``stale``; ``None``: none is.
+            lineage: only this lineage.
+
+        Returns:
+            The status; ``status.ok`` when no lineage is stale, no target lags and every
+            target could be listed.
+
+        Raises:
+            ConfigurationError: ``now`` is naive, ``max_age`` is negative, or ``lineage`` has
+                no snapshot.
+            TargetsFailedError: no target could be listed.
+        """
+        if now.utcoffset() is None:
+            raise ConfigurationError("status needs an aware now")
+        if max_age is not None and max_age < timedelta(0):
+            raise ConfigurationError("max_age must not be negative")
+        held = Replicas(self._targets).each(snapshot_names)
+        held.require_any("no target could be listed")
+        listed = self.snapshots(lineage)
+        if lineage is not None and not listed:
+            raise ConfigurationError(f"lineage {lineage!r} has no snapshot")
+        locks = Replicas(self._targets).each(read_lock)
+        return Status(
+            now=now,
+            max_age=max_age,
+            lineages=lineage_status(
+                listed,
+                held.results,
+                now=now,
+                max_age=max_age,
+                lineages=None if lineage is None else [lineage],
+            ),
+            unreachable=dict(held.failed),
+            prune_lock=next((lock for lock in locks.results.values() if lock is not None), None),
+            pending_chunks=len(marked_chunks(self._targets)),
+            object_lock=object_lock_of(t for t in self._targets if t.name in held.results),
+        )
 
     def lock_info(self) -> LockInfo | None:
         """Return the prune lock's holder as the first target that can be read names it, or ``None``.
