@@ -1,13 +1,15 @@
 """Development tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``build``, ``docs``, ``bench``.
 
 ``clean_install`` checks the built wheel in an environment without test dependencies. ``publish``
-uploads the sdist and wheel to the package index named by the twine variables.
+uploads the sdist and wheel to the package index named by the twine variables; ``publish_roundtrip``
+runs it against a local password-protected index and installs the package back from there.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -125,6 +127,17 @@ def clean_install(session: nox.Session) -> None:
     if session.posargs:
         session.run("python", "-m", "pip", "install", f"{wheel}[azure]")
         session.run(*check, *session.posargs)
+
+
+@nox.session
+def publish_roundtrip(session: nox.Session) -> None:
+    """Publish to a local password-protected index, install from it alone and run the demo.
+
+    ``scripts/publish_roundtrip.sh`` runs ``nox -s publish`` with this very interpreter's nox.
+    """
+    session.install(*_groups("publish-roundtrip"))
+    env = {"NOX_PYTHON": sys.executable}
+    session.run("bash", "scripts/publish_roundtrip.sh", env=env, external=True)
 
 
 @nox.session
