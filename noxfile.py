@@ -1,11 +1,16 @@
 """Development tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``build``, ``docs``, ``bench``.
 
-``clean_install`` checks the built wheel in an environment without test dependencies.
+``clean_install`` checks the built wheel in an environment without test dependencies. ``publish``
+uploads the sdist and wheel to the package index named by the twine variables; ``publish_roundtrip``
+runs it against a local password-protected index and installs the package back from there.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import urllib.parse
 from pathlib import Path
 
 import nox
@@ -66,10 +71,40 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def build(session: nox.Session) -> None:
     """Build the sdist and wheel and check their metadata."""
+    _build(session)
+
+
+def _build(session: nox.Session) -> list[str]:
+    """Build a fresh sdist and wheel into ``dist/``, check them, and return their paths."""
     shutil.rmtree(ROOT / "dist", ignore_errors=True)
     session.install(*_groups("build"))
     session.run("python", "-m", "build", "--outdir", "dist")
-    session.run("twine", "check", "--strict", *map(str, (ROOT / "dist").glob("*")))
+    distributions = sorted(map(str, (ROOT / "dist").glob("*")))
+    session.run("twine", "check", "--strict", *distributions)
+    return distributions
+
+
+#: What twine reads from the environment to upload; nothing of it is ever put on a command line,
+#: because nox echoes every command it runs.
+TWINE_VARIABLES = ("TWINE_REPOSITORY_URL", "TWINE_USERNAME", "TWINE_PASSWORD")
+
+
+@nox.session
+def publish(session: nox.Session) -> None:
+    """Build the sdist and wheel, then upload them with twine to the index the environment names.
+
+    The index and its credentials come only from ``TWINE_REPOSITORY_URL``, ``TWINE_USERNAME`` and
+    ``TWINE_PASSWORD``. The session refuses to start, naming the variable (never a value), when one
+    is unset or the URL holds credentials, so a forgotten URL can never fall back to the public PyPI.
+    """
+    missing = [name for name in TWINE_VARIABLES if not os.environ.get(name)]
+    if missing:
+        session.error(f"set {', '.join(missing)} in the environment (see docs/release.md)")
+    url = urllib.parse.urlsplit(os.environ["TWINE_REPOSITORY_URL"])
+    if url.username is not None or url.password is not None:
+        session.error("TWINE_REPOSITORY_URL holds credentials: set them in TWINE_USERNAME/PASSWORD")
+    distributions = _build(session)
+    session.run("twine", "upload", "--non-interactive", "--disable-progress-bar", *distributions)
 
 
 @nox.session
@@ -92,6 +127,17 @@ def clean_install(session: nox.Session) -> None:
     if session.posargs:
         session.run("python", "-m", "pip", "install", f"{wheel}[azure]")
         session.run(*check, *session.posargs)
+
+
+@nox.session
+def publish_roundtrip(session: nox.Session) -> None:
+    """Publish to a local password-protected index, install from it alone and run the demo.
+
+    ``scripts/publish_roundtrip.sh`` runs ``nox -s publish`` with this very interpreter's nox.
+    """
+    session.install(*_groups("publish-roundtrip"))
+    env = {"NOX_PYTHON": sys.executable}
+    session.run("bash", "scripts/publish_roundtrip.sh", env=env, external=True)
 
 
 @nox.session
