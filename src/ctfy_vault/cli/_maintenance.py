@@ -19,6 +19,7 @@ from ctfy_vault.cli._config import Config
 from ctfy_vault.cli._context import load, now, open_vault
 from ctfy_vault.cli._heads import heads_path, note_first_run, read_heads, write_heads
 from ctfy_vault.cli._metrics import record_check, record_prune
+from ctfy_vault.cli._options import KEEP_COUNTS, KEEP_WINDOWS
 from ctfy_vault.cli._progress import format_bytes
 from ctfy_vault.cli._render import (
     ExitCode,
@@ -55,10 +56,10 @@ def forget(args: argparse.Namespace, out: TextIO) -> ExitCode:
         args.grace = None
         return prune(args, out)
     config = load(args)
-    policies = _policies(config, args.lineage)
+    policies = _policies(config, args.lineage, args)
     _config, vault = open_vault(args, config)
     _unplanned(vault, policies, args.lineage)
-    scoped = config.target_policies()
+    scoped = _target_policies(config, args)
     if scoped:
         # Each target is planned on its own: the dry run of a prune shows every target's plan.
         report = vault.prune(
@@ -85,7 +86,7 @@ def forget(args: argparse.Namespace, out: TextIO) -> ExitCode:
 def prune(args: argparse.Namespace, out: TextIO) -> ExitCode:
     """``prune``: apply the policies under the lock and sweep unreferenced chunks."""
     config = load(args)
-    policies = _policies(config, args.lineage)
+    policies = _policies(config, args.lineage, args)
     _config, vault = open_vault(args, config)
     _unplanned(vault, policies, args.lineage)
     options: dict[str, Any] = {"lineage": args.lineage, "dry_run": args.dry_run}
@@ -93,7 +94,7 @@ def prune(args: argparse.Namespace, out: TextIO) -> ExitCode:
         options["grace"] = args.grace
     if getattr(args, "repack_below", None) is not None:
         options["repack_below"] = args.repack_below
-    scoped = config.target_policies()
+    scoped = _target_policies(config, args)
     if scoped:
         options["target_policies"] = scoped
     try:
@@ -121,7 +122,47 @@ def prune(args: argparse.Namespace, out: TextIO) -> ExitCode:
     return exit_code_for_partial({t.name: report.errors.get(t.name) for t in vault.targets})
 
 
-def _policies(config: Config, lineage: str | None) -> dict[str, Policy]:
+def keep_policy(args: argparse.Namespace) -> Policy | None:
+    """The policy restic's ``--keep-*`` flags give, or ``None`` when none is given.
+
+    Raises:
+        ConfigurationError: a value is not a count or duration (the message names the flag).
+    """
+    given: dict[str, object] = {}
+    for rule in (*KEEP_COUNTS, *KEEP_WINDOWS):
+        value = getattr(args, f"keep_{rule.replace('-', '_')}", None)
+        if value is not None:
+            given[f"keep-{rule}"] = value
+    if getattr(args, "keep_tag", None):
+        given["tags"] = list(args.keep_tag)
+    if not given:
+        if getattr(args, "keep_tz", None) is not None:
+            raise ConfigurationError("--keep-tz needs a --keep-* rule to apply to")
+        return None
+    if args.keep_tz is not None:
+        given["tz"] = args.keep_tz
+    try:
+        return Policy.from_dict(given)
+    except ConfigurationError as err:
+        raise ConfigurationError(f"the --keep-* flags: {err}") from None
+
+
+def _target_policies(config: Config, args: argparse.Namespace) -> dict[str, dict[str, Policy]]:
+    """The config's per-target policies, unless ``--keep-*`` flags replace every policy."""
+    return {} if keep_policy(args) is not None else config.target_policies()
+
+
+def _policies(
+    config: Config, lineage: str | None, args: argparse.Namespace
+) -> Policy | dict[str, Policy]:
+    """The policies to plan.
+
+    The ``--keep-*`` flags' policy for every lineage (or only ``lineage``), else the configured
+    lineages' own.
+    """
+    flags = keep_policy(args)
+    if flags is not None:
+        return flags if lineage is None else {lineage: flags}
     policies = config.policies()
     if lineage is not None:
         config.lineage(lineage)
@@ -133,8 +174,8 @@ def _policies(config: Config, lineage: str | None) -> dict[str, Policy]:
     return policies
 
 
-def _unplanned(vault: Vault, policies: Mapping[str, Policy], lineage: str | None) -> None:
-    if lineage is not None:
+def _unplanned(vault: Vault, policies: Policy | Mapping[str, Policy], lineage: str | None) -> None:
+    if lineage is not None or isinstance(policies, Policy):
         return
     others = sorted({s.lineage for s in vault.snapshots()} - set(policies))
     if others:

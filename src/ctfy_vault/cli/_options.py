@@ -21,6 +21,8 @@ from ctfy_vault.storage import Target
 from ctfy_vault.vault import check_reference
 
 __all__ = [
+    "KEEP_COUNTS",
+    "KEEP_WINDOWS",
     "MAX_DURATION",
     "SECRET_OPTIONS",
     "count_option",
@@ -42,6 +44,18 @@ SECRET_OPTIONS = frozenset(
     {"key", "secret", "token", "account_key", "connection_string", "sas_token", "credential"}
 )
 _S3_FLAGS = ("endpoint_url", "region", "addressing_style")
+
+#: restic's ``forget`` flags: a count of snapshots to keep per rule.
+KEEP_COUNTS: Final = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+#: restic's ``forget`` flags: a window inside which a rule keeps snapshots.
+KEEP_WINDOWS: Final = (
+    "within",
+    "within-hourly",
+    "within-daily",
+    "within-weekly",
+    "within-monthly",
+    "within-yearly",
+)
 
 
 def target_from_args(url: str, args: argparse.Namespace) -> Target:

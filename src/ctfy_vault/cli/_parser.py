@@ -28,6 +28,8 @@ from ctfy_vault.cli import (
 )
 from ctfy_vault.cli._export import SECRET_ENV
 from ctfy_vault.cli._options import (
+    KEEP_COUNTS,
+    KEEP_WINDOWS,
     count_option,
     duration_option,
     read_data_option,
@@ -406,6 +408,49 @@ def _add_browsing(commands: Any, both: list[argparse.ArgumentParser]) -> None:
     )
 
 
+_KEEP_COUNT_HELP: Final = {
+    "last": "keep the N newest snapshots (N or unlimited)",
+    **{
+        rule: f"keep the newest snapshot of each of the N latest {rule} periods (N or unlimited)"
+        for rule in KEEP_COUNTS[1:]
+    },
+}
+
+
+def _add_keep_flags(parser: argparse.ArgumentParser) -> None:
+    """Restic's ``--keep-*`` flags: a policy given on the command line (see `keep_policy`)."""
+    group = parser.add_argument_group(
+        "a policy on the command line (restic's flags; it replaces the configured policies)"
+    )
+    for rule in KEEP_COUNTS:
+        group.add_argument(
+            f"--keep-{rule}",
+            metavar="N",
+            help=_KEEP_COUNT_HELP[rule],
+        )
+    for rule in KEEP_WINDOWS:
+        group.add_argument(
+            f"--keep-{rule}",
+            metavar="DURATION",
+            help=(
+                "keep every snapshot"
+                if rule == "within"
+                else f"keep the newest snapshot of each {rule.removeprefix('within-')} period"
+            )
+            + " newer than DURATION before the newest (1y2m3d4h)",
+        )
+    group.add_argument(
+        "--keep-tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="keep every snapshot with this tag (repeatable)",
+    )
+    group.add_argument(
+        "--keep-tz", metavar="ZONE", help="the zone periods are counted in (default UTC)"
+    )
+
+
 def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None:
     forget = _command(
         commands,
@@ -419,6 +464,7 @@ def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None
     )
     forget.add_argument("--lineage", help="only this lineage")
     forget.add_argument("--dry-run", action="store_true", help="change nothing")
+    _add_keep_flags(forget)
 
     prune = _command(
         commands,
@@ -431,6 +477,7 @@ def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None
         parents=[*both, _metrics_parent()],
     )
     prune.add_argument("--lineage", help="only this lineage (chunks are swept repository-wide)")
+    _add_keep_flags(prune)
     prune.add_argument(
         "--grace",
         type=duration_option("--grace"),
