@@ -287,7 +287,10 @@ def check(args: argparse.Namespace, out: TextIO) -> ExitCode:
     config, vault = open_vault(args)
     path = heads_path(config, vault.repo_id, args.known_heads, os.environ)
     known = read_heads(path, vault.repo_id)
-    report = vault.verify(read_data=args.read_data, known_heads=known)
+    if args.read_data_subset is not None and args.read_data is not False:
+        raise ConfigurationError("--read-data and --read-data-subset cannot be used together")
+    read_data = args.read_data if args.read_data_subset is None else args.read_data_subset
+    report = vault.verify(read_data=read_data, known_heads=known)
     record_check(args, report)
     locks = _lock_check(config, vault)
     if locks is not None:

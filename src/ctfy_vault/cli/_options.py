@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from ctfy_vault.exceptions import ConfigurationError, PolicyError
+from ctfy_vault.repository import ReadSubset
 from ctfy_vault.retention import Duration
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import check_reference
@@ -32,6 +33,7 @@ __all__ = [
     "reference_option",
     "seconds_option",
     "share_option",
+    "subset_option",
     "target_from_args",
 ]
 
@@ -237,6 +239,17 @@ def read_data_option(text: str) -> bool | float:
         return parse_read_data(text)
     except ConfigurationError as err:
         raise argparse.ArgumentTypeError(str(err).removeprefix("--read-data ")) from None
+
+
+def subset_option(text: str) -> ReadSubset:
+    """``--read-data-subset n/t`` as an argparse ``type``: group n of t (restic's meaning)."""
+    group, slash, groups = text.partition("/")
+    if not slash or not group.strip().isdigit() or not groups.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not n/t (for example 1/7)")
+    try:
+        return ReadSubset(int(group), int(groups))
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def reference_option(text: str) -> str:

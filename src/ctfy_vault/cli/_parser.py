@@ -37,6 +37,7 @@ from ctfy_vault.cli._options import (
     seconds_option,
     share_option,
     size_option,
+    subset_option,
 )
 from ctfy_vault.repository import MAX_PACK_SIZE, MIN_PACK_SIZE
 
@@ -512,6 +513,13 @@ def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None
         type=read_data_option,
         metavar="FRACTION|N%",
         help="also re-read and authenticate chunks: all, or a share (0.1 or 10%%)",
+    )
+    check.add_argument(
+        "--read-data-subset",
+        type=subset_option,
+        metavar="N/T",
+        help="also re-read group N of T of the data (restic's meaning: the same packs every "
+        "time; groups 1 to T together read everything, e.g. one a night with T=7)",
     )
     _add_known_heads(check)
 

@@ -99,7 +99,12 @@ from ctfy_vault.repository._slots import (
     unlock,
 )
 from ctfy_vault.repository._store import PackedTarget, list_index_ids, list_pack_ids, load_packed
-from ctfy_vault.repository._verify import ReadData, verify_targets
+from ctfy_vault.repository._verify import (
+    MAX_SUBSET_GROUPS,
+    ReadData,
+    ReadSubset,
+    verify_targets,
+)
 
 __all__ = [
     "CONFIG_KEY",
@@ -114,6 +119,7 @@ __all__ = [
     "LOCK_KEY",
     "MAX_INDEX_SIZE",
     "MAX_PACK_SIZE",
+    "MAX_SUBSET_GROUPS",
     "MIN_PACK_SIZE",
     "OBJECTS_PREFIX",
     "PACKS_PREFIX",
@@ -149,6 +155,7 @@ __all__ = [
     "Problem",
     "RangeReader",
     "ReadData",
+    "ReadSubset",
     "Reader",
     "Replicas",
     "RepoConfig",

@@ -6,9 +6,12 @@ import functools
 import math
 import random
 from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
 
 from ctfy_vault.crypto import Sealer
-from ctfy_vault.exceptions import FormatError, IntegrityError, StorageError
+from ctfy_vault.exceptions import ConfigurationError, FormatError, IntegrityError, StorageError
 from ctfy_vault.manifest import Manifest, OpenedEntry, PruneRecord, open_entry, verify_chain
 from ctfy_vault.repository._heads import KnownHeads, LineageHead
 from ctfy_vault.repository._heal import judge_copies, well_formed
@@ -45,14 +48,60 @@ _UNLISTED = (
     "an index object lists it but this target lacks it, and no manifest here needs it "
     "(heal copies it from a target that holds it)"
 )
-ReadData = bool | float
+#: The most groups `ReadSubset` divides the data into: a group is chosen by the first byte of
+#: an id, so 256 groups are one per byte value (restic's limit too).
+MAX_SUBSET_GROUPS: Final = 256
+
+
+@attrs.frozen
+class ReadSubset:
+    """Group ``group`` of ``groups`` of the data, for a check that reads it all over ``groups`` runs.
+
+    restic's ``--read-data-subset=n/t``: a pack (format 1: a chunk object) is in group ``n``
+    when the first byte of its id modulo ``t`` is ``n - 1``. Ids are uniformly random, so the
+    groups are about equal; every object is in exactly one group, and the same group always
+    holds the same objects, so running groups 1 to ``t`` in turn (one a night) reads every
+    object once.
+
+    Attributes:
+        group: which group, from 1 to ``groups``.
+        groups: how many groups, from 1 to `MAX_SUBSET_GROUPS`.
+    """
+
+    group: int
+    groups: int
+
+    def __attrs_post_init__(self) -> None:
+        for value in (self.group, self.groups):
+            if type(value) is not int:
+                raise ConfigurationError("a read subset is two whole numbers: n/t")
+        if not 1 <= self.groups <= MAX_SUBSET_GROUPS:
+            raise ConfigurationError(
+                f"a read subset has 1 to {MAX_SUBSET_GROUPS} groups, not {self.groups}"
+            )
+        if not 1 <= self.group <= self.groups:
+            raise ConfigurationError(
+                f"read subset {self.group}/{self.groups}: the group is from 1 to {self.groups}"
+            )
+
+    def holds(self, object_id: bytes) -> bool:
+        """Whether the object with this id is in the group."""
+        return bool(object_id) and object_id[0] % self.groups == self.group - 1
+
+    def __str__(self) -> str:
+        return f"{self.group}/{self.groups}"
+
+
+ReadData = bool | float | ReadSubset
 
 
 def _fraction(read_data: ReadData) -> float:
+    if isinstance(read_data, ReadSubset):
+        return 1.0
     if isinstance(read_data, bool):
         return 1.0 if read_data else 0.0
     if not 0.0 <= read_data <= 1.0:
-        raise ValueError("read_data is False, True, or a fraction from 0 to 1")
+        raise ValueError("read_data is False, True, a fraction from 0 to 1, or a ReadSubset")
     return float(read_data)
 
 
@@ -145,10 +194,15 @@ def verify_targets(
     chunks_read = 0
     if fraction > 0:
         sampler = rng or random.Random()  # noqa: S311 - sampling, not secrets
+        subset = read_data if isinstance(read_data, ReadSubset) else None
         chunks_read, found = (
-            _read_packs(targets, sealer, listings, stores, fraction=fraction, rng=sampler)
+            _read_packs(
+                targets, sealer, listings, stores, fraction=fraction, rng=sampler, subset=subset
+            )
             if packed
-            else _read_chunks(targets, sealer, listings, fraction, sampler)
+            else _read_chunks(
+                targets, sealer, listings, fraction=fraction, rng=sampler, subset=subset
+            )
         )
         problems.extend(found)
     problems.sort(key=lambda p: (p.kind, p.target or "", p.key or "", p.detail))
@@ -447,11 +501,15 @@ def _read_chunks(
     targets: Sequence[Target],
     sealer: Sealer,
     listings: dict[str, set[str]],
+    *,
     fraction: float,
     rng: random.Random,
+    subset: ReadSubset | None = None,
 ) -> tuple[int, list[Problem]]:
     """Re-read and authenticate a share of the chunk objects on every target holding them."""
     chunks = sorted({k for keys in listings.values() for k in keys if chunk_id_of(k) is not None})
+    if subset is not None:
+        chunks = [key for key in chunks if subset.holds(chunk_id_of(key) or b"")]
     chosen = _sample(chunks, fraction, rng)
     problems: list[Problem] = []
     read = 0
@@ -497,6 +555,7 @@ def _read_packs(
     *,
     fraction: float,
     rng: random.Random,
+    subset: ReadSubset | None = None,
 ) -> tuple[int, list[Problem]]:
     """Re-read and check a share of the packs, whole, on every target holding them.
 
@@ -505,6 +564,8 @@ def _read_packs(
     chunks in the packs read (by the header, or the index when the pack fails) and the problems.
     """
     packs = sorted({k for keys in listings.values() for k in keys if pack_id_of(k) is not None})
+    if subset is not None:
+        packs = [key for key in packs if subset.holds(pack_id_of(key) or b"")]
     chosen = _sample(packs, fraction, rng)
     chosen_ids = {pack_id for key in chosen if (pack_id := pack_id_of(key)) is not None}
     problems: list[Problem] = []

@@ -1328,7 +1328,9 @@ class Vault:
         ``docs/repository.md``).
 
         Args:
-            read_data: ``False``, ``True`` or a fraction from 0 to 1.
+            read_data: ``False``, ``True``, a fraction from 0 to 1 (a random share), or a
+                `ReadSubset` (group ``n`` of ``t``, restic's ``--read-data-subset=n/t``: the
+                same objects every time, and groups 1 to ``t`` together read everything).
             rng: the sampler for a fraction (a fresh unseeded one by default).
             known_heads: the heads of an earlier verify (``report.heads``) or backup, kept
                 outside the storage.
