@@ -573,7 +573,7 @@ def _add_key_and_lock(
     commands: Any, config: argparse.ArgumentParser, both: list[argparse.ArgumentParser]
 ) -> None:
     _key, keys = _actions(
-        commands, "key", "manage key slots (add, list, remove)", "Manage key slots."
+        commands, "key", "manage key slots (add, list, passwd, remove)", "Manage key slots."
     )
     key_add = _command(
         keys,
@@ -596,6 +596,20 @@ def _add_key_and_lock(
         parents=[config],
     )
     key_remove.add_argument("key_id", help="the slot's id (see key list)")
+    key_passwd = _command(
+        keys,
+        "passwd",
+        _repository.key_passwd,
+        "change the configured key in one step (a new slot, then the old one goes)",
+        "Change the key that opens the repository: a slot for the new passphrase or raw key "
+        "(from an environment variable or an owner-only file) is written to every target, then "
+        "the slot the configured key opened is removed. A failure in between leaves both keys "
+        "working. Update the config (or its variable or file) to the new key afterwards.",
+        parents=[config],
+    )
+    key_passwd.add_argument("--new-env", metavar="VARIABLE", help="the new key's variable")
+    key_passwd.add_argument("--new-file", metavar="PATH", help="the new key's file (mode 600)")
+    key_passwd.add_argument("--type", choices=("passphrase", "raw"), default="passphrase")
 
     _lock, locks = _actions(
         commands, "lock", "show or break the prune lock", "Show or break the prune lock."

@@ -19,11 +19,20 @@ from ctfy_vault.cli._render import (
     utc_time,
     write_error,
 )
+from ctfy_vault.crypto import Credential
 from ctfy_vault.exceptions import ConfigurationError, LockError, TargetsFailedError
 from ctfy_vault.repository import DEFAULT_PACK_SIZE
 from ctfy_vault.vault import LockInfo, Vault
 
-__all__ = ["init", "key_add", "key_list", "key_remove", "lock_break", "lock_show"]
+__all__ = [
+    "init",
+    "key_add",
+    "key_list",
+    "key_passwd",
+    "key_remove",
+    "lock_break",
+    "lock_show",
+]
 
 
 def init(args: argparse.Namespace, out: TextIO) -> ExitCode:
@@ -60,17 +69,22 @@ def init(args: argparse.Namespace, out: TextIO) -> ExitCode:
     return ExitCode.OK
 
 
-def key_add(args: argparse.Namespace, out: TextIO) -> ExitCode:
-    """``key add``: a slot for the key in ``--new-env`` or ``--new-file``."""
+def _new_credential(args: argparse.Namespace, what: str) -> Credential:
+    """The key in ``--new-env`` or ``--new-file`` (exactly one of them)."""
     if (args.new_env is None) == (args.new_file is None):
-        raise ConfigurationError("key add needs exactly one of --new-env VARIABLE or --new-file")
+        raise ConfigurationError(f"{what} needs exactly one of --new-env VARIABLE or --new-file")
     source = KeySource(
         type=args.type,
         env=args.new_env,
         file=Path(args.new_file) if args.new_file is not None else None,
         setting="--new-env",
     )
-    credential = source.credential(os.environ)
+    return source.credential(os.environ)
+
+
+def key_add(args: argparse.Namespace, out: TextIO) -> ExitCode:
+    """``key add``: a slot for the key in ``--new-env`` or ``--new-file``."""
+    credential = _new_credential(args, "key add")
 
     def add(vault: Vault) -> str:
         slot = vault.add_key(credential, now=now())
@@ -79,16 +93,46 @@ def key_add(args: argparse.Namespace, out: TextIO) -> ExitCode:
     return _change_keys(args, out, "key add", add)
 
 
+def key_passwd(args: argparse.Namespace, out: TextIO) -> ExitCode:
+    """``key passwd``: replace the slot the configured key opened with one for the new key."""
+    credential = _new_credential(args, "key passwd")
+
+    def change(vault: Vault) -> str:
+        old = vault.key_id
+        slot = vault.change_key(credential, now=now())
+        return (
+            f"key changed: new key slot {slot.key_id} ({slot.type}), slot {old} removed; "
+            "update the configured key to the new one"
+        )
+
+    return _change_keys(args, out, "key passwd", change)
+
+
 def key_list(args: argparse.Namespace, out: TextIO) -> ExitCode:
-    """``key list``: every key slot."""
+    """``key list``: every key slot; the one the configured key opened is marked."""
     _config, vault = open_vault(args)
     slots = vault.keys()
     if args.json:
-        dump([{"id": s.key_id, "type": s.type, "created": s.created} for s in slots], out)
+        dump(
+            [
+                {
+                    "id": s.key_id,
+                    "type": s.type,
+                    "created": s.created,
+                    "in_use": s.key_id == vault.key_id,
+                }
+                for s in slots
+            ],
+            out,
+        )
         return ExitCode.OK
-    rows = [["ID", "TYPE", "CREATED (UTC)"]]
-    rows.extend([s.key_id, s.type, utc_time(s.created)] for s in slots)
+    rows = [["", "ID", "TYPE", "CREATED (UTC)"]]
+    rows.extend(
+        ["*" if s.key_id == vault.key_id else "", s.key_id, s.type, utc_time(s.created)]
+        for s in slots
+    )
     table(rows, out)
+    out.write("* the slot the configured key opens\n")
     return ExitCode.OK
 
 

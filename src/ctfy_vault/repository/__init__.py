@@ -97,6 +97,7 @@ from ctfy_vault.repository._slots import (
     remove_key_slot,
     rotate_key_slot,
     unlock,
+    unlock_slot,
 )
 from ctfy_vault.repository._store import PackedTarget, list_index_ids, list_pack_ids, load_packed
 from ctfy_vault.repository._verify import (
@@ -209,6 +210,7 @@ __all__ = [
     "sweep_mark_key",
     "unexpected_key",
     "unlock",
+    "unlock_slot",
     "verify_targets",
     "well_formed",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "remove_key_slot",
     "rotate_key_slot",
     "unlock",
+    "unlock_slot",
 ]
 
 
@@ -149,6 +150,18 @@ def unlock(
     """
     keys, _slot = _unlock(target, repo_id=repo_id, credential=credential, key_id=key_id)
     return keys
+
+
+def unlock_slot(
+    target: Target, *, repo_id: bytes, credential: Credential
+) -> tuple[MasterKeys, KeySlot]:
+    """Open the master keys like `unlock`, and say which slot opened them.
+
+    Raises:
+        IntegrityError: no slot opens with this credential (one opaque error).
+        FormatError: a stored slot is malformed.
+    """
+    return _unlock(target, repo_id=repo_id, credential=credential, key_id=None)
 
 
 def _rewrap(

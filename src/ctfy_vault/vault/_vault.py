@@ -64,7 +64,7 @@ from ctfy_vault.repository import (
     same_repository,
     slot_key,
     snapshot_names,
-    unlock,
+    unlock_slot,
     verify_targets,
 )
 from ctfy_vault.retention import DEFAULT_LOCK_LEAD, Policy, RetentionPlan, plan, retain_until
@@ -182,6 +182,7 @@ class Vault:
     _config: RepoConfig = attrs.field(alias="config")
     _sealer: Sealer = attrs.field(alias="sealer", repr=False)
     _degraded: dict[str, BaseException] = attrs.field(alias="degraded", factory=dict)
+    _key_id: str | None = attrs.field(alias="key_id", default=None)
     _reader: Reader = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -256,7 +257,7 @@ class Vault:
         Outcome[bool](outcomes={first.name: None, **configs.outcomes, **slots.failed}).require_all(
             "init could not write the repository to every target"
         )
-        return cls(targets=targets, config=config, sealer=sealer)
+        return cls(targets=targets, config=config, sealer=sealer, key_id=slot.key_id)
 
     @classmethod
     def open(cls, targets: Iterable[Target], *, key: Credential) -> Vault:
@@ -285,15 +286,17 @@ class Vault:
         for name, err in missing.items():
             log.warning("target %s is degraded: %s", name, _refusal(name, err))
         try:
-            keys = Replicas(targets).first(
-                lambda target: unlock(target, repo_id=config.repo_id, credential=key),
+            keys, slot = Replicas(targets).first(
+                lambda target: unlock_slot(target, repo_id=config.repo_id, credential=key),
                 what="no key slot opens with this key",
                 catch=(IntegrityError, FormatError, StorageError),
             )
         except TargetsFailedError:
             raise IntegrityError("no key slot opens with this key") from None
         sealer = Sealer(repo_id=config.repo_id, keys=keys, cipher=config.cipher)
-        return cls(targets=targets, config=config, sealer=sealer, degraded=missing)
+        return cls(
+            targets=targets, config=config, sealer=sealer, degraded=missing, key_id=slot.key_id
+        )
 
     # -- properties --------------------------------------------------------------------------
 
@@ -1277,6 +1280,38 @@ class Vault:
         copied.require_all(f"{key} could not be copied to every target")
         return slot
 
+    @property
+    def key_id(self) -> str | None:
+        """The id of the key slot that opened this vault (or that `Vault.init` wrote)."""
+        return self._key_id
+
+    def change_key(self, credential: Credential, *, now: datetime) -> KeySlot:
+        """Change the key that opened this vault in one step: a new slot, then the old one goes.
+
+        The new slot is written to every target first (`Vault.add_key`), so a crash in between
+        leaves both keys working, never neither; then the slot that opened this vault is
+        removed from every target. Other slots are left as they are.
+
+        Args:
+            credential: the new passphrase or raw key.
+            now: the creation time of the new slot (aware).
+
+        Returns:
+            The new slot; `Vault.key_id` now names it.
+
+        Raises:
+            TargetsFailedError: a target could not receive the new slot (the old one is kept
+                everywhere), or the old one could not be removed everywhere (both work).
+            ConfigurationError: the vault does not know which slot opened it.
+        """
+        old = self._key_id
+        if old is None:
+            raise ConfigurationError("this vault does not know which key slot opened it")
+        slot = self.add_key(credential, now=now)
+        self._key_id = slot.key_id
+        self.remove_key(old)
+        return slot
+
     def remove_key(self, key_id: str) -> None:
         """Remove a key slot from every target; never the last slot.
 
@@ -1295,6 +1330,8 @@ class Vault:
             raise ConfigurationError("refusing to remove the last key slot")
         removed = Replicas(self._targets).each(lambda target: target.delete(slot_key(key_id)))
         removed.require_all("the key slot could not be removed everywhere")
+        if key_id == self._key_id:
+            self._key_id = None
 
     # -- maintenance -------------------------------------------------------------------------
 
