@@ -17,10 +17,10 @@ from ctfy_vault.cli._parser import Run, parse
 from ctfy_vault.cli._render import (
     CommandInterrupted,
     ExitCode,
+    configure_messages,
     json_message,
     messages_as_json,
     say,
-    use_json_messages,
 )
 from ctfy_vault.exceptions import ConfigurationError, VaultError
 
@@ -37,10 +37,11 @@ class JsonLines(logging.Formatter):
         return json_message(record.levelname.lower(), record.getMessage(), record.name)
 
 
-def _log_to_stderr(log_format: str = "text") -> None:
+def _log_to_stderr(log_format: str = "text", *, verbose: bool = False) -> None:
     """Show the library's warnings (a target left out, a fallback read) on standard error.
 
-    As ``ctfy-vault:`` lines, or as JSON lines (`JsonLines`) with ``--log-format json``. Only
+    As ``ctfy-vault:`` lines, or as JSON lines (`JsonLines`) with ``--log-format json``; with
+    ``verbose`` (``--verbose``) the informational messages too. Only
     when nothing configured logging already (an application or a test runner embedding
     `main` keeps its own handlers).
     """
@@ -53,7 +54,7 @@ def _log_to_stderr(log_format: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("ctfy-vault: %(levelname)s: %(message)s"))
     library.addHandler(handler)
-    library.setLevel(logging.WARNING)
+    library.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -69,8 +70,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     stream = out or sys.stdout
     args = parse(sys.argv[1:] if argv is None else argv)
     log_format = getattr(args, "log_format", "text")
-    use_json_messages(log_format == "json")
-    _log_to_stderr(log_format)
+    configure_messages(
+        json_lines=log_format == "json",
+        quiet=getattr(args, "quiet", False),
+        progress=not getattr(args, "no_progress", False),
+    )
+    _log_to_stderr(log_format, verbose=getattr(args, "verbose", False))
     args.metrics = metrics.start(args)
     code: int = ExitCode.FAILED
     try:

@@ -17,6 +17,7 @@ from ctfy_vault._version import __version__
 from ctfy_vault.cli import (
     _backup,
     _browse,
+    _completion,
     _copy,
     _escrow,
     _export,
@@ -26,6 +27,7 @@ from ctfy_vault.cli import (
     _status,
     _tools,
 )
+from ctfy_vault.cli._completion import SHELLS
 from ctfy_vault.cli._export import SECRET_ENV
 from ctfy_vault.cli._options import (
     KEEP_COUNTS,
@@ -105,7 +107,31 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args = build_parser().parse_args(words)
     if command is not None:
         args.producer = command
+    _merge_global(args)
     return args
+
+
+#: Options the main parser takes before the command, each under ``global_<name>``: a
+#: command's own default would otherwise overwrite the value given before it.
+_GLOBAL: Final = ("config", "json")
+
+
+def _merge_global(args: argparse.Namespace) -> None:
+    """Options given before the command count as given to it (restic's global flags)."""
+    if getattr(args, "global_config", None) is not None and getattr(args, "config", None) is None:
+        args.config = args.global_config
+    if getattr(args, "global_json", False):
+        args.json = True
+    if args.quiet and args.verbose:
+        raise SystemExit(_usage_error("--quiet and --verbose cannot be used together"))
+
+
+def _usage_error(message: str) -> int:
+    """Say a usage error as argparse does, and give its exit code."""
+    import sys  # noqa: PLC0415 - only on this path
+
+    sys.stderr.write(f"ctfy-vault: error: {message}\n")
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="how warnings on standard error look: text lines (default) or JSON lines "
         "(time, level, logger, message; never a secret)",
+    )
+    parser.add_argument(
+        "--config",
+        dest="global_config",
+        metavar="PATH",
+        help="the TOML config, for every command (also accepted after the command)",
+    )
+    parser.add_argument(
+        "--json",
+        dest="global_json",
+        action="store_true",
+        help="print JSON, for every command that reports (also accepted after the command)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no notes: only results, warnings and errors",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show the library's informational messages on standard error",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="never draw a progress bar, even on a terminal"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_repository_commands(commands)
@@ -648,6 +701,17 @@ def _add_tools(commands: Any) -> None:
     )
     _add_json(probe, "print JSON instead of a table")
     add_target_options(probe)
+
+    shells = _command(
+        commands,
+        "completion",
+        _completion.completion,
+        "print a shell completion script (bash, zsh or tcsh)",
+        "Print a completion script for SHELL, generated from the commands and options. bash: "
+        "ctfy-vault completion bash > /etc/bash_completion.d/ctfy-vault (or source it from "
+        '~/.bashrc); zsh: ctfy-vault completion zsh > "${fpath[1]}/_ctfy-vault".',
+    )
+    shells.add_argument("shell", choices=SHELLS, help="the shell")
 
     demo = _command(
         commands,

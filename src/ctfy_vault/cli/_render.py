@@ -57,14 +57,22 @@ class CommandInterrupted(KeyboardInterrupt):
 
 
 class _Messages:
-    """How messages on standard error look: ``ctfy-vault: ...`` lines, or JSON lines."""
+    """How messages on standard error look, and which are shown (the global options)."""
 
     json = False
+    quiet = False
+    progress = True
 
 
-def use_json_messages(on: bool) -> None:
-    """Write every message on standard error as a JSON line (``--log-format json``)."""
-    _Messages.json = on
+def configure_messages(*, json_lines: bool, quiet: bool, progress: bool) -> None:
+    """Set how messages look (``--log-format json``) and which are shown (``--quiet``).
+
+    Quiet drops the notes and the progress bar; results, warnings and errors stay.
+    ``progress=False`` (``--no-progress``) never draws a bar.
+    """
+    _Messages.json = json_lines
+    _Messages.quiet = quiet
+    _Messages.progress = progress and not quiet
 
 
 def messages_as_json() -> bool:
@@ -85,6 +93,8 @@ def say(level: str, text: str) -> None:
     ``level`` is the word the line shows (``warning``, ``note``, ``error``, a command's name);
     in JSON, a command's name becomes level ``error``.
     """
+    if level == "note" and _Messages.quiet:
+        return
     if _Messages.json:
         known = level if level in ("warning", "note", "error", "info") else "error"
         message = text if known == level else f"{level}: {text}"
@@ -216,7 +226,7 @@ def progress(
     Returns:
         The bar; use it as a context manager so it is cleared before the summary is printed.
     """
-    bar = Progress(label)
+    bar = Progress(label, enabled=None if _Messages.progress else False)
     if bar.enabled and totals is not None:
         bar.set_totals(*totals())
     return bar
