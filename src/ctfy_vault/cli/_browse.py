@@ -110,11 +110,19 @@ def restore(args: argparse.Namespace, out: TextIO) -> ExitCode:
     except KeyboardInterrupt:
         raise CommandInterrupted(f"the restore into {args.dest} is incomplete") from None
     except ObjectExistsError:
-        write_error(
-            "restore",
-            f"{args.dest} is not an empty folder; refusing to restore into it (pass --overwrite "
-            "to replace files of the same name)",
-        )
+        if args.dest.exists() and (args.dest.is_symlink() or not args.dest.is_dir()):
+            kind = "a link" if args.dest.is_symlink() else "a file, not a folder"
+            write_error(
+                "restore",
+                f"{args.dest} is {kind}; restore writes into a folder (give a new or empty "
+                "folder; --overwrite does not replace it)",
+            )
+        else:
+            write_error(
+                "restore",
+                f"{args.dest} is not an empty folder; refusing to restore into it (pass "
+                "--overwrite to replace files of the same name)",
+            )
         return ExitCode.FAILED
     for path, reason in report.refused:
         warn(f"not restored: {path}: {reason}")

@@ -12,6 +12,7 @@ import errno
 import random
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from enum import Enum
 from typing import TypeVar
@@ -247,17 +248,68 @@ _KIND_TO_TEXT: dict[Kind, str] = {
 }
 
 
+#: The codes S3 and Azure answer when the bucket or container itself is missing.
+_NO_BUCKET_CODES = frozenset({"NoSuchBucket", "ContainerNotFound"})
+#: s3fs turns NoSuchBucket into FileNotFoundError with this text (and sometimes no cause).
+_NO_BUCKET_TEXT = "bucket does not exist"
+
+
+def missing_bucket(err: BaseException) -> bool:
+    """Whether the failure says the bucket (Azure: the container) does not exist at all."""
+    for link in _chain(err):
+        if isinstance(link, ClientError):
+            code = str(link.response.get("Error", {}).get("Code", ""))
+        else:
+            code = str(getattr(link, "error_code", "") or "")
+        said = isinstance(link, FileNotFoundError) and _NO_BUCKET_TEXT in str(link).lower()
+        if code in _NO_BUCKET_CODES or said:
+            return True
+    return False
+
+
+def endpoint_of(err: BaseException) -> str | None:
+    """The endpoint a connection failed to reach, as ``scheme://host:port`` (no path, no query).
+
+    The path and query are left out: they name keys, and a signed request's query would carry
+    a signature.
+    """
+    for link in _chain(err):
+        kwargs = getattr(link, "kwargs", None)
+        url = kwargs.get("endpoint_url") if isinstance(kwargs, dict) else None
+        if isinstance(url, str) and url:
+            parts = urllib.parse.urlsplit(url)
+            if parts.hostname:
+                suffix = f":{parts.port}" if parts.port else ""
+                return f"{parts.scheme}://{parts.hostname}{suffix}"
+        host: object = getattr(link, "host", None)
+        port: object = getattr(link, "port", None)
+        if isinstance(host, str) and host:
+            return f"{host}:{port}" if isinstance(port, int) else host
+    return None
+
+
 def translate(
     err: BaseException, *, op: str, target: str, key: str | None, attempts: int = 1
 ) -> StorageError:
-    """Build the library's error for a backend failure (the caller raises it ``from err``)."""
+    """Build the library's error for a backend failure (the caller raises it ``from err``).
+
+    A missing bucket or container is said as such (not as a missing object); an endpoint
+    that cannot be reached is named.
+    """
     if isinstance(err, StorageError):
         return err
     kind = classify(err)
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     plain = (Kind.EXISTS, Kind.NOT_FOUND, Kind.NOT_A_FOLDER)
     cause = "" if kind in plain else f" ({describe(err)})"
-    message = f"{op}: {_KIND_TO_TEXT[kind]}{tries}{cause}"
+    text = _KIND_TO_TEXT[kind]
+    if kind is Kind.NOT_FOUND and missing_bucket(err):
+        text = "the bucket (or container) does not exist: create it, or check the URL"
+    elif kind is Kind.UNREACHABLE:
+        endpoint = endpoint_of(err)
+        if endpoint is not None:
+            text = f"cannot reach the endpoint {endpoint}"
+    message = f"{op}: {text}{tries}{cause}"
     return _KIND_TO_ERROR[kind](message, target=target, key=key)
 
 

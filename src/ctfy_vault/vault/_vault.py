@@ -84,7 +84,7 @@ from ctfy_vault.vault._prune import (
     marked_chunks,
     prune_targets,
 )
-from ctfy_vault.vault._restore import restore_manifest
+from ctfy_vault.vault._restore import restore_manifest, select
 from ctfy_vault.vault._status import Status, lineage_status, object_lock_of
 from ctfy_vault.writer import BackupSource, CommandSource, Require, StreamSource, Writer
 
@@ -890,13 +890,21 @@ class Vault:
             What was written, refused, and read from a fallback target.
 
         Raises:
-            ObjectExistsError: ``dest`` is not empty (or not a folder) and ``overwrite`` is off.
+            ObjectExistsError: ``dest`` exists and is not a folder (a file, a link: even with
+                ``overwrite``), or is a folder that is not empty and ``overwrite`` is off.
+            ConfigurationError: ``include`` matches nothing in the snapshot (nothing is
+                written).
             FormatError: a manifest path is absolute or would escape ``dest``, is listed twice,
                 or lies under an entry that is a file or a link (nothing is created then).
             TargetsFailedError: a chunk is intact on no target.
             IntegrityError: a file's content does not match its manifest.
         """
         manifest = self.manifest(snapshot)
+        if include is not None:
+            include = list(include)
+            if not select(manifest.files, include):
+                shown = ", ".join(include) or "(an empty list)"
+                raise ConfigurationError(f"nothing in the snapshot matches the include {shown}")
         return restore_manifest(
             self._reader,
             manifest,
