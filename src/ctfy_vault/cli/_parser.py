@@ -25,6 +25,7 @@ from ctfy_vault.cli import (
     _mirror,
     _repository,
     _status,
+    _tag,
     _tools,
 )
 from ctfy_vault.cli._completion import SHELLS
@@ -575,6 +576,24 @@ def _add_maintenance(commands: Any, both: list[argparse.ArgumentParser]) -> None
         "time; groups 1 to T together read everything, e.g. one a night with T=7)",
     )
     _add_known_heads(check)
+
+    tags = _command(
+        commands,
+        "tag",
+        _tag.tag,
+        "add, remove or set snapshots' tags (a record in the chain; nothing is rewritten)",
+        "Change the tags of SNAPSHOTS: each change is a tag record appended to the snapshot's "
+        "lineage (sealed, create-only, on every target, verified with the chain); the manifest "
+        "itself is never rewritten. snapshots then shows the new tags, and retention keeps by "
+        "them (a policy's tags).",
+        parents=both,
+    )
+    tags.add_argument("snapshots", nargs="+", metavar="SNAPSHOT", type=reference_option)
+    tags.add_argument("--add", action="append", default=[], metavar="TAG", help="add TAG")
+    tags.add_argument("--remove", action="append", default=[], metavar="TAG", help="remove TAG")
+    tags.add_argument(
+        "--set", action="append", metavar="TAG", help="make the tags exactly these (repeatable)"
+    )
 
     status = _command(
         commands,

@@ -63,6 +63,8 @@ class Kind(enum.IntEnum):
     """Format v2: the fixed-size last bytes of a pack, locating its header."""
     INDEX = 7
     """Format v2: an index object mapping chunk ids to packs, offsets and lengths."""
+    TAG_RECORD = 8
+    """A chain entry changing an earlier snapshot's tags (``docs/format.md``, "Tag records")."""
 
 
 class Cipher(enum.IntEnum):

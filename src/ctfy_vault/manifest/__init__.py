@@ -43,6 +43,7 @@ from ctfy_vault.manifest._model import (
     Forgotten,
     Manifest,
     PruneRecord,
+    TagRecord,
     Totals,
     parse_entry_name,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "PruneRecord",
     "Rollback",
     "SealedEntry",
+    "TagRecord",
     "Totals",
     "check_known_heads",
     "decode",

@@ -25,6 +25,7 @@ from ctfy_vault.manifest._model import (
     Forgotten,
     Manifest,
     PruneRecord,
+    TagRecord,
     time_text,
 )
 
@@ -38,6 +39,10 @@ _SNAPSHOT_KEYS: Final = frozenset(
 )
 _PRUNE_KEYS: Final = frozenset(
     {"created", "forgotten", "format", "host", "id", "kind", "lineage", "previous"}
+)
+_TAG_KEYS: Final = frozenset(
+    {"add", "created", "format", "host", "id", "kind", "lineage", "previous", "remove"}
+    | {"snapshot"}
 )
 _FILE_KEYS: Final = frozenset(
     {"chunks", "link", "mode", "mtime_ns", "path", "sha256", "size", "type"}
@@ -83,6 +88,22 @@ def encode(entry: Entry) -> Iterator[bytes]:
     Yields:
         UTF-8 lines, each ending in ``\\n``.
     """
+    if isinstance(entry, TagRecord):
+        yield _line(
+            {
+                "add": list(entry.add),
+                "created": time_text(entry.created),
+                "format": MANIFEST_FORMAT,
+                "host": entry.host,
+                "id": entry.record_id,
+                "kind": "tags",
+                "lineage": entry.lineage,
+                "previous": _hex(entry.previous),
+                "remove": list(entry.remove),
+                "snapshot": {"hash": entry.snapshot.hash.hex(), "id": entry.snapshot.snapshot_id},
+            }
+        )
+        return
     if isinstance(entry, PruneRecord):
         # ``targets`` is written only when the record is scoped, so an unscoped record keeps
         # its encoding; a reader without per-target retention refuses a scoped one.
@@ -245,7 +266,7 @@ def _check_canonical(number: int, text: str, expected: str) -> None:
         raise FormatError(f"manifest line {number} is not in canonical form")
 
 
-def _decode_header(number: int, line: bytes) -> tuple[dict[str, Any], bool]:
+def _decode_header(number: int, line: bytes) -> tuple[dict[str, Any], str]:
     try:
         probe = json.loads(line.decode("utf-8"))
     except (ValueError, RecursionError):
@@ -255,12 +276,12 @@ def _decode_header(number: int, line: bytes) -> tuple[dict[str, Any], bool]:
     if probe.get("format") != MANIFEST_FORMAT:
         raise FormatError(f"manifest format {probe.get('format')!r} is not {MANIFEST_FORMAT}")
     kind = probe.get("kind")
-    if kind not in ("snapshot", "prune"):
+    if kind not in ("snapshot", "prune", "tags"):
         raise FormatError(f"manifest kind {kind!r} is unknown")
-    keys = _SNAPSHOT_KEYS if kind == "snapshot" else _PRUNE_KEYS
-    if set(probe) != keys and (kind == "snapshot" or set(probe) != keys | {"targets"}):
+    keys = {"snapshot": _SNAPSHOT_KEYS, "prune": _PRUNE_KEYS, "tags": _TAG_KEYS}[kind]
+    if set(probe) != keys and (kind != "prune" or set(probe) != keys | {"targets"}):
         raise FormatError(f"manifest line {number} has unexpected or missing fields")
-    return probe, kind == "snapshot"
+    return probe, kind
 
 
 def decode(pieces: Iterable[bytes]) -> tuple[Entry, bytes]:
@@ -281,10 +302,21 @@ def decode(pieces: Iterable[bytes]) -> tuple[Entry, bytes]:
     first = next(lines, None)
     if first is None:
         raise FormatError("manifest is empty")
-    header, is_snapshot = _decode_header(*first)
+    header, kind = _decode_header(*first)
     entry: Entry
     try:
-        if not is_snapshot:
+        if kind == "tags":
+            entry = TagRecord(
+                record_id=_str(header["id"]),
+                lineage=_str(header["lineage"]),
+                created=_time(header["created"]),
+                host=_str(header["host"]),
+                snapshot=_forgotten(header["snapshot"]),
+                add=[_str(tag) for tag in _list(header["add"])],
+                remove=[_str(tag) for tag in _list(header["remove"])],
+                previous=_maybe_hash(header["previous"]),
+            )
+        elif kind == "prune":
             entry = PruneRecord(
                 record_id=_str(header["id"]),
                 lineage=_str(header["lineage"]),
@@ -328,7 +360,7 @@ def decode(pieces: Iterable[bytes]) -> tuple[Entry, bytes]:
     except (ConfigurationError, KeyError, TypeError, ValueError) as err:
         raise FormatError("manifest header holds invalid values") from err
     if next(lines, None) is not None:
-        raise FormatError("a prune record has exactly one line")
+        raise FormatError("a prune or tag record has exactly one line")
     _check_canonical(first[0], first[1].decode("utf-8"), next(encode(entry)).decode("utf-8")[:-1])
     return entry, digest.digest()
 
@@ -367,6 +399,8 @@ class OpenedEntry:
 
 
 def _kind(entry: Entry) -> Kind:
+    if isinstance(entry, TagRecord):
+        return Kind.TAG_RECORD
     return Kind.PRUNE_RECORD if isinstance(entry, PruneRecord) else Kind.MANIFEST
 
 
@@ -406,7 +440,9 @@ def open_entry(sealer: Sealer, name: str, blob: bytes | bytearray | memoryview) 
         IntegrityError: wrong key, altered bytes, or a blob from another name or repository.
         FormatError: an unknown version, or garbage inside a valid seal (a buggy writer).
     """
-    kind, pieces = sealer.open_stream((Kind.MANIFEST, Kind.PRUNE_RECORD), name, blob)
+    kind, pieces = sealer.open_stream(
+        (Kind.MANIFEST, Kind.PRUNE_RECORD, Kind.TAG_RECORD), name, blob
+    )
     entry, digest = decode(pieces)
     if _kind(entry) is not kind or entry.name != name:
         raise FormatError("the sealed entry's content does not match its kind or name")

@@ -379,4 +379,57 @@ class PruneRecord:
         return self.targets is None or target in self.targets
 
 
-Entry = Manifest | PruneRecord
+@attrs.frozen(kw_only=True)
+class TagRecord:
+    """The chain entry ``tag`` appends: tags added to and removed from one earlier snapshot.
+
+    Tags change without rewriting history: the snapshot's manifest (and its hash, which the
+    chain names) stays as it was, and this record takes its place in the lineage like a prune
+    record (it names its predecessor, the next entry names it). A snapshot's tags are its
+    manifest's, then every tag record naming it applied in chain order.
+
+    Attributes:
+        record_id: the record's id.
+        lineage: the snapshot's lineage.
+        created: when the tags were changed (aware; stored in UTC).
+        host: where.
+        snapshot: the snapshot whose tags change, by id and hash.
+        add: tags added, sorted, unique.
+        remove: tags removed, sorted, unique (none of them also added).
+        previous: SHA-256 of the lineage's entry before this one, or ``None``.
+    """
+
+    record_id: str = attrs.field(converter=_record_id)
+    lineage: str = attrs.field(converter=_lineage)
+    created: datetime = attrs.field(converter=_utc)
+    host: str = attrs.field(converter=_host)
+    snapshot: Forgotten
+    add: tuple[str, ...] = attrs.field(default=(), converter=_tags)
+    remove: tuple[str, ...] = attrs.field(default=(), converter=_tags)
+    previous: bytes | None = attrs.field(default=None, converter=_optional_digest)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.snapshot, Forgotten):
+            raise ConfigurationError("a tag record names its snapshot as a Forgotten value")
+        if not (self.add or self.remove):
+            raise ConfigurationError("a tag record adds or removes at least one tag")
+        both = sorted(set(self.add) & set(self.remove))
+        if both:
+            raise ConfigurationError(f"tag {both[0]!r} is both added and removed")
+
+    @property
+    def name(self) -> str:
+        """The object name under ``snapshots/``: creation time then id, so names sort by time."""
+        return _name(self.created, self.record_id)
+
+    @property
+    def id(self) -> str:
+        """The record id (the same for every chain entry type)."""
+        return self.record_id
+
+    def apply(self, tags: Iterable[str]) -> tuple[str, ...]:
+        """The tags after this record: ``tags`` plus ``add`` minus ``remove``, sorted."""
+        return tuple(sorted((set(tags) | set(self.add)) - set(self.remove)))
+
+
+Entry = Manifest | PruneRecord | TagRecord

@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import random
+import secrets
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,10 +32,13 @@ from ctfy_vault.exceptions import (
 from ctfy_vault.manifest import (
     FileEntry,
     FileType,
+    Forgotten,
     Manifest,
     OpenedEntry,
+    TagRecord,
     check_known_heads,
     lineage_head,
+    seal_entry,
 )
 from ctfy_vault.repository import (
     CONFIG_KEY,
@@ -63,6 +67,7 @@ from ctfy_vault.repository import (
     read_lock,
     same_repository,
     slot_key,
+    snapshot_key,
     snapshot_names,
     unlock_slot,
     verify_targets,
@@ -86,6 +91,7 @@ from ctfy_vault.vault._prune import (
 )
 from ctfy_vault.vault._restore import restore_manifest, select
 from ctfy_vault.vault._status import Status, lineage_status, object_lock_of
+from ctfy_vault.vault._tags import effective_tags
 from ctfy_vault.writer import BackupSource, CommandSource, Require, StreamSource, Writer
 
 __all__ = ["Vault"]
@@ -797,14 +803,72 @@ class Vault:
         # A snapshot a prune record forgot is gone, also while its object stays (still under
         # Object Lock, or on a target the prune could not delete from): no plan takes it again.
         forgotten = forgotten_everywhere(catalog, (target.name for target in self._targets))
+        tags = effective_tags(catalog)  # tag records change tags without rewriting manifests
         found = [
-            SnapshotInfo.of(opened.entry, opened.hash)
+            attrs.evolve(SnapshotInfo.of(opened.entry, opened.hash), tags=tags[opened.hash])
             for opened in catalog
             if isinstance(opened.entry, Manifest)
             and opened.name not in forgotten
             and (lineage is None or opened.entry.lineage == lineage)
         ]
         return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
+
+    def tag(
+        self,
+        snapshot: SnapshotRef,
+        *,
+        now: datetime,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        host: str | None = None,
+    ) -> SnapshotInfo:
+        """Add and remove a snapshot's tags, as a tag record in its lineage's chain.
+
+        The manifest is not rewritten: a `TagRecord` naming the snapshot's id and hash is
+        appended to the lineage (its predecessor is the lineage's newest entry), sealed and
+        written create-only to every target that holds the repository; `snapshots` then shows
+        the snapshot's tags with every such record applied, and retention plans keep by them
+        (``Policy(tags=...)``). See ``docs/vault.md``, "Tags".
+
+        Args:
+            snapshot: a `SnapshotInfo`, a snapshot name, id or unique id prefix.
+            now: the record's time (aware).
+            add: tags to add.
+            remove: tags to remove (a tag the snapshot does not have is ignored).
+            host: recorded in the record; this machine's name by default.
+
+        Returns:
+            The snapshot with its tags now.
+
+        Raises:
+            ConfigurationError: nothing to add or remove, a tag both added and removed, or
+                an invalid tag.
+            SnapshotNotFoundError: no such snapshot.
+            TargetsFailedError: a target could not take the record (the others hold it;
+                `heal` copies it).
+        """
+        refused = self._writable("tag")
+        info = snapshot if isinstance(snapshot, SnapshotInfo) else self.find(snapshot)
+        head = lineage_head(self._reader.catalog().values(), info.lineage)
+        record = TagRecord(
+            record_id=secrets.token_hex(16),
+            lineage=info.lineage,
+            created=now,
+            host=socket.gethostname() if host is None else host,
+            snapshot=Forgotten(info.snapshot_id, info.hash),
+            add=tuple(add),
+            remove=tuple(remove),
+            previous=None if head is None else head.hash,
+        )
+        sealed = seal_entry(self._sealer, record)
+        healthy = [t for t in self._targets if t.name not in refused]
+        written = Replicas(healthy).write(
+            snapshot_key(sealed.name), bytes(sealed.blob), exists_ok=False
+        )
+        Outcome[bool](outcomes={**written.outcomes, **refused}).require_all(
+            "the tag record could not be written to every target"
+        )
+        return next(s for s in self.snapshots(info.lineage) if s.snapshot_id == info.snapshot_id)
 
     def manifest(self, snapshot: SnapshotRef) -> Manifest:
         """Return a snapshot's full manifest.
