@@ -151,12 +151,14 @@ def parse_entry_name(name: str) -> tuple[datetime, str] | None:
 def _xattrs(
     values: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
 ) -> tuple[tuple[str, bytes], ...]:
-    if not values:
+    given: object = values  # checked as any value: a caller's types are not trusted
+    if not given:
         return ()
-    if isinstance(values, (str, bytes)):
+    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
         raise ConfigurationError("xattrs must be (name, value) pairs or a mapping")
-    pairs = list(values.items() if isinstance(values, Mapping) else values)
-    for pair in pairs:
+    items: Iterable[object] = given.items() if isinstance(given, Mapping) else given
+    pairs: list[tuple[str, bytes]] = []
+    for pair in items:
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise ConfigurationError("xattrs must be (name, value) pairs or a mapping")
         name, value = pair
@@ -167,6 +169,7 @@ def _xattrs(
             )
         if not isinstance(value, bytes) or len(value) > MAX_XATTR_VALUE:
             raise ConfigurationError(f"an xattrs value is bytes, at most {MAX_XATTR_VALUE}")
+        pairs.append((text, value))
     pairs.sort(key=lambda pair: pair[0])
     if any(pairs[i][0] == pairs[i + 1][0] for i in range(len(pairs) - 1)):
         raise ConfigurationError("xattrs names must be unique")
@@ -271,10 +274,11 @@ class FileEntry:
         if self.device is not None:
             if self.type not in DEVICES:
                 raise ConfigurationError("only a chardev or blockdev entry has device numbers")
-            if not isinstance(self.device, tuple) or len(self.device) != 2:
+            device: object = self.device
+            if not isinstance(device, tuple) or len(device) != 2:
                 raise ConfigurationError("device must be a (major, minor) pair")
-            _int(self.device[0], "device major", 0, MAX_ID)
-            _int(self.device[1], "device minor", 0, MAX_ID)
+            _int(device[0], "device major", 0, MAX_ID)
+            _int(device[1], "device minor", 0, MAX_ID)
 
     def _check_names(self) -> None:
         _owner_name(self.user, "user")
