@@ -15,9 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from ctfy_vault.manifest import FileType
+from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
 from tests.support.vaults import KEY, new_vault, stream
@@ -239,6 +240,20 @@ class TestRestore:
         assert report.refused == ()
         assert report.warnings == ()
 
+    def test_restoring_over_a_restore_gives_the_same_tree(
+        self, backed_up: tuple[Vault, Path, str], tmp_path: Path
+    ) -> None:
+        """With overwrite, FIFOs, devices, hard links and links already there are replaced."""
+        vault, src, name = backed_up
+        vault.restore(name, tmp_path / "out")
+        (tmp_path / "out" / "server" / "srv" / "two").unlink()
+        (tmp_path / "out" / "server" / "srv" / "two").write_bytes(b"stale")
+        report = vault.restore(name, tmp_path / "out", overwrite=True)
+        restored = tmp_path / "out" / "server"
+        assert tree(restored) == tree(src)
+        assert len(inodes(restored, *LINKED)) == 1
+        assert (report.hardlinks, report.specials, report.refused) == (3, 3, ())
+
     def test_a_hard_link_restored_without_its_first_path_gets_the_content(
         self, backed_up: tuple[Vault, Path, str], tmp_path: Path
     ) -> None:
@@ -251,6 +266,22 @@ class TestRestore:
         assert os.lstat(restored / "one").st_nlink == 3
         assert attributes(restored / "one") == {**attributes(src / "srv" / "one"), "nlink": 3}
         assert report.hardlinks == 2
+
+    def test_a_copy_keeps_every_entry_but_the_chunk_ids(
+        self, backed_up: tuple[Vault, Path, str], tmp_path: Path
+    ) -> None:
+        """Copying to another repository keeps owners, xattrs, links and devices; restores alike."""
+        vault, src, name = backed_up
+        other = new_vault()
+        other.copy(vault, now=NOW)
+        (copied,) = other.snapshots()
+
+        def unchunked(found: Vault, ref: str) -> list[FileEntry]:
+            return [attrs.evolve(e, chunks=()) for e in found.manifest(ref).files]
+
+        assert unchunked(other, copied.name) == unchunked(vault, name)
+        other.restore(copied, tmp_path / "out")
+        assert tree(tmp_path / "out" / "server") == tree(src)
 
     def test_a_hard_link_opens_as_its_file(self, backed_up: tuple[Vault, Path, str]) -> None:
         """``open_file`` on a hard link reads the file it shares an inode with."""
