@@ -418,7 +418,13 @@ def _link_all(links: list[tuple[FileEntry, Path, Path]], refused: list[tuple[str
             log.warning("%s: %s", entry.path, reason)
             continue
         _clear(local)
-        os.link(first, local, follow_symlinks=False)
+        try:
+            os.link(first, local, follow_symlinks=False)
+        except PermissionError:  # protected_hardlinks: not the owner of the restored inode
+            reason = f"hard link not created: linking to {entry.link} is not permitted"
+            refused.append((entry.path, reason))
+            log.warning("%s: %s", entry.path, reason)
+            continue
         made += 1
     return made
 

@@ -350,7 +350,8 @@ class Vault:
 
         The lineage's newest entry is found first: its hash becomes the new snapshot's
         ``previous`` (the hash chain), and its newest snapshot is the parent, so files whose size,
-        mtime and mode are unchanged are not read again. Per target the manifest is written only
+        mtime and mode are unchanged are not read again (their owner and extended attributes are
+        recorded as they are now). Per target the manifest is written only
         after every chunk it names is there (see `ctfy_vault.writer.Writer.backup`). A database
         dump belongs in a `CommandSource` (``CommandSource(name="app.sql", argv=["pg_dump",
         "app"])``): the snapshot is committed only if ``pg_dump`` exits 0, never with a

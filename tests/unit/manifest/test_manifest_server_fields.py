@@ -236,3 +236,17 @@ def test_dropping_the_new_fields_gives_the_older_encoding(
     blob = b"".join(encode(older))
     pieces = [blob[i : i + split] for i in range(0, len(blob), split)]
     assert decode(pieces) == (older, digest)
+
+
+@given(manifests())
+def test_entries_with_random_new_fields_round_trip_in_canonical_form(manifest: Manifest) -> None:
+    """Random owners, xattrs, devices and hard links decode to the value and re-encode byte-equal."""
+    blob = b"".join(encode(manifest))
+    decoded, digest = decode([blob])
+    assert decoded == manifest
+    assert b"".join(encode(decoded)) == blob
+    assert digest == hashlib.sha256(blob).digest()
+    for line in blob.splitlines():
+        value = json.loads(line)
+        canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert canonical.encode() == line
