@@ -1,7 +1,8 @@
 """A full-server backup: owners, xattrs, ACLs, hard links, FIFOs, devices and setuid bits come back.
 
-These tests build real trees (``chown`` to other users, ``mknod``), so they need root: CI runs as
-root, and without it they fail (never skip to green), as the restic differential test does.
+The backup and restore tests build real trees (``chown`` to other users, ``mknod``), so they need
+root: CI runs as root, and without it they fail (never skip to green), as the restic differential
+test does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import attrs
 import pytest
 
+from ctfy_vault.cli._browse import _KINDS
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.storage import Target
 from ctfy_vault.vault import Vault
@@ -42,7 +44,7 @@ ACL = struct.pack("<I", 2) + b"".join(
 )
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def root() -> None:
     """Fail (not skip) without root: the trees need ``chown`` and ``mknod``."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
@@ -150,8 +152,8 @@ def inodes(root: Path, *paths: str) -> set[int]:
 
 
 @pytest.fixture
-def backed_up(tmp_path: Path) -> tuple[Vault, Path, str]:
-    """A server tree and a vault on two local folders holding one snapshot of it."""
+def backed_up(root: None, tmp_path: Path) -> tuple[Vault, Path, str]:
+    """A server tree and a vault on two local folders holding one snapshot of it (as root)."""
     require_xattrs(tmp_path)
     src = server_tree(tmp_path / "source")
     vault = Vault.init(folder_targets(tmp_path / "repo"), key=KEY, now=NOW, chunker=SMALL)
@@ -162,6 +164,7 @@ def backed_up(tmp_path: Path) -> tuple[Vault, Path, str]:
 LINKED = ("etc/a-z", "srv/one", "srv/two", "srv/shared/three")
 
 
+@pytest.mark.usefixtures("root")
 class TestRecord:
     def test_the_manifest_records_owners_xattrs_links_and_devices(
         self, backed_up: tuple[Vault, Path, str]
@@ -225,6 +228,7 @@ class TestRecord:
         assert files["srv/one"].type is FileType.HARDLINK
 
 
+@pytest.mark.usefixtures("root")
 class TestRestore:
     def test_restore_is_byte_and_attribute_identical(
         self, backed_up: tuple[Vault, Path, str], tmp_path: Path
@@ -341,3 +345,16 @@ def test_an_entry_of_a_stream_records_no_owner() -> None:
     info = vault.backup([stream(b"dump")], lineage="db", host="h", now=NOW)
     (entry,) = vault.manifest(info).files
     assert (entry.type, entry.uid, entry.gid, entry.xattrs) == (FileType.FILE, None, None, ())
+
+
+def test_ls_has_a_mode_letter_for_every_entry_type() -> None:
+    """``ctfy-vault ls`` shows each type as ``ls -l`` and ``tar -tv`` do (``h`` a hard link)."""
+    assert {kind: _KINDS[kind] for kind in FileType} == {
+        FileType.FILE: "-",
+        FileType.DIR: "d",
+        FileType.SYMLINK: "l",
+        FileType.HARDLINK: "h",
+        FileType.FIFO: "p",
+        FileType.CHARDEV: "c",
+        FileType.BLOCKDEV: "b",
+    }
