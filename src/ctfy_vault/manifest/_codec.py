@@ -271,6 +271,18 @@ def _device(value: object) -> tuple[int, int] | None:
     return _int(numbers[0]), _int(numbers[1])
 
 
+def _optional(data: dict[str, Any]) -> dict[str, Any]:
+    """The optional fields of a file line that has some, as `FileEntry` arguments."""
+    return {
+        "uid": _present(data, "uid"),
+        "gid": _present(data, "gid"),
+        "user": _present(data, "user"),
+        "group": _present(data, "group"),
+        "xattrs": _xattrs(_present(data, "xattrs")),
+        "device": _device(_present(data, "device")),
+    }
+
+
 def _decode_file(number: int, line: bytes) -> FileEntry:
     data, text = _object(number, line, _FILE_KEYS, _OPTIONAL_FILE_KEYS)
     try:
@@ -285,12 +297,7 @@ def _decode_file(number: int, line: bytes) -> FileEntry:
             chunks=tuple([_hash(chunk) for chunk in _list(data["chunks"])]),
             sha256=None if sha256 is None else _hash(sha256),
             link=data["link"],
-            uid=_present(data, "uid"),
-            gid=_present(data, "gid"),
-            user=_present(data, "user"),
-            group=_present(data, "group"),
-            xattrs=_xattrs(_present(data, "xattrs")),
-            device=_device(_present(data, "device")),
+            **({} if len(data) == len(_FILE_KEYS) else _optional(data)),
         )
     except (ConfigurationError, KeyError, TypeError, ValueError, binascii.Error) as err:
         raise FormatError(f"manifest line {number} holds an invalid file entry") from err
