@@ -552,9 +552,26 @@ def _outside(tmp_path: Path, dest: Path) -> list[str]:
     )
 
 
-@pytest.mark.parametrize("kind", ["chardev", "blockdev", "fifo", "socket", "device", "hardlink"])
-def test_restore_refuses_device_and_special_file_entries(tmp_path: Path, kind: str) -> None:
-    """A manifest naming a device, fifo, socket or hard link is refused; nothing is created."""
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"type": "chardev"},  # a device without its numbers
+        {"type": "blockdev"},
+        {"type": "blockdev", "device": [8, -1]},
+        {"type": "fifo", "device": [8, 0]},  # numbers on a fifo
+        {"type": "fifo", "link": "/dev/sda"},
+        {"type": "socket"},
+        {"type": "device"},
+        {"type": "hardlink"},  # a hard link to nothing
+        {"type": "hardlink", "link": "/etc/shadow"},
+        {"type": "hardlink", "link": "../outside"},
+        {"type": "hardlink", "link": "dev/sdb"},  # a path the manifest does not hold
+    ],
+)
+def test_restore_refuses_malformed_device_and_special_file_entries(
+    tmp_path: Path, changes: dict[str, Any]
+) -> None:
+    """A device without numbers, a socket, a hard link to nothing earlier...: refused, nothing made."""
     vault = new_vault()
     line: dict[str, Any] = {
         "chunks": [],
@@ -564,7 +581,8 @@ def test_restore_refuses_device_and_special_file_entries(tmp_path: Path, kind: s
         "path": "dev/sda",
         "sha256": None,
         "size": 0,
-        "type": kind,
+        "type": "fifo",
+        **changes,
     }
     name = _plant_lines(vault, "special", [line])
     dest = tmp_path / "out"

@@ -70,32 +70,84 @@ label_text = st.text(
 )
 
 
+ids = st.integers(0, 2**32 - 1)
+owner_names = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
+    min_size=1,
+    max_size=8,
+)
+xattr_sets = st.dictionaries(
+    st.sampled_from(["user.", "security.", "trusted.", "system."]).flatmap(
+        lambda prefix: owner_names.map(lambda name: prefix + name)
+    ),
+    st.binary(max_size=40),
+    max_size=3,
+)
+
+
+@st.composite
+def owners(draw: st.DrawFn) -> dict[str, object]:
+    """The optional owner fields: none, numbers only, or numbers with names."""
+    found: dict[str, object] = {}
+    if draw(st.booleans()):
+        found["uid"] = draw(ids)
+        found["user"] = draw(st.none() | owner_names)
+    if draw(st.booleans()):
+        found["gid"] = draw(ids)
+        found["group"] = draw(st.none() | owner_names)
+    return found
+
+
 @st.composite
 def file_entries(draw: st.DrawFn, path: str) -> FileEntry:
-    """A file, directory or symlink entry at ``path``."""
-    kind = draw(st.sampled_from(list(FileType)))
-    mode = draw(st.integers(0, 0o7777))
-    mtime_ns = draw(st.integers(-(2**62), 2**62))
+    """An entry at ``path`` of any type but a hard link, with or without the optional fields."""
+    kind = draw(st.sampled_from([t for t in FileType if t is not FileType.HARDLINK]))
+    common: dict[str, object] = {
+        "path": path,
+        "type": kind,
+        "mode": draw(st.integers(0, 0o7777)),
+        "mtime_ns": draw(st.integers(-(2**62), 2**62)),
+        "xattrs": draw(xattr_sets),
+        **draw(owners()),
+    }
     if kind is FileType.FILE:
         chunks = tuple(draw(st.lists(digests, max_size=4)))
         return FileEntry(
-            path=path,
-            type=kind,
-            mode=mode,
-            mtime_ns=mtime_ns,
+            **common,  # type: ignore[arg-type]
             size=draw(st.integers(0, 2**50)),
             chunks=chunks,
             sha256=draw(digests),
         )
     if kind is FileType.SYMLINK:
-        return FileEntry(path=path, type=kind, mode=mode, mtime_ns=mtime_ns, link=draw(label_text))
-    return FileEntry(path=path, type=kind, mode=mode, mtime_ns=mtime_ns)
+        return FileEntry(**common, link=draw(label_text))  # type: ignore[arg-type]
+    if kind in (FileType.CHARDEV, FileType.BLOCKDEV):
+        return FileEntry(**common, device=(draw(ids), draw(ids)))  # type: ignore[arg-type]
+    return FileEntry(**common)  # type: ignore[arg-type]
+
+
+_LINKABLE = (FileType.FILE, FileType.FIFO, FileType.CHARDEV, FileType.BLOCKDEV)
 
 
 @st.composite
 def manifests(draw: st.DrawFn, max_files: int = 8) -> Manifest:
-    """A snapshot manifest with up to ``max_files`` entries."""
-    unique_paths = draw(st.lists(paths, max_size=max_files, unique=True))
+    """A snapshot manifest with up to ``max_files`` entries, some of them hard links."""
+    unique_paths = sorted(draw(st.lists(paths, max_size=max_files, unique=True)))
+    files: list[FileEntry] = []
+    for path in unique_paths:
+        linkable = [entry.path for entry in files if entry.type in _LINKABLE]
+        if linkable and draw(st.integers(0, 3)) == 0:
+            files.append(
+                FileEntry(
+                    path=path,
+                    type=FileType.HARDLINK,
+                    mode=draw(st.integers(0, 0o7777)),
+                    mtime_ns=draw(st.integers(-(2**62), 2**62)),
+                    link=draw(st.sampled_from(linkable)),
+                    **draw(owners()),  # type: ignore[arg-type]
+                )
+            )
+        else:
+            files.append(draw(file_entries(path)))
     return Manifest(
         snapshot_id=draw(ident),
         lineage=draw(ident),
@@ -104,7 +156,7 @@ def manifests(draw: st.DrawFn, max_files: int = 8) -> Manifest:
         tags=draw(st.frozensets(label_text, max_size=3)),
         labels=draw(st.dictionaries(label_text, label_text, max_size=3)),
         sources=tuple(draw(st.lists(label_text, max_size=3))),
-        files=tuple(draw(file_entries(path)) for path in unique_paths),
+        files=tuple(files),
         previous=draw(st.none() | digests),
     )
 

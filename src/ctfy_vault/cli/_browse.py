@@ -31,7 +31,15 @@ from ctfy_vault.vault import RestoreReport, SnapshotInfo, Vault
 __all__ = ["ls", "restore", "snapshots"]
 
 #: The first letter of ``ls``'s mode column, per entry type.
-_KINDS = {FileType.FILE: "-", FileType.DIR: "d", FileType.SYMLINK: "l"}
+_KINDS = {
+    FileType.FILE: "-",
+    FileType.DIR: "d",
+    FileType.SYMLINK: "l",
+    FileType.HARDLINK: "h",  # as ``tar -tv`` shows a hard link
+    FileType.FIFO: "p",
+    FileType.CHARDEV: "c",
+    FileType.BLOCKDEV: "b",
+}
 
 
 def snapshots(args: argparse.Namespace, out: TextIO) -> ExitCode:
@@ -73,6 +81,11 @@ def _entry_dict(entry: FileEntry) -> dict[str, object]:
     }
     if entry.link is not None:
         found["link"] = entry.link
+    for key in ("uid", "gid", "user", "group"):
+        if getattr(entry, key) is not None:
+            found[key] = getattr(entry, key)
+    if entry.device is not None:
+        found["device"] = list(entry.device)
     return found
 
 
@@ -85,7 +98,8 @@ def ls(args: argparse.Namespace, out: TextIO) -> ExitCode:
         return ExitCode.OK
     rows = []
     for entry in entries:
-        shown = entry.path + (f" -> {entry.link}" if entry.link is not None else "")
+        arrow = " link to " if entry.type is FileType.HARDLINK else " -> "
+        shown = entry.path + (f"{arrow}{entry.link}" if entry.link is not None else "")
         mode = f"{_KINDS[entry.type]}{entry.mode:04o}"
         rows.append([mode, str(entry.size), utc_time(_mtime(entry)), shown])
     table(rows, out)
@@ -128,6 +142,8 @@ def restore(args: argparse.Namespace, out: TextIO) -> ExitCode:
         warn(f"not restored: {path}: {reason}")
     for key, target in report.fallbacks:
         warn(f"{key} was not intact on {target}; read from the next target")
+    for path, reason in report.warnings:
+        warn(f"{path}: {reason}")
     if args.json:
         dump(_restore_dict(info, args.dest, report), out)
     else:
@@ -153,4 +169,7 @@ def _restore_dict(info: SnapshotInfo, dest: Path, report: RestoreReport) -> dict
         "bytes": report.bytes,
         "refused": [{"path": p, "reason": r} for p, r in report.refused],
         "fallbacks": [{"key": k, "target": t} for k, t in report.fallbacks],
+        "hardlinks": report.hardlinks,
+        "specials": report.specials,
+        "warnings": [{"path": p, "reason": r} for p, r in report.warnings],
     }

@@ -12,7 +12,7 @@ from ctfy_vault.exceptions import (
     InvalidObjectKeyError,
     ObjectNotFoundError,
 )
-from ctfy_vault.manifest import FileType
+from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.storage import Target, validate_key
 from ctfy_vault.vault import SnapshotInfo, Vault
 
@@ -169,6 +169,15 @@ def _object_reader(target: Target, key: str, size: int) -> Callable[[], Iterator
     return blocks
 
 
+#: Entries that are no regular file, and why an export leaves them out.
+_SKIPPED = {
+    FileType.SYMLINK: "symbolic link: links are not followed into an export",
+    FileType.FIFO: "FIFO: not a regular file, no content to export",
+    FileType.CHARDEV: "character device: not a regular file, no content to export",
+    FileType.BLOCKDEV: "block device: not a regular file, no content to export",
+}
+
+
 def _snapshot_items(source: SnapshotSource, prefix: str) -> tuple[list[Item], list[Skipped], bool]:
     vault = source.vault
     try:
@@ -179,20 +188,22 @@ def _snapshot_items(source: SnapshotSource, prefix: str) -> tuple[list[Item], li
         raise
     items: list[Item] = []
     skipped: list[Skipped] = []
+    inodes: dict[str, FileEntry] | None = None
     for entry in entries:
         relative = _relative(entry.path, prefix)
         if relative is None:
             continue
         if entry.type is FileType.DIR:
             continue
-        if entry.type is FileType.SYMLINK:
-            skipped.append(
-                Skipped(
-                    folder=source.folder,
-                    source_path=entry.path,
-                    reason="symbolic link: links are not followed into an export",
-                )
-            )
+        if entry.type is FileType.HARDLINK:
+            # A further path to a file: exported with that file's content, which may lie
+            # outside the tenant's folder.
+            if inodes is None:
+                inodes = {e.path: e for e in vault.ls(source.snapshot)}
+            entry = attrs.evolve(inodes[entry.link or ""], path=entry.path)  # noqa: PLW2901
+        reason = _SKIPPED.get(entry.type)
+        if reason is not None:
+            skipped.append(Skipped(folder=source.folder, source_path=entry.path, reason=reason))
             continue
         items.append(
             Item(

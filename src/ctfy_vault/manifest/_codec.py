@@ -8,6 +8,8 @@ its successor names. Encoding and decoding stream line by line, so the plaintext
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -47,6 +49,8 @@ _TAG_KEYS: Final = frozenset(
 _FILE_KEYS: Final = frozenset(
     {"chunks", "link", "mode", "mtime_ns", "path", "sha256", "size", "type"}
 )
+#: Written only when they carry something, so an entry without them keeps its encoding.
+_OPTIONAL_FILE_KEYS: Final = frozenset({"device", "gid", "group", "uid", "user", "xattrs"})
 _FILE_TYPES: Final = {member.value: member for member in FileType}
 
 
@@ -65,18 +69,34 @@ def _hex(value: bytes | None) -> str | None:
 
 
 def _file_line(entry: FileEntry) -> bytes:
-    return _line(
-        {
-            "chunks": [chunk.hex() for chunk in entry.chunks],
-            "link": entry.link,
-            "mode": entry.mode,
-            "mtime_ns": entry.mtime_ns,
-            "path": entry.path,
-            "sha256": _hex(entry.sha256),
-            "size": entry.size,
-            "type": entry.type.value,
-        }
-    )
+    line: dict[str, Any] = {
+        "chunks": [chunk.hex() for chunk in entry.chunks],
+        "link": entry.link,
+        "mode": entry.mode,
+        "mtime_ns": entry.mtime_ns,
+        "path": entry.path,
+        "sha256": _hex(entry.sha256),
+        "size": entry.size,
+        "type": entry.type.value,
+    }
+    # The optional keys: absent when empty, so older entries keep their bytes and hashes.
+    if entry.uid is not None:
+        line["uid"] = entry.uid
+    if entry.gid is not None:
+        line["gid"] = entry.gid
+    if entry.user is not None:
+        line["user"] = entry.user
+    if entry.group is not None:
+        line["group"] = entry.group
+    if entry.xattrs:
+        line["xattrs"] = {name: _base64(value) for name, value in entry.xattrs}
+    if entry.device is not None:
+        line["device"] = list(entry.device)
+    return _line(line)
+
+
+def _base64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
 
 
 def encode(entry: Entry) -> Iterator[bytes]:
@@ -186,7 +206,9 @@ def _lines(pieces: Iterable[bytes], digest: Any) -> Iterator[tuple[int, bytes]]:
         raise FormatError("manifest does not end with a newline")
 
 
-def _object(number: int, line: bytes, keys: frozenset[str]) -> tuple[dict[str, Any], str]:
+def _object(
+    number: int, line: bytes, keys: frozenset[str], optional: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], str]:
     try:
         text = line.decode("utf-8")
         value = json.loads(text)
@@ -194,7 +216,7 @@ def _object(number: int, line: bytes, keys: frozenset[str]) -> tuple[dict[str, A
         raise FormatError(f"manifest line {number} is not JSON") from None
     if not isinstance(value, dict):
         raise FormatError(f"manifest line {number} is not a JSON object")
-    if value.keys() != keys:
+    if value.keys() != keys and not (keys <= value.keys() <= keys | optional):
         raise FormatError(f"manifest line {number} has unexpected or missing fields")
     return value, text
 
@@ -238,8 +260,52 @@ def _forgotten(value: object) -> Forgotten:
     return Forgotten(_str(value["id"]), _hash(value["hash"]))
 
 
+def _present(data: dict[str, Any], key: str) -> Any:
+    # An optional key is written only with a value: null (or nothing in it) is a second
+    # spelling of "absent", refused so that every entry has one encoding.
+    value = data.get(key)
+    if key in data and value is None:
+        raise TypeError
+    return value
+
+
+def _xattrs(value: object) -> list[tuple[str, bytes]]:
+    if value is None:
+        return []
+    if not isinstance(value, dict) or not value:
+        raise TypeError
+    pairs = []
+    for name, text in value.items():
+        raw = base64.b64decode(_str(text), validate=True)
+        if _base64(raw) != text:  # one spelling per value (padding bits, padding)
+            raise ValueError
+        pairs.append((_str(name), raw))
+    return pairs
+
+
+def _device(value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    numbers = _list(value)
+    if len(numbers) != 2:
+        raise ValueError
+    return _int(numbers[0]), _int(numbers[1])
+
+
+def _optional(data: dict[str, Any]) -> dict[str, Any]:
+    """The optional fields of a file line that has some, as `FileEntry` arguments."""
+    return {
+        "uid": _present(data, "uid"),
+        "gid": _present(data, "gid"),
+        "user": _present(data, "user"),
+        "group": _present(data, "group"),
+        "xattrs": _xattrs(_present(data, "xattrs")),
+        "device": _device(_present(data, "device")),
+    }
+
+
 def _decode_file(number: int, line: bytes) -> FileEntry:
-    data, text = _object(number, line, _FILE_KEYS)
+    data, text = _object(number, line, _FILE_KEYS, _OPTIONAL_FILE_KEYS)
     try:
         sha256 = data["sha256"]
         # FileEntry checks the types and ranges of the other fields itself.
@@ -252,8 +318,9 @@ def _decode_file(number: int, line: bytes) -> FileEntry:
             chunks=tuple([_hash(chunk) for chunk in _list(data["chunks"])]),
             sha256=None if sha256 is None else _hash(sha256),
             link=data["link"],
+            **({} if len(data) == len(_FILE_KEYS) else _optional(data)),
         )
-    except (ConfigurationError, KeyError, TypeError, ValueError) as err:
+    except (ConfigurationError, KeyError, TypeError, ValueError, binascii.Error) as err:
         raise FormatError(f"manifest line {number} holds an invalid file entry") from err
     # The values were checked one to one against the entry, so re-encoding them is re-encoding it.
     _check_canonical(number, text, _ENCODER.encode(data))

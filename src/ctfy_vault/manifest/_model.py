@@ -23,6 +23,22 @@ class FileType(enum.Enum):
     FILE = "file"
     DIR = "dir"
     SYMLINK = "symlink"
+    #: A second path to an inode already recorded: names that entry's path in ``link``.
+    HARDLINK = "hardlink"
+    FIFO = "fifo"
+    CHARDEV = "chardev"
+    BLOCKDEV = "blockdev"
+
+
+#: The types a hard link can share an inode with (a folder has no hard links).
+LINKABLE: Final = frozenset({FileType.FILE, FileType.FIFO, FileType.CHARDEV, FileType.BLOCKDEV})
+#: The types that carry device numbers.
+DEVICES: Final = frozenset({FileType.CHARDEV, FileType.BLOCKDEV})
+#: The largest user, group or device number (32 bits, as Linux's ``dev_t`` halves and ids).
+MAX_ID: Final = 2**32 - 1
+#: The longest extended attribute name and value Linux accepts (``XATTR_NAME_MAX``, ``_SIZE_MAX``).
+MAX_XATTR_NAME: Final = 255
+MAX_XATTR_VALUE: Final = 65536
 
 
 def _text(value: object, what: str, *, empty: bool = False) -> str:
@@ -132,19 +148,67 @@ def parse_entry_name(name: str) -> tuple[datetime, str] | None:
     return (created, ident) if _name(created, ident) == name else None
 
 
+def _xattrs(
+    values: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+) -> tuple[tuple[str, bytes], ...]:
+    given: object = values  # checked as any value: a caller's types are not trusted
+    if not given:
+        return ()
+    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+        raise ConfigurationError("xattrs must be (name, value) pairs or a mapping")
+    items: Iterable[object] = given.items() if isinstance(given, Mapping) else given
+    pairs: list[tuple[str, bytes]] = []
+    for pair in items:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise ConfigurationError("xattrs must be (name, value) pairs or a mapping")
+        name, value = pair
+        text = _text(name, "an xattrs name")
+        if "\x00" in text or len(text.encode("utf-8")) > MAX_XATTR_NAME:
+            raise ConfigurationError(
+                f"an xattrs name has 1 to {MAX_XATTR_NAME} bytes of UTF-8, without NUL"
+            )
+        if not isinstance(value, bytes) or len(value) > MAX_XATTR_VALUE:
+            raise ConfigurationError(f"an xattrs value is bytes, at most {MAX_XATTR_VALUE}")
+        pairs.append((text, value))
+    pairs.sort(key=lambda pair: pair[0])
+    if any(pairs[i][0] == pairs[i + 1][0] for i in range(len(pairs) - 1)):
+        raise ConfigurationError("xattrs names must be unique")
+    return tuple(pairs)
+
+
+def _owner_name(value: object, what: str) -> None:
+    if value is not None and "\x00" in _text(value, what):
+        raise ConfigurationError(f"{what} has no NUL")
+
+
 @attrs.frozen(kw_only=True)
 class FileEntry:
-    """One file, directory or symbolic link in a snapshot.
+    """One file, directory, link or special file in a snapshot.
+
+    The owner, extended attributes and device numbers are optional: an entry without them (every
+    entry of an older snapshot, a stream) encodes exactly as before they existed.
 
     Attributes:
         path: relative POSIX path (UTF-8, no NUL, no ``.``/``..``/empty segments).
-        type: file, directory or symlink.
-        mode: permission bits, 0 to 0o7777.
+        type: file, directory, symlink, hard link, FIFO, character or block device.
+        mode: permission bits, 0 to 0o7777 (with the setuid, setgid and sticky bits).
         mtime_ns: modification time in nanoseconds since the Unix epoch.
-        size: bytes in the file (0 for directories and links).
+        size: bytes in the file (0 for everything but a regular file).
         chunks: the ordered chunk ids (files only).
         sha256: SHA-256 of the whole plaintext file (files only, required for them).
-        link: the target of a symbolic link (links only, required for them).
+        link: the target of a symbolic link, or the path of the entry a hard link shares its
+            inode with (required for both, ``None`` for every other type).
+        uid: the numeric owner, 0 to 2**32 - 1, or ``None`` when not recorded.
+        gid: the numeric group, likewise.
+        user: the owner's name when the source system had one (informative: restore uses
+            ``uid``); only with ``uid``.
+        group: the group's name, likewise; only with ``gid``.
+        xattrs: extended attributes as ``(name, value)`` pairs, sorted by name (a mapping is
+            accepted). POSIX ACLs are the ``system.posix_acl_access`` and
+            ``system.posix_acl_default`` attributes. None on a hard link: they belong to the
+            inode, recorded once with the entry it links to.
+        device: ``(major, minor)`` of a character or block device (required for them, ``None``
+            for every other type).
     """
 
     path: str
@@ -155,6 +219,12 @@ class FileEntry:
     chunks: tuple[bytes, ...] = ()
     sha256: bytes | None = None
     link: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    user: str | None = None
+    group: str | None = None
+    xattrs: tuple[tuple[str, bytes], ...] = attrs.field(default=(), converter=_xattrs)
+    device: tuple[int, int] | None = None
 
     def __attrs_post_init__(self) -> None:
         # One check for the whole entry: a million entries go through here on every open.
@@ -168,17 +238,55 @@ class FileEntry:
             raise ConfigurationError("chunks must be a tuple of chunk ids")
         for chunk in self.chunks:
             _digest(chunk, "a chunk id")
+        if self.uid is not None or self.gid is not None or self.device is not None:
+            self._check_numbers()
+        if self.user is not None or self.group is not None:
+            self._check_names()
+        self._check_kind()
+
+    def _check_kind(self) -> None:
         if self.type is FileType.FILE:
             _digest(self.sha256, "sha256 of a file")
             if self.link is not None:
-                raise ConfigurationError("only a symlink has a link target")
+                raise ConfigurationError("only a symlink or a hardlink has a link target")
             return
         if self.size or self.chunks or self.sha256 is not None:
             raise ConfigurationError("only a regular file has a size, chunks and a sha256")
         if self.type is FileType.SYMLINK:
             _text(self.link, "a symlink's target")
+        elif self.type is FileType.HARDLINK:
+            if check_path(self.link) == self.path:
+                raise ConfigurationError("a hardlink's link names another path than its own")
+            if self.xattrs:
+                raise ConfigurationError(
+                    "a hardlink has no xattrs: they are recorded with the entry it links to"
+                )
         elif self.link is not None:
-            raise ConfigurationError("only a symlink has a link target")
+            raise ConfigurationError("only a symlink or a hardlink has a link target")
+        if self.type in DEVICES and self.device is None:
+            raise ConfigurationError(f"a {self.type.value} entry needs its device numbers")
+
+    def _check_numbers(self) -> None:
+        if self.uid is not None:
+            _int(self.uid, "uid", 0, MAX_ID)
+        if self.gid is not None:
+            _int(self.gid, "gid", 0, MAX_ID)
+        if self.device is not None:
+            if self.type not in DEVICES:
+                raise ConfigurationError("only a chardev or blockdev entry has device numbers")
+            device: object = self.device
+            if not isinstance(device, tuple) or len(device) != 2:
+                raise ConfigurationError("device must be a (major, minor) pair")
+            _int(device[0], "device major", 0, MAX_ID)
+            _int(device[1], "device minor", 0, MAX_ID)
+
+    def _check_names(self) -> None:
+        _owner_name(self.user, "user")
+        _owner_name(self.group, "group")
+        if self.user is not None and self.uid is None:
+            raise ConfigurationError("user is recorded only with its uid")
+        if self.group is not None and self.gid is None:
+            raise ConfigurationError("group is recorded only with its gid")
 
 
 def _tags(values: Iterable[str]) -> tuple[str, ...]:
@@ -207,7 +315,32 @@ def _files(values: Iterable[FileEntry]) -> tuple[FileEntry, ...]:
         files = tuple(sorted(files, key=lambda entry: entry.path))
         if any(files[i].path == files[i + 1].path for i in range(len(files) - 1)):
             raise ConfigurationError("file paths must be unique")
+    if any(entry.type is FileType.HARDLINK for entry in files):
+        _check_hardlinks(files)
     return files
+
+
+def _check_hardlinks(files: tuple[FileEntry, ...]) -> None:
+    """Each hard link names an earlier entry of the snapshot that holds an inode's data.
+
+    Pointing only backwards, at an entry that is no hard link itself, leaves no chain or cycle to
+    follow: a reader restores the named entry first and links to it.
+    """
+    earlier: dict[str, FileType] = {}
+    for entry in files:
+        if entry.type is FileType.HARDLINK:
+            kind = earlier.get(entry.link or "")
+            if kind is None:
+                raise ConfigurationError(
+                    f"hardlink {entry.path!r} links to {entry.link!r}, which is no earlier "
+                    "path of the snapshot"
+                )
+            if kind not in LINKABLE:
+                raise ConfigurationError(
+                    f"hardlink {entry.path!r} links to {entry.link!r}, a {kind.value}: only a "
+                    "file, fifo or device entry can be hard linked"
+                )
+        earlier[entry.path] = entry.type
 
 
 def _snapshot_id(value: object) -> str:

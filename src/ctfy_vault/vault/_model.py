@@ -126,9 +126,14 @@ class RestoreReport:
         symlinks: symbolic links created.
         bytes: plaintext bytes written.
         refused: ``(path, reason)`` for entries not restored (a link pointing outside the
-            destination).
+            destination, a device the process may not create).
         fallbacks: ``(chunk key, target)`` for each chunk a target could not give intact, so
             the next target was read instead.
+        hardlinks: hard links created (to an entry restored before them).
+        specials: FIFOs and devices created.
+        warnings: ``(path, reason)`` for metadata left as it is, each kind said once with the
+            first path it concerns and how many: an owner only root may give, an extended
+            attribute the process or filesystem refused.
     """
 
     files: int = 0
@@ -137,6 +142,9 @@ class RestoreReport:
     bytes: int = 0
     refused: tuple[tuple[str, str], ...] = ()
     fallbacks: tuple[tuple[str, str], ...] = ()
+    hardlinks: int = 0
+    specials: int = 0
+    warnings: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -1,4 +1,10 @@
-"""Restoring a snapshot into a local folder: safe paths, links last, modes and times restored."""
+"""Restoring a snapshot into a local folder: safe paths, links last, metadata restored.
+
+Regular files are written first, then FIFOs and devices are created, then hard links to them,
+then symbolic links (so nothing is ever written through a restored link), and folders get their
+metadata last, deepest first, since filling them changed their times. Each entry gets its owner,
+extended attributes, mode and times in that order (`Attributes`).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import attrs
+
 from ctfy_vault.exceptions import FormatError, ObjectExistsError
 from ctfy_vault.manifest import FileEntry, FileType, Manifest
 from ctfy_vault.repository import Reader
+from ctfy_vault.vault._attributes import Attributes
 from ctfy_vault.vault._model import RestoreReport
 
 __all__ = ["check_tree", "restore_manifest", "safe_join", "select"]
@@ -88,7 +97,16 @@ def _link_escapes(entry: FileEntry) -> bool:
     return resolved == ".." or resolved.startswith("../")
 
 
-_KIND_NAMES = {FileType.FILE: "a file", FileType.SYMLINK: "a symbolic link"}
+_KIND_NAMES = {
+    FileType.FILE: "a file",
+    FileType.SYMLINK: "a symbolic link",
+    FileType.HARDLINK: "a hard link",
+    FileType.FIFO: "a FIFO",
+    FileType.CHARDEV: "a character device",
+    FileType.BLOCKDEV: "a block device",
+}
+#: What `os.mknod` creates for each special type (a FIFO with `os.mkfifo`).
+_NODES = {FileType.CHARDEV: stat.S_IFCHR, FileType.BLOCKDEV: stat.S_IFBLK}
 
 
 def check_tree(files: Sequence[FileEntry]) -> None:
@@ -201,8 +219,7 @@ def _write_file(
     *,
     stop: threading.Event | None = None,
 ) -> int:
-    if local.is_symlink():
-        local.unlink()  # never write through a link that happens to be there
+    _clear(local, keep_file=True)  # never write through a link, nor into a FIFO, found there
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | getattr(os, "O_BINARY", 0)
     written = 0
     descriptor = os.open(local, flags, 0o600)
@@ -217,11 +234,25 @@ def _write_file(
     return written
 
 
+def _clear(local: Path, *, keep_file: bool = False) -> None:
+    """Remove what overwriting replaces at ``local``: anything but a folder (checked before).
+
+    ``keep_file`` leaves a regular file, to be truncated and written in place.
+    """
+    try:
+        mode = os.lstat(local).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode) and not (keep_file and stat.S_ISREG(mode)):
+        local.unlink()
+
+
 def _write_files(
     reader: Reader,
     jobs: list[tuple[FileEntry, Path]],
     fallbacks: list[tuple[str, str]],
     progress: Progress | None,
+    meta: Attributes | None = None,
 ) -> int:
     """Write the regular files, several at once (each fetches, opens and checks its own chunks).
 
@@ -231,6 +262,7 @@ def _write_files(
     """
     lock = threading.Lock()
     stop = threading.Event()
+    attributes = meta or Attributes()
 
     def report(nbytes: int, nfiles: int) -> None:
         if progress is not None:
@@ -240,8 +272,7 @@ def _write_files(
     def one(job: tuple[FileEntry, Path]) -> int:
         entry, local = job
         size = _write_file(reader, entry, local, fallbacks, report, stop=stop)
-        os.chmod(local, entry.mode)
-        os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns))
+        attributes.apply(entry, local)
         report(0, 1)
         return size
 
@@ -264,7 +295,10 @@ def _write_files(
 
 
 def _restore_links(
-    targets: list[tuple[FileEntry, Path]], root: Path, refused: list[tuple[str, str]]
+    targets: list[tuple[FileEntry, Path]],
+    root: Path,
+    refused: list[tuple[str, str]],
+    meta: Attributes,
 ) -> int:
     """Create the symbolic links, refusing those that point outside the destination."""
     created: list[tuple[FileEntry, Path]] = []
@@ -281,8 +315,7 @@ def _restore_links(
         if local.is_symlink() or local.is_file():
             local.unlink()
         os.symlink(entry.link or "", local)
-        if os.utime in os.supports_follow_symlinks:
-            os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        meta.apply(entry, local, link=True)
         created.append((entry, local))
     return len(created) - _unlink_escaping(created, root, refused)
 
@@ -310,6 +343,92 @@ def _unlink_escaping(
     return removed
 
 
+def _make_special(
+    entry: FileEntry, local: Path, refused: list[tuple[str, str]], meta: Attributes
+) -> bool:
+    """Create a FIFO or a device, then give it its metadata; a device only where permitted."""
+    _clear(local)
+    if entry.type is FileType.FIFO:
+        os.mkfifo(local, 0o600)
+    else:
+        major, minor = entry.device or (0, 0)
+        try:
+            os.mknod(local, _NODES[entry.type] | 0o600, os.makedev(major, minor))
+        except PermissionError:
+            what = _KIND_NAMES[entry.type].removeprefix("a ")
+            refused.append((entry.path, f"{what} not created: only root may create devices"))
+            log.warning("%s: not restored, only root may create a %s", entry.path, what)
+            return False
+    meta.apply(entry, local)
+    return True
+
+
+@attrs.define
+class _Plan:
+    """What a restore creates, by kind, in the order it creates them."""
+
+    dirs: list[tuple[FileEntry, Path]] = attrs.field(factory=list)
+    files: list[tuple[FileEntry, Path]] = attrs.field(factory=list)
+    specials: list[tuple[FileEntry, Path]] = attrs.field(factory=list)
+    hardlinks: list[tuple[FileEntry, Path, Path]] = attrs.field(factory=list)
+
+    def add(self, entry: FileEntry, local: Path) -> None:
+        if entry.type is FileType.DIR:
+            self.dirs.append((entry, local))
+        elif entry.type is FileType.FILE:
+            self.files.append((entry, local))
+        else:
+            self.specials.append((entry, local))
+
+
+def _plan(manifest: Manifest, targets: list[tuple[FileEntry, Path]], dest: Path) -> _Plan:
+    """Sort the selected entries by kind; a hard link whose inode is not selected becomes it.
+
+    The first selected path of an inode whose data entry was not selected is restored as that
+    entry (its content, owner and attributes); later paths to the inode link to it.
+    """
+    by_path = {entry.path: entry for entry in manifest.files}
+    selected = {entry.path for entry, _local in targets}
+    placed: dict[str, Path] = {}
+    plan = _Plan()
+    for entry, local in targets:
+        if entry.type is FileType.SYMLINK:
+            continue  # created by `_restore_links`
+        if entry.type is not FileType.HARDLINK:
+            plan.add(entry, local)
+            continue
+        first = entry.link or ""
+        if first in selected:
+            plan.hardlinks.append((entry, local, safe_join(dest, first)))
+        elif first in placed:
+            plan.hardlinks.append((entry, local, placed[first]))
+        else:
+            placed[first] = local
+            plan.add(attrs.evolve(by_path[first], path=entry.path), local)
+    return plan
+
+
+def _link_all(links: list[tuple[FileEntry, Path, Path]], refused: list[tuple[str, str]]) -> int:
+    """Create the hard links, each to its inode's path restored before it."""
+    made = 0
+    for entry, local, first in links:
+        if not os.path.lexists(first) or os.path.islink(first):
+            reason = f"hard link not created: {entry.link} was not restored"
+            refused.append((entry.path, reason))
+            log.warning("%s: %s", entry.path, reason)
+            continue
+        _clear(local)
+        try:
+            os.link(first, local, follow_symlinks=False)
+        except PermissionError:  # protected_hardlinks: not the owner of the restored inode
+            reason = f"hard link not created: linking to {entry.link} is not permitted"
+            refused.append((entry.path, reason))
+            log.warning("%s: %s", entry.path, reason)
+            continue
+        made += 1
+    return made
+
+
 def restore_manifest(
     reader: Reader,
     manifest: Manifest,
@@ -333,8 +452,8 @@ def restore_manifest(
     root = dest.resolve()
     fallbacks: list[tuple[str, str]] = []
     refused: list[tuple[str, str]] = []
-    dirs = 0
-    jobs: list[tuple[FileEntry, Path]] = []
+    meta = Attributes()
+    plan = _plan(manifest, targets, dest)
     for entry, local in targets:
         if entry.type is FileType.SYMLINK:
             continue  # links last, so that nothing is ever written through a restored link
@@ -346,22 +465,21 @@ def restore_manifest(
             if local.is_symlink():
                 local.unlink()
             local.mkdir(exist_ok=True)
-            dirs += 1
-            continue
-        jobs.append((entry, local))
-    written = _write_files(reader, jobs, fallbacks, progress)
-    files = len(jobs)
-    links = _restore_links(targets, root, refused)
+    written = _write_files(reader, plan.files, fallbacks, progress, meta)
+    specials = sum(_make_special(entry, local, refused, meta) for entry, local in plan.specials)
+    hardlinks = _link_all(plan.hardlinks, refused)
+    links = _restore_links(targets, root, refused, meta)
     # Folders last and deepest first: writing their contents changed their times.
-    for entry, local in reversed(targets):
-        if entry.type is FileType.DIR:
-            os.chmod(local, entry.mode)
-            os.utime(local, ns=(entry.mtime_ns, entry.mtime_ns))
+    for entry, local in reversed(plan.dirs):
+        meta.apply(entry, local)
     return RestoreReport(
-        files=files,
-        dirs=dirs,
+        files=len(plan.files),
+        dirs=len(plan.dirs),
         symlinks=links,
         bytes=written,
         refused=tuple(refused),
         fallbacks=tuple(fallbacks),
+        hardlinks=hardlinks,
+        specials=specials,
+        warnings=meta.warnings(),
     )

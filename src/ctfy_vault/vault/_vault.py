@@ -361,7 +361,8 @@ class Vault:
 
         The lineage's newest entry is found first: its hash becomes the new snapshot's
         ``previous`` (the hash chain), and its newest snapshot is the parent, so files whose size,
-        mtime and mode are unchanged are not read again. Per target the manifest is written only
+        mtime and mode are unchanged are not read again (their owner and extended attributes are
+        recorded as they are now). Per target the manifest is written only
         after every chunk it names is there (see `ctfy_vault.writer.Writer.backup`). A database
         dump belongs in a `CommandSource` (``CommandSource(name="app.sql", argv=["pg_dump",
         "app"])``): the snapshot is committed only if ``pg_dump`` exits 0, never with a
@@ -911,15 +912,19 @@ class Vault:
 
         Chunks are fetched as the stream is read, each authenticated (falling back to the next
         target on a missing or altered chunk); at the end the whole file's SHA-256 is checked.
+        A hard link opens the file it shares an inode with.
 
         Raises:
             ObjectNotFoundError: no such snapshot or file.
-            ConfigurationError: the path is a folder or a link.
+            ConfigurationError: the path is a folder, a symbolic link, a FIFO or a device.
             TargetsFailedError: a chunk is intact on no target (raised while reading).
             IntegrityError: the content does not match the manifest (raised at the end).
         """
         wanted = path.strip("/")
-        entry = next((e for e in self.manifest(snapshot).files if e.path == wanted), None)
+        files = self.manifest(snapshot).files
+        entry = next((e for e in files if e.path == wanted), None)
+        if entry is not None and entry.type is FileType.HARDLINK:
+            entry = next((e for e in files if e.path == entry.link), None)  # the inode's data
         if entry is None:
             raise ObjectNotFoundError("no such file in the snapshot", target="repository", key=path)
         if entry.type is not FileType.FILE:
@@ -942,6 +947,13 @@ class Vault:
         created last, so nothing is written through a link, and a link pointing outside the
         destination is not created (it is listed in ``refused``). Every manifest path is checked
         before anything is written.
+
+        A full-server snapshot comes back as a server needs it: hard links as links to one
+        inode, FIFOs, devices (only as root; otherwise listed in ``refused``), extended
+        attributes and POSIX ACLs, and the recorded owner and group where the process may give
+        them (as root, or its own); each entry gets its owner first, then its attributes, then
+        its mode (so ``chown`` does not clear a setuid bit), then its times. What is left as it
+        is, is said once per kind in ``warnings``.
 
         Args:
             snapshot: a `SnapshotInfo`, a snapshot name or id.

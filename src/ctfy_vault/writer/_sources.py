@@ -1,9 +1,12 @@
 """Turning sources (paths, trees, streams, commands) into manifest entries and files to read, safely.
 
 Nothing here follows a symbolic link: links are recorded as links, so a link loop is never walked.
-Special files (FIFOs, sockets, devices) are skipped with a warning and never opened; a FIFO would
-block the backup. Names that are not valid UTF-8 cannot be represented in format v1 manifests and
-are skipped with a warning that shows the raw bytes as escapes.
+FIFOs and devices are recorded as such (with their device numbers) and never opened; a FIFO
+would block the backup. Sockets are skipped with a warning, as tar does. A second path to an
+inode already met in the same walk is recorded as a hard link to the first. Every walked path
+records its numeric owner and group (with their names) and its extended attributes. Names that are
+not valid UTF-8 cannot be represented in format v1 manifests and are skipped with a warning that
+shows the raw bytes as escapes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ctfy_vault.exceptions import ConfigurationError, SourceFailedError
 from ctfy_vault.manifest import FileEntry, FileType
 from ctfy_vault.writer._chunker import Readable
 from ctfy_vault.writer._command import CommandSource
+from ctfy_vault.writer._metadata import NO_METADATA, Inodes, Metadata, MetadataReader
 from ctfy_vault.writer._outcome import SourceWarning
 
 __all__ = [
@@ -35,11 +39,12 @@ __all__ = [
     "walk",
 ]
 
-_SPECIAL: Final = {
-    stat.S_IFIFO: "FIFO",
-    stat.S_IFSOCK: "socket",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
+_SPECIAL: Final = {stat.S_IFSOCK: "socket"}
+#: The special files recorded, by their ``S_IFMT`` bits.
+_RECORDED: Final = {
+    stat.S_IFIFO: FileType.FIFO,
+    stat.S_IFCHR: FileType.CHARDEV,
+    stat.S_IFBLK: FileType.BLOCKDEV,
 }
 
 
@@ -103,11 +108,13 @@ class FileItem:
         fs_path: where it is on the local filesystem.
         path: the path recorded in the manifest.
         before: its ``lstat`` when found.
+        meta: its owner and extended attributes when found.
     """
 
     fs_path: str
     path: str
     before: os.stat_result = attrs.field(eq=False)
+    meta: Metadata = NO_METADATA
 
 
 Item = FileEntry | FileItem | StreamSource | CommandSource | EntrySource
@@ -180,46 +187,100 @@ def walk(
         seen.add(top)
         if path is not None and not os.path.lexists(path):
             raise ConfigurationError(f"source does not exist: {display(path)}")
+    state = _Walk(warnings)
     for source in given:
         if isinstance(source, (StreamSource, CommandSource, EntrySource)):
             yield source
             continue
         fs_path = os.path.abspath(os.fspath(source))
-        yield from _walk_one(fs_path, _top_name(fs_path), warnings)
+        yield from state.one(fs_path, _top_name(fs_path))
 
 
-def _walk_one(fs_path: str, path: str, warnings: list[SourceWarning]) -> Iterator[Item]:
-    if not _utf8(path):
-        warnings.append(SourceWarning(path=display(fs_path), reason="name is not UTF-8; skipped"))
-        return
-    try:
-        info = os.lstat(fs_path)
-    except OSError as err:
-        warnings.append(SourceWarning(path=display(fs_path), reason=_reason(err)))
-        return
-    kind = stat.S_IFMT(info.st_mode)
-    mode = stat.S_IMODE(info.st_mode)
-    if kind == stat.S_IFREG:
-        yield FileItem(fs_path, path, info)
-    elif kind == stat.S_IFLNK:
-        target = _readlink(fs_path, warnings)
-        if target is not None:
-            yield FileEntry(
-                path=path, type=FileType.SYMLINK, mode=mode, mtime_ns=info.st_mtime_ns, link=target
+@attrs.define
+class _Walk:
+    """One walk's state: its warnings, the owner names met, the inodes with several links."""
+
+    warnings: list[SourceWarning]
+    reader: MetadataReader = attrs.field(factory=MetadataReader)
+    inodes: Inodes = attrs.field(factory=Inodes)
+
+    def one(self, fs_path: str, path: str) -> Iterator[Item]:
+        warnings = self.warnings
+        if not _utf8(path):
+            warnings.append(
+                SourceWarning(path=display(fs_path), reason="name is not UTF-8; skipped")
             )
-    elif kind == stat.S_IFDIR:
-        yield FileEntry(path=path, type=FileType.DIR, mode=mode, mtime_ns=info.st_mtime_ns)
+            return
+        try:
+            info = os.lstat(fs_path)
+        except OSError as err:
+            warnings.append(SourceWarning(path=display(fs_path), reason=_reason(err)))
+            return
+        kind = stat.S_IFMT(info.st_mode)
+        if kind not in _RECORDED and kind not in (stat.S_IFDIR, stat.S_IFLNK, stat.S_IFREG):
+            what = _SPECIAL.get(kind, "special file")
+            warnings.append(SourceWarning(path=display(fs_path), reason=f"{what} skipped"))
+            return
+        # A folder has no hard links; a symbolic link's are recorded as links, each time.
+        linkable = kind not in (stat.S_IFDIR, stat.S_IFLNK)
+        first = self.inodes.first_path(path, info) if linkable else None
+        meta = self._meta(fs_path, info, xattrs=first is None)
+        if first is not None:
+            yield _entry(FileType.HARDLINK, meta, path, info, link=first)
+        elif kind == stat.S_IFREG:
+            yield FileItem(fs_path, path, info, meta)
+        elif kind == stat.S_IFLNK:
+            target = _readlink(fs_path, warnings)
+            if target is not None:
+                yield _entry(FileType.SYMLINK, meta, path, info, link=target)
+        elif kind == stat.S_IFDIR:
+            yield _entry(FileType.DIR, meta, path, info)
+            yield from self._folder(fs_path, path)
+        else:
+            device = None
+            if kind != stat.S_IFIFO:
+                device = (os.major(info.st_rdev), os.minor(info.st_rdev))
+            yield _entry(_RECORDED[kind], meta, path, info, device=device)
+
+    def _folder(self, fs_path: str, path: str) -> Iterator[Item]:
         try:
             with os.scandir(fs_path) as entries:
                 names = sorted(entry.name for entry in entries)
         except OSError as err:
-            warnings.append(SourceWarning(path=display(fs_path), reason=_reason(err)))
+            self.warnings.append(SourceWarning(path=display(fs_path), reason=_reason(err)))
             return
         for name in names:
-            yield from _walk_one(os.path.join(fs_path, name), f"{path}/{name}", warnings)
-    else:
-        what = _SPECIAL.get(kind, "special file")
-        warnings.append(SourceWarning(path=display(fs_path), reason=f"{what} skipped"))
+            yield from self.one(os.path.join(fs_path, name), f"{path}/{name}")
+
+    def _meta(self, fs_path: str, info: os.stat_result, *, xattrs: bool) -> Metadata:
+        left: list[tuple[str, str]] = []
+        meta = self.reader.read(fs_path, info, left, xattrs=xattrs)
+        self.warnings.extend(SourceWarning(path=display(p), reason=r) for p, r in left)
+        return meta
+
+
+def _entry(
+    kind: FileType,
+    meta: Metadata,
+    path: str,
+    info: os.stat_result,
+    *,
+    link: str | None = None,
+    device: tuple[int, int] | None = None,
+) -> FileEntry:
+    return FileEntry(
+        path=path,
+        type=kind,
+        mode=stat.S_IMODE(info.st_mode),
+        mtime_ns=info.st_mtime_ns,
+        link=link,
+        uid=meta.uid,
+        gid=meta.gid,
+        user=meta.user,
+        group=meta.group,
+        xattrs=meta.xattrs,
+        device=device,
+    )
 
 
 def _readlink(fs_path: str, warnings: list[SourceWarning]) -> str | None:

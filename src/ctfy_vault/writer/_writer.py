@@ -34,6 +34,7 @@ from ctfy_vault.repository._store import PackedTarget, load_packed
 from ctfy_vault.storage import LockMode, Target, set_retain_until
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource, running
+from ctfy_vault.writer._metadata import NO_METADATA, Metadata, link_paths
 from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
 from ctfy_vault.writer._packer import PACK_WRITERS, Packer
 from ctfy_vault.writer._sources import (
@@ -305,6 +306,7 @@ class _Pending:
     size: int
     digest: _FileDigest
     chunks: list[bytes | None]
+    meta: Metadata = NO_METADATA
 
     @property
     def sha256(self) -> bytes:
@@ -442,7 +444,8 @@ class Writer:
             snapshot_id: the id; a random one by default.
             previous: hash of the lineage's previous entry, for the chain.
             parent: an earlier manifest of the same sources; files whose size, mtime and mode are
-                unchanged, and whose chunks every target holds, are taken from it without reading.
+                unchanged, and whose chunks every target holds, are taken from it without reading
+                (with the owner and extended attributes read now).
             tags: free tags.
             labels: free key/value labels.
             retain_until: on targets whose probe reports S3 Object Lock, every object this run
@@ -512,6 +515,11 @@ class Writer:
                     bytes_read += done.size
             self._settle_chunks(run, io_pool)
             entries.extend(_entries(pending))
+            entries, unlinked = link_paths(entries)
+            warnings.extend(
+                SourceWarning(path=path, reason="its inode's first path was not stored; skipped")
+                for path in unlinked
+            )
             manifest = Manifest(
                 snapshot_id=snapshot_id or uuid.uuid4().hex,
                 lineage=lineage,
@@ -620,7 +628,12 @@ class Writer:
         return run
 
     def _reuse(self, run: _Run, old: FileEntry | None, item: FileItem) -> FileEntry | None:
-        """Take an unchanged file's entry from the parent when every live target has its chunks."""
+        """Take an unchanged file's entry from the parent when every live target has its chunks.
+
+        Unchanged means the same size, mtime and mode: the content is then taken as it was. The
+        owner and extended attributes are the ones just read, so a change of either (which
+        leaves the mtime alone) is recorded without reading the content again.
+        """
         before = item.before
         if (
             old is None
@@ -637,7 +650,7 @@ class Writer:
         run.count_present(live, len(old.chunks))
         if run.progress is not None:
             run.progress(old.size, 1)
-        return old
+        return item.meta.onto(old)
 
     def _take(
         self,
@@ -680,7 +693,9 @@ class Writer:
                 return attrs.evolve(entry, chunks=item.chunks)
         if item.content is None:  # pragma: no cover - EntrySource refuses this
             raise ConfigurationError(f"{entry.path}: a file entry needs its content")
-        done = self._chunk_all(item.content(), entry.path, entry.mode, entry.mtime_ns, run)
+        done = self._chunk_all(
+            item.content(), entry.path, entry.mode, entry.mtime_ns, run, meta=Metadata.of(entry)
+        )
         if done.size != entry.size or done.sha256 != entry.sha256:
             raise IntegrityError(f"{entry.path}: the content read does not match its entry")
         return done
@@ -720,6 +735,7 @@ class Writer:
                     item.before.st_mode & 0o7777,
                     item.before.st_mtime_ns,
                     run,
+                    meta=item.meta,
                 )
             except OSError as err:
                 reason = f"read failed ({type(err).__name__}); skipped"
@@ -735,6 +751,8 @@ class Writer:
         mode: int,
         mtime_ns: int,
         run: _Run,
+        *,
+        meta: Metadata = NO_METADATA,
     ) -> _Pending:
         seal_pool, io_pool = run.pools()
         limiter = run.limiter
@@ -774,7 +792,7 @@ class Writer:
             hasher.finish(digest)
         else:
             digest.finish()
-        return _Pending(path, mode, mtime_ns, size, digest, slots)
+        return _Pending(path, mode, mtime_ns, size, digest, slots, meta)
 
     def _store_chunk(self, run: _Run, data: bytes, io_pool: ThreadPoolExecutor) -> bytes:
         """Name a chunk; seal it once and write it to each live target that lacks it.
@@ -1193,6 +1211,11 @@ def _entry(item: _Pending) -> FileEntry:
         size=item.size,
         chunks=chunks,
         sha256=item.sha256,
+        uid=item.meta.uid,
+        gid=item.meta.gid,
+        user=item.meta.user,
+        group=item.meta.group,
+        xattrs=item.meta.xattrs,
     )
 
 

@@ -33,6 +33,7 @@ from ctfy_vault.export import (
     history,
 )
 from ctfy_vault.links import LinkSigner, verify_link
+from ctfy_vault.manifest import FileType
 from ctfy_vault.storage import Target
 from ctfy_vault.testing import memory_target
 from ctfy_vault.vault import Vault
@@ -280,6 +281,26 @@ class TestNames:
         assert rows["data/acme/tab\there.txt"] == "backup/tab_here.txt"
         assert {files[path] for path in mapped} == {b"1", b"2"}
         assert [s.source_path for s in summary.skipped] == ["data/acme/link"]
+
+    def test_a_hard_link_exports_its_content_and_a_fifo_is_skipped(self, tmp_path: Path) -> None:
+        """A hard link (its data outside the tenant's folder) exports as its file; a FIFO is left."""
+        root = tmp_path / "data"
+        (root / "acme").mkdir(parents=True)
+        (root / "a-shared.bin").write_bytes(b"shared bytes")  # sorts first: it holds the data
+        os.link(root / "a-shared.bin", root / "acme" / "copy.bin")
+        os.mkfifo(root / "acme" / "pipe")
+        vault, info = _vault_with(root)
+        kinds = {e.path: e.type for e in vault.manifest(info).files}
+        assert kinds["data/acme/copy.bin"] is FileType.HARDLINK
+        dest = memory_target()
+        source = SnapshotSource(vault=vault, snapshot=info, prefix="data/acme")
+        summary = export(source, dest, tenant="acme", signer=SIGNER)
+        files = _strip_root(_members(dest.read(summary.key), "zip"), summary)
+        rows = {r["source_path"]: r["path"] for r in _inventory(files)["files"]}
+        assert files[rows["data/acme/copy.bin"]] == b"shared bytes"
+        assert [(s.source_path, s.reason) for s in summary.skipped] == [
+            ("data/acme/pipe", "FIFO: not a regular file, no content to export")
+        ]
 
 
 def _vault_with(folder: Path) -> tuple[Vault, Any]:

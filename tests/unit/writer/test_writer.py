@@ -418,8 +418,8 @@ def test_file_changing_while_read_is_stored_as_read_with_a_warning(
     assert entry.size >= 5_000
 
 
-def test_special_files_are_skipped_without_blocking(tmp_path: Path) -> None:
-    """FIFOs and sockets are never opened (a FIFO would block); each gets a warning."""
+def test_special_files_are_recorded_or_skipped_without_blocking(tmp_path: Path) -> None:
+    """A FIFO is recorded, never opened (it would block); a socket is skipped with a warning."""
     tree = tmp_path / "t"
     tree.mkdir()
     os.mkfifo(tree / "fifo")
@@ -431,8 +431,11 @@ def test_special_files_are_skipped_without_blocking(tmp_path: Path) -> None:
         )
     finally:
         server.close()
-    assert [e.path for e in result.manifest.files] == ["t"]
-    assert sorted(w.reason for w in result.warnings) == ["FIFO skipped", "socket skipped"]
+    assert [(e.path, e.type) for e in result.manifest.files] == [
+        ("t", FileType.DIR),
+        ("t/fifo", FileType.FIFO),
+    ]
+    assert [w.reason for w in result.warnings] == ["socket skipped"]
 
 
 def test_symlink_loops_are_recorded_as_links(tmp_path: Path) -> None:
