@@ -11,6 +11,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 from ctfy_vault.cli._config import Config
@@ -80,7 +81,7 @@ def backup(args: argparse.Namespace, out: TextIO) -> ExitCode:
             known = recorded.advance(info.head)
             if not write_heads(path, known, f"backup {name}"):
                 worst = max(worst, ExitCode.FAILED)
-    if args.json:
+    if args.json and not args.dry_run:  # a dry run printed its own report
         dump(results if args.lineage is None else (results[0] if results else None), out)
     return worst
 
@@ -110,10 +111,42 @@ def _check_stream_options(args: argparse.Namespace) -> None:
         raise ConfigurationError("--name only goes with --stdin or --stdin-from-command")
 
 
+def _lines_of(path: Path, what: str) -> list[str]:
+    """The lines of a ``--exclude-file`` or ``--files-from`` file: blank ones and ``#`` comments out."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigurationError(f"{what} {path} cannot be read ({type(err).__name__})") from None
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def _selection(args: argparse.Namespace) -> dict[str, Any]:
+    """``exclude`` and ``one_file_system`` for `Vault.backup`, from the flags and files."""
+    patterns = list(args.exclude)
+    for path in args.exclude_file:
+        patterns.extend(_lines_of(path, "--exclude-file"))
+    return {"exclude": patterns, "one_file_system": args.one_file_system}
+
+
 def _backup_plan(args: argparse.Namespace, config: Config) -> list[tuple[str, list[str]]]:
     """Each lineage to back up with its sources; usage errors before any target is contacted."""
     _check_stream_options(args)
     streamed = args.stdin or args.stdin_from_command
+    listed = [line for path in args.files_from for line in _lines_of(path, "--files-from")]
+    if listed:
+        if args.lineage is None:
+            raise ConfigurationError("backup --files-from needs a LINEAGE")
+        if streamed:
+            raise ConfigurationError(
+                "--files-from does not go with --stdin or --stdin-from-command"
+            )
+        args.paths = [*args.paths, *listed]
+    if args.dry_run and streamed:
+        raise ConfigurationError("--dry-run reads no stream and runs no command: give PATHS")
     if args.lineage is None:
         plan = [(name, list(lin.sources)) for name, lin in config.lineages.items() if lin.sources]
         if not plan:
@@ -171,6 +204,46 @@ def _measure(paths: Iterable[str]) -> tuple[int, int]:
     return total, files
 
 
+def _dry_run(
+    args: argparse.Namespace,
+    vault: Vault,
+    lineage: str,
+    given: list[str | StreamSource | CommandSource],
+    out: TextIO,
+) -> ExitCode:
+    """``backup --dry-run``: what the backup would read and record; nothing read or written."""
+    found = vault.preview_backup(given, lineage=lineage, **_selection(args))
+    for warning in found.warnings:
+        warn(f"{warning.path}: {warning.reason}")
+    if args.json:
+        dump(
+            {
+                "dry_run": True,
+                "lineage": lineage,
+                "entries": found.entries,
+                "files": found.files,
+                "new": list(found.new),
+                "changed": list(found.changed),
+                "unchanged": found.unchanged,
+                "bytes_to_read": found.bytes_to_read,
+                "bytes_total": found.bytes_total,
+            },
+            out,
+        )
+        return ExitCode.OK
+    for path in found.new:
+        out.write(f"new      {path}\n")
+    for path in found.changed:
+        out.write(f"changed  {path}\n")
+    out.write(
+        f"dry run of backup {lineage}: {found.entries} entries, {found.files} file(s): "
+        f"{len(found.new)} new, {len(found.changed)} changed, {found.unchanged} unchanged; "
+        f"would read {format_bytes(found.bytes_to_read)} of {format_bytes(found.bytes_total)}; "
+        "nothing was written\n"
+    )
+    return ExitCode.OK
+
+
 def _backup_interrupted(
     err: KeyboardInterrupt, lineage: str, done: list[dict[str, object]]
 ) -> CommandInterrupted:
@@ -197,9 +270,16 @@ def _backup_one(
 ) -> tuple[ExitCode, BackupInfo | None]:
     given = _given_sources(args, sources)
     streamed = args.stdin or args.stdin_from_command
+    if args.dry_run:
+        return _dry_run(args, vault, lineage, given, out), None
     bar = progress(f"backup {lineage}", None if streamed else lambda: _measure(sources))
     tags = [*config.lineage(lineage).tags, *args.tag]
-    options: dict[str, Any] = {"host": args.host, "tags": tags, "progress": bar}
+    options: dict[str, Any] = {
+        "host": args.host,
+        "tags": tags,
+        "progress": bar,
+        **_selection(args),
+    }
     policy = config.lineage(lineage).policy
     if policy is not None:
         # Object Lock follows the lineage's schedule on buckets that have it.

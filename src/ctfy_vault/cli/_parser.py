@@ -375,6 +375,42 @@ def _add_backup(commands: Any, both: list[argparse.ArgumentParser]) -> None:
         help="back up even when the storage lost a lineage's known head (deleted or rolled "
         "back): chain onto the head it holds now and record the new snapshot as known",
     )
+    chosen = backup.add_argument_group("what is taken (restic's flags)")
+    chosen.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out entries matching PATTERN (fnmatch: a name anywhere, or with / the "
+        "absolute path; an excluded folder goes whole; repeatable)",
+    )
+    chosen.add_argument(
+        "--exclude-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        type=Path,
+        help="read exclude patterns from FILE, one per line (# comments, blank lines ignored)",
+    )
+    chosen.add_argument(
+        "--files-from",
+        action="append",
+        default=[],
+        metavar="FILE",
+        type=Path,
+        help="read the paths to back up from FILE, one per line (# comments, blank lines "
+        "ignored), besides PATHS",
+    )
+    chosen.add_argument(
+        "--one-file-system",
+        action="store_true",
+        help="do not descend into folders on another filesystem (mount points stay, empty)",
+    )
+    chosen.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be read and recorded; read no file, run no command, write nothing",
+    )
 
 
 def _add_copy(commands: Any, both: list[argparse.ArgumentParser]) -> None:

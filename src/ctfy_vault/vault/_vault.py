@@ -92,7 +92,16 @@ from ctfy_vault.vault._prune import (
 from ctfy_vault.vault._restore import restore_manifest, select
 from ctfy_vault.vault._status import Status, lineage_status, object_lock_of
 from ctfy_vault.vault._tags import effective_tags
-from ctfy_vault.writer import BackupSource, CommandSource, Require, StreamSource, Writer
+from ctfy_vault.writer import (
+    BackupPreview,
+    BackupSource,
+    CommandSource,
+    Require,
+    Selection,
+    StreamSource,
+    Writer,
+    preview,
+)
 
 __all__ = ["Vault"]
 
@@ -356,6 +365,8 @@ class Vault:
         lock_policy: Policy | None = None,
         lock_lead: timedelta = DEFAULT_LOCK_LEAD,
         target_policies: TargetPolicies | None = None,
+        exclude: Sequence[str] = (),
+        one_file_system: bool = False,
     ) -> BackupInfo:
         """Back up paths, streams and programs' output as one new snapshot of ``lineage``.
 
@@ -398,6 +409,11 @@ class Vault:
             target_policies: per-target retention (see `Vault.prune`), with ``lock_policy``:
                 on each target named, the new snapshot and the lineage's objects are locked
                 to the dates that target's own policy for the lineage needs.
+            exclude: patterns of entries under path sources to leave out (`Selection`: a
+                pattern without ``/`` matches a name anywhere, one with ``/`` the absolute
+                path; an excluded folder goes with everything under it).
+            one_file_system: do not descend into folders on another filesystem than their
+                source (the mount point is recorded as an empty folder).
 
         Degraded targets (see `Vault.degraded`, checked again now, and once more per target
         right before its manifest is written) get nothing: each outcome reports a
@@ -450,6 +466,7 @@ class Vault:
                 recheck=marked_chunks(self._targets),
                 degraded=refused,
                 guard=self._refuses,
+                selection=Selection(exclude=tuple(exclude), one_file_system=one_file_system),
             )
         finally:
             self._reader.forget_packs()  # new packs and index objects: reload before reading
@@ -464,6 +481,35 @@ class Vault:
         for name, err in followed.errors.items():
             log.warning("backup: locks on %s not brought up to date: %s", name, err)
         return attrs.evolve(info, unlockable=followed.unlockable)
+
+    def preview_backup(
+        self,
+        sources: BackupSource | Iterable[BackupSource],
+        *,
+        lineage: str,
+        exclude: Sequence[str] = (),
+        one_file_system: bool = False,
+    ) -> BackupPreview:
+        """Say what `Vault.backup` would read and record, reading no file and writing nothing.
+
+        The sources are walked as the backup would walk them (same exclusions), and each file
+        is compared with the lineage's newest snapshot (same size, mtime and mode: taken
+        without reading). Commands are not run. See `ctfy_vault.writer.preview`.
+
+        Raises:
+            ConfigurationError: a source does not exist, or two share a name.
+        """
+        given: list[BackupSource] = (
+            [sources]
+            if isinstance(sources, (str, os.PathLike, StreamSource, CommandSource))
+            else list(sources)
+        )
+        _previous, parent = self._lineage_head(lineage, None)
+        return preview(
+            given,
+            parent=parent,
+            selection=Selection(exclude=tuple(exclude), one_file_system=one_file_system),
+        )
 
     def _new_snapshot_locks(
         self,

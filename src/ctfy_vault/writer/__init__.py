@@ -39,7 +39,8 @@ from ctfy_vault.repository import (
 from ctfy_vault.writer._chunker import DEFAULT_CHUNKER, ChunkerParams, Readable, iter_chunks
 from ctfy_vault.writer._command import CommandSource
 from ctfy_vault.writer._outcome import BackupResult, SourceWarning, TargetOutcome
-from ctfy_vault.writer._sources import BackupSource, EntrySource, StreamSource
+from ctfy_vault.writer._preview import BackupPreview, preview
+from ctfy_vault.writer._sources import BackupSource, EntrySource, Selection, StreamSource
 from ctfy_vault.writer._writer import COMMIT_INTERRUPTED, Require, Writer
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "OBJECTS_PREFIX",
     "QUARANTINE_PREFIX",
     "SNAPSHOTS_PREFIX",
+    "BackupPreview",
     "BackupResult",
     "BackupSource",
     "ChunkerParams",
@@ -57,6 +59,7 @@ __all__ = [
     "HealReport",
     "Readable",
     "Require",
+    "Selection",
     "SourceWarning",
     "StreamSource",
     "TargetOutcome",
@@ -66,6 +69,7 @@ __all__ = [
     "heal",
     "index_chunks",
     "iter_chunks",
+    "preview",
     "unexpected_key",
 ]
 

@@ -12,6 +12,7 @@ shows the raw bytes as escapes.
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ __all__ = [
     "EntrySource",
     "FileItem",
     "Item",
+    "Selection",
     "StreamSource",
     "check_complete",
     "check_unchanged",
@@ -155,8 +157,48 @@ def _top_name(source: str) -> str:
     return name
 
 
+def _patterns(values: Iterable[object]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ConfigurationError("exclude takes a collection of patterns, not one string")
+    found: list[str] = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError("an exclude pattern is a non-empty string")
+        pattern = value.strip()
+        found.append(pattern.rstrip("/") or "/")
+    return tuple(found)
+
+
+@attrs.frozen
+class Selection:
+    """Which entries under path sources a backup takes (restic's ``--exclude`` and friends).
+
+    Attributes:
+        exclude: ``fnmatch`` patterns (``*``, ``?``, ``[...]``). A pattern without ``/``
+            matches an entry's name anywhere (``*.tmp``, ``node_modules``); one with ``/``
+            matches its whole absolute path (``/srv/app/cache/*``). An excluded folder is left
+            out with everything under it. A trailing ``/`` is ignored.
+        one_file_system: do not descend into folders on another filesystem than their source
+            (a mount point is recorded as an empty folder, as restic does).
+    """
+
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=_patterns)
+    one_file_system: bool = False
+
+    def excludes(self, fs_path: str) -> bool:
+        """Whether the entry at this absolute path is left out."""
+        name = os.path.basename(fs_path)
+        for pattern in self.exclude:
+            subject = fs_path if "/" in pattern else name
+            if fnmatch.fnmatchcase(subject, pattern):
+                return True
+        return False
+
+
 def walk(
-    sources: Iterable[BackupSource | EntrySource], warnings: list[SourceWarning]
+    sources: Iterable[BackupSource | EntrySource],
+    warnings: list[SourceWarning],
+    selection: Selection | None = None,
 ) -> Iterator[Item]:
     """Yield what to record for each source, depth first, in name order, never following links.
 
@@ -164,6 +206,7 @@ def walk(
         sources: paths (files, links or directory trees), streams, commands and replayed
             entries (yielded as they are).
         warnings: receives one entry per skipped or unreadable entry.
+        selection: which entries under path sources are taken (everything by default).
 
     Yields:
         Finished entries (directories, links), regular files to read, streams and commands.
@@ -187,12 +230,16 @@ def walk(
         seen.add(top)
         if path is not None and not os.path.lexists(path):
             raise ConfigurationError(f"source does not exist: {display(path)}")
-    state = _Walk(warnings)
+    state = _Walk(warnings, selection=selection or Selection())
     for source in given:
         if isinstance(source, (StreamSource, CommandSource, EntrySource)):
             yield source
             continue
         fs_path = os.path.abspath(os.fspath(source))
+        try:
+            state.device = os.lstat(fs_path).st_dev
+        except OSError:
+            state.device = None
         yield from state.one(fs_path, _top_name(fs_path))
 
 
@@ -203,9 +250,13 @@ class _Walk:
     warnings: list[SourceWarning]
     reader: MetadataReader = attrs.field(factory=MetadataReader)
     inodes: Inodes = attrs.field(factory=Inodes)
+    selection: Selection = attrs.field(factory=Selection)
+    device: int | None = None  # the current source's filesystem (``one_file_system``)
 
     def one(self, fs_path: str, path: str) -> Iterator[Item]:
         warnings = self.warnings
+        if self.selection.excludes(fs_path):
+            return
         if not _utf8(path):
             warnings.append(
                 SourceWarning(path=display(fs_path), reason="name is not UTF-8; skipped")
@@ -235,7 +286,9 @@ class _Walk:
                 yield _entry(FileType.SYMLINK, meta, path, info, link=target)
         elif kind == stat.S_IFDIR:
             yield _entry(FileType.DIR, meta, path, info)
-            yield from self._folder(fs_path, path)
+            mounted = self.device is not None and info.st_dev != self.device
+            if not (self.selection.one_file_system and mounted):
+                yield from self._folder(fs_path, path)
         else:
             device = None
             if kind != stat.S_IFIFO:

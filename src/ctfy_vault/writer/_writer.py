@@ -42,6 +42,7 @@ from ctfy_vault.writer._sources import (
     EntrySource,
     FileItem,
     Item,
+    Selection,
     StreamSource,
     check_complete,
     check_unchanged,
@@ -423,6 +424,7 @@ class Writer:
         degraded: Mapping[str, BaseException] | None = None,
         guard: Callable[[Target], BaseException | None] | None = None,
         recorded_sources: Sequence[str] | None = None,
+        selection: Selection | None = None,
     ) -> BackupResult:
         """Back up paths, streams and commands' output as one snapshot on every target.
 
@@ -469,6 +471,8 @@ class Writer:
                 already stored stay, unreferenced).
             recorded_sources: the manifest's ``sources``; by default the name of each source
                 given (a copied snapshot keeps the sources its original recorded).
+            selection: which entries under path sources are taken (`Selection`: exclude
+                patterns, one filesystem); everything by default.
 
         Returns:
             The manifest written and one outcome per target.
@@ -506,7 +510,7 @@ class Writer:
         reusable = {entry.path: entry for entry in parent.files} if parent else {}
         seal_pool, io_pool = self._pipeline(run)
         try:
-            for item in walk(given, warnings):
+            for item in walk(given, warnings, selection):
                 done = self._take(item, reusable, now, run, warnings)
                 if isinstance(done, FileEntry):
                     entries.append(done)
