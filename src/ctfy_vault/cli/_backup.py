@@ -124,12 +124,16 @@ def _lines_of(path: Path, what: str) -> list[str]:
     ]
 
 
-def _selection(args: argparse.Namespace) -> dict[str, Any]:
-    """``exclude`` and ``one_file_system`` for `Vault.backup`, from the flags and files."""
+def _selection(args: argparse.Namespace, full_paths: bool) -> dict[str, Any]:
+    """``exclude``, ``one_file_system`` and ``full_paths`` for `Vault.backup`."""
     patterns = list(args.exclude)
     for path in args.exclude_file:
         patterns.extend(_lines_of(path, "--exclude-file"))
-    return {"exclude": patterns, "one_file_system": args.one_file_system}
+    return {
+        "exclude": patterns,
+        "one_file_system": args.one_file_system,
+        "full_paths": args.full_paths or full_paths,
+    }
 
 
 def _backup_plan(args: argparse.Namespace, config: Config) -> list[tuple[str, list[str]]]:
@@ -204,15 +208,16 @@ def _measure(paths: Iterable[str]) -> tuple[int, int]:
     return total, files
 
 
-def _dry_run(
+def _dry_run(  # noqa: PLR0917 - one call site
     args: argparse.Namespace,
     vault: Vault,
     lineage: str,
     given: list[str | StreamSource | CommandSource],
+    chosen: dict[str, Any],
     out: TextIO,
 ) -> ExitCode:
     """``backup --dry-run``: what the backup would read and record; nothing read or written."""
-    found = vault.preview_backup(given, lineage=lineage, **_selection(args))
+    found = vault.preview_backup(given, lineage=lineage, **chosen)
     for warning in found.warnings:
         warn(f"{warning.path}: {warning.reason}")
     if args.json:
@@ -271,14 +276,15 @@ def _backup_one(
     given = _given_sources(args, sources)
     streamed = args.stdin or args.stdin_from_command
     if args.dry_run:
-        return _dry_run(args, vault, lineage, given, out), None
+        chosen = _selection(args, config.lineage(lineage).full_paths)
+        return _dry_run(args, vault, lineage, given, chosen, out), None
     bar = progress(f"backup {lineage}", None if streamed else lambda: _measure(sources))
     tags = [*config.lineage(lineage).tags, *args.tag]
     options: dict[str, Any] = {
         "host": args.host,
         "tags": tags,
         "progress": bar,
-        **_selection(args),
+        **_selection(args, config.lineage(lineage).full_paths),
     }
     policy = config.lineage(lineage).policy
     if policy is not None:

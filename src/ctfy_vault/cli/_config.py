@@ -70,7 +70,7 @@ _TARGET: Final = frozenset(
 _RESERVED: Final = frozenset(
     {"name", "retry", "part_size", "lock_mode", "data_storage_class", "policy", "policies"}
 )
-_LINEAGE: Final = frozenset({"policy", "sources", "tags"})
+_LINEAGE: Final = frozenset({"policy", "sources", "tags", "full_paths"})
 #: The manifest's rule for lineage names, checked when the file is read, not at the first backup.
 _LINEAGE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -225,12 +225,15 @@ class LineageConfig:
         policy: its retention policy, or ``None`` (never pruned).
         sources: the paths ``backup`` takes when none are given.
         tags: tags every backup of the lineage gets.
+        full_paths: store the sources under their absolute paths (restic's way), so two
+            sources of the same name do not clash; by default each under its name.
     """
 
     name: str
     policy: Policy | None = None
     sources: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    full_paths: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -538,4 +541,11 @@ def _lineage(check: _Checker, name: str, value: object) -> LineageConfig:
         policy=_policy(check, table.get("policy"), f"{where}.policy"),
         sources=check.texts(table.get("sources", []), f"{where}.sources"),
         tags=check.texts(table.get("tags", []), f"{where}.tags"),
+        full_paths=_flag(check, table.get("full_paths", False), f"{where}.full_paths"),
     )
+
+
+def _flag(check: _Checker, value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise check.error(where, "must be true or false")
+    return value

@@ -105,7 +105,17 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         ``backup --stdin-from-command --``.
     """
     words, command = split_command(argv)
-    args = build_parser().parse_args(words)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(words)
+    if extra:
+        # argparse takes ``backup LINEAGE PATHS...`` in one go, so PATHS after an option
+        # (``backup files --tag x /srv``) come back unparsed: they are more PATHS.
+        if getattr(args, "command", None) == "backup" and not any(
+            word.startswith("-") for word in extra
+        ):
+            args.paths = [*args.paths, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if command is not None:
         args.producer = command
     _merge_global(args)
@@ -400,6 +410,12 @@ def _add_backup(commands: Any, both: list[argparse.ArgumentParser]) -> None:
         type=Path,
         help="read the paths to back up from FILE, one per line (# comments, blank lines "
         "ignored), besides PATHS",
+    )
+    chosen.add_argument(
+        "--full-paths",
+        action="store_true",
+        help="store the sources under their absolute paths, as restic does (two sources named "
+        "config then do not clash); or full_paths = true in the lineage's table",
     )
     chosen.add_argument(
         "--one-file-system",

@@ -367,6 +367,7 @@ class Vault:
         target_policies: TargetPolicies | None = None,
         exclude: Sequence[str] = (),
         one_file_system: bool = False,
+        full_paths: bool = False,
     ) -> BackupInfo:
         """Back up paths, streams and programs' output as one new snapshot of ``lineage``.
 
@@ -414,6 +415,10 @@ class Vault:
                 path; an excluded folder goes with everything under it).
             one_file_system: do not descend into folders on another filesystem than their
                 source (the mount point is recorded as an empty folder).
+            full_paths: store path sources under their absolute paths (``srv/app/config``,
+                the folders above recorded too), as restic does, so two sources of one name do
+                not clash; by default each is stored under its name. Keep it the same for a
+                lineage: unchanged files are recognised by their stored path.
 
         Degraded targets (see `Vault.degraded`, checked again now, and once more per target
         right before its manifest is written) get nothing: each outcome reports a
@@ -467,6 +472,7 @@ class Vault:
                 degraded=refused,
                 guard=self._refuses,
                 selection=Selection(exclude=tuple(exclude), one_file_system=one_file_system),
+                full_paths=full_paths,
             )
         finally:
             self._reader.forget_packs()  # new packs and index objects: reload before reading
@@ -489,6 +495,7 @@ class Vault:
         lineage: str,
         exclude: Sequence[str] = (),
         one_file_system: bool = False,
+        full_paths: bool = False,
     ) -> BackupPreview:
         """Say what `Vault.backup` would read and record, reading no file and writing nothing.
 
@@ -509,6 +516,7 @@ class Vault:
             given,
             parent=parent,
             selection=Selection(exclude=tuple(exclude), one_file_system=one_file_system),
+            full_paths=full_paths,
         )
 
     def _new_snapshot_locks(

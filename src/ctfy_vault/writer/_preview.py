@@ -54,6 +54,7 @@ def preview(
     *,
     parent: Manifest | None = None,
     selection: Selection | None = None,
+    full_paths: bool = False,
 ) -> BackupPreview:
     """Walk the sources as a backup would and say what it would read; read and write nothing.
 
@@ -67,6 +68,7 @@ def preview(
             (commands are not run).
         parent: the lineage's previous snapshot, or ``None``.
         selection: exclude patterns and one filesystem, as the backup would apply them.
+        full_paths: name path sources by their absolute paths, as the backup would.
     """
     known = {entry.path: entry for entry in parent.files} if parent is not None else {}
     warnings: list[SourceWarning] = []
@@ -74,7 +76,7 @@ def preview(
     new: list[str] = []
     changed: list[str] = []
     streams: list[str] = []
-    for item in walk(list(sources), warnings, selection):
+    for item in walk(list(sources), warnings, selection, full_paths=full_paths):
         entries += 1
         if isinstance(item, (StreamSource, CommandSource)):
             streams.append(item.name)

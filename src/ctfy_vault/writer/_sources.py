@@ -150,8 +150,10 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def _top_name(source: str) -> str:
-    name = os.path.basename(os.path.normpath(os.path.abspath(source)))
+def _top_name(source: str, *, full_paths: bool = False) -> str:
+    """The path a source is stored under: its name, or (``full_paths``) its absolute path."""
+    absolute = os.path.normpath(os.path.abspath(source))
+    name = absolute.lstrip("/") if full_paths else os.path.basename(absolute)
     if not name:
         raise ConfigurationError("a source must have a name (the filesystem root cannot be one)")
     return name
@@ -199,6 +201,8 @@ def walk(
     sources: Iterable[BackupSource | EntrySource],
     warnings: list[SourceWarning],
     selection: Selection | None = None,
+    *,
+    full_paths: bool = False,
 ) -> Iterator[Item]:
     """Yield what to record for each source, depth first, in name order, never following links.
 
@@ -207,12 +211,16 @@ def walk(
             entries (yielded as they are).
         warnings: receives one entry per skipped or unreadable entry.
         selection: which entries under path sources are taken (everything by default).
+        full_paths: store each path source under its absolute path (``srv/app/config``, with
+            its parent folders recorded as folders), as restic does, instead of its name:
+            two sources of the same name then do not clash.
 
     Yields:
         Finished entries (directories, links), regular files to read, streams and commands.
 
     Raises:
-        ConfigurationError: a source path does not exist, or two sources share a top-level name.
+        ConfigurationError: a source path does not exist, two sources share a top-level name,
+            or (``full_paths``) one source lies inside another.
     """
     given = list(sources)
     seen: set[str] = set()
@@ -224,12 +232,15 @@ def walk(
             top = source.name
         else:
             path = os.fspath(source)
-            top = _top_name(path)
+            top = _top_name(path, full_paths=full_paths)
         if top in seen:
-            raise ConfigurationError(f"two sources would both be stored as {display(top)!r}")
+            hint = "" if full_paths else " (store sources by their full path to keep both)"
+            raise ConfigurationError(f"two sources would both be stored as {display(top)!r}{hint}")
         seen.add(top)
         if path is not None and not os.path.lexists(path):
             raise ConfigurationError(f"source does not exist: {display(path)}")
+    if full_paths:
+        _check_not_nested(seen)
     state = _Walk(warnings, selection=selection or Selection())
     for source in given:
         if isinstance(source, (StreamSource, CommandSource, EntrySource)):
@@ -240,7 +251,24 @@ def walk(
             state.device = os.lstat(fs_path).st_dev
         except OSError:
             state.device = None
-        yield from state.one(fs_path, _top_name(fs_path))
+        top = _top_name(fs_path, full_paths=full_paths)
+        if full_paths:
+            yield from state.parents(top)
+        yield from state.one(fs_path, top)
+
+
+def _check_not_nested(tops: Iterable[str]) -> None:
+    """Refuse a source inside another: its entries would be stored twice."""
+    given = set(tops)
+    for inner in sorted(given):
+        parts = inner.split("/")
+        for depth in range(1, len(parts)):
+            outer = "/".join(parts[:depth])
+            if outer in given:
+                raise ConfigurationError(
+                    f"source /{display(inner)} lies inside source /{display(outer)}: give only "
+                    "the outer one (or exclude the inner one)"
+                )
 
 
 @attrs.define
@@ -252,6 +280,7 @@ class _Walk:
     inodes: Inodes = attrs.field(factory=Inodes)
     selection: Selection = attrs.field(factory=Selection)
     device: int | None = None  # the current source's filesystem (``one_file_system``)
+    parent_paths: set[str] = attrs.field(factory=set)  # folders above full-path sources
 
     def one(self, fs_path: str, path: str) -> Iterator[Item]:
         warnings = self.warnings
@@ -294,6 +323,22 @@ class _Walk:
             if kind != stat.S_IFIFO:
                 device = (os.major(info.st_rdev), os.minor(info.st_rdev))
             yield _entry(_RECORDED[kind], meta, path, info, device=device)
+
+    def parents(self, top: str) -> Iterator[Item]:
+        """The folders above a source stored by its full path, each once per walk."""
+        parts = top.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            path = "/".join(parts[:depth])
+            if path in self.parent_paths:
+                continue
+            self.parent_paths.add(path)
+            folder = "/" + path
+            try:
+                info = os.lstat(folder)
+            except OSError as err:
+                self.warnings.append(SourceWarning(path=display(folder), reason=_reason(err)))
+                continue
+            yield _entry(FileType.DIR, self._meta(folder, info, xattrs=True), path, info)
 
     def _folder(self, fs_path: str, path: str) -> Iterator[Item]:
         try:

@@ -425,6 +425,7 @@ class Writer:
         guard: Callable[[Target], BaseException | None] | None = None,
         recorded_sources: Sequence[str] | None = None,
         selection: Selection | None = None,
+        full_paths: bool = False,
     ) -> BackupResult:
         """Back up paths, streams and commands' output as one snapshot on every target.
 
@@ -473,6 +474,8 @@ class Writer:
                 given (a copied snapshot keeps the sources its original recorded).
             selection: which entries under path sources are taken (`Selection`: exclude
                 patterns, one filesystem); everything by default.
+            full_paths: store path sources under their absolute paths (with the folders above
+                them), as restic does, instead of their names (see `ctfy_vault.writer.walk`).
 
         Returns:
             The manifest written and one outcome per target.
@@ -510,7 +513,7 @@ class Writer:
         reusable = {entry.path: entry for entry in parent.files} if parent else {}
         seal_pool, io_pool = self._pipeline(run)
         try:
-            for item in walk(given, warnings, selection):
+            for item in walk(given, warnings, selection, full_paths=full_paths):
                 done = self._take(item, reusable, now, run, warnings)
                 if isinstance(done, FileEntry):
                     entries.append(done)

@@ -63,3 +63,37 @@ def test_dry_run_says_what_would_be_read_and_writes_nothing(tmp_path: Path) -> N
     streamed = cli("backup", "files", "--dry-run", "--stdin", "--name", "x")
     assert streamed.returncode == 2
     assert json.loads(cli.ok("--json", "snapshots"))[0]["id"]
+
+
+def test_full_paths_from_the_flag_and_the_lineage_table(tmp_path: Path) -> None:
+    """Two sources named config: refused by name, kept by --full-paths or full_paths = true."""
+    cli = local_cli(tmp_path)
+    for side in ("a", "b"):
+        (tmp_path / side / "config").mkdir(parents=True)
+        (tmp_path / side / "config" / "x.txt").write_text(side)
+    cli.json("init")
+    sources = [str(tmp_path / "a" / "config"), str(tmp_path / "b" / "config")]
+    refused = cli("backup", "files", *sources)
+    assert refused.returncode == 2
+    assert "full path" in refused.stderr
+    done = cli.json("backup", "files", "--full-paths", *sources)
+    root = str(tmp_path).lstrip("/")
+    assert {f"{root}/a/config/x.txt", f"{root}/b/config/x.txt"} <= _stored(cli, done["id"])
+    text = cli.config.read_text().replace(
+        "[lineages.files]\n", "[lineages.files]\nfull_paths = true\n"
+    )
+    cli.config.write_text(text)
+    again = cli.json("backup", "files", *sources)
+    assert f"{root}/a/config/x.txt" in _stored(cli, again["id"])
+
+
+def test_paths_may_follow_options(tmp_path: Path) -> None:
+    """``backup files --tag x PATH``: the path is taken, an unknown option is still refused."""
+    cli = local_cli(tmp_path)
+    data = sample_tree(cli.home / "data")
+    cli.json("init")
+    done = cli.json("backup", "files", "--tag", "x", str(data / "contracts"))
+    assert "contracts" in _stored(cli, done["id"])
+    wrong = cli("backup", "files", "--tag", "x", str(data), "--no-such-option")
+    assert wrong.returncode == 2
+    assert "--no-such-option" in wrong.stderr

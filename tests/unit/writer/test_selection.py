@@ -126,3 +126,33 @@ def test_a_pattern_without_a_slash_judges_the_name_only(parts: list[str], patter
     path = "/" + "/".join(parts)
     chosen = Selection(exclude=[pattern])
     assert chosen.excludes(path) == fnmatch.fnmatchcase(parts[-1], pattern)
+
+
+def test_full_paths_keep_two_sources_of_one_name_apart(tmp_path: Path) -> None:
+    """``a/config`` and ``b/config``: refused by name, both kept by full path, restored so."""
+    for side in ("a", "b"):
+        (tmp_path / side / "config").mkdir(parents=True)
+        (tmp_path / side / "config" / "app.toml").write_text(side)
+    sources = [tmp_path / "a" / "config", tmp_path / "b" / "config"]
+    vault = _vault()
+    with pytest.raises(ConfigurationError, match="full path"):
+        vault.backup(sources, lineage="files", now=NOW)
+    info = vault.backup(sources, lineage="files", now=NOW, full_paths=True)
+    root = str(tmp_path).lstrip("/")
+    stored = {entry.path for entry in vault.ls(info)}
+    assert {f"{root}/a/config/app.toml", f"{root}/b/config/app.toml"} <= stored
+    parents = root.split("/")
+    assert {"/".join(parents[: n + 1]) for n in range(len(parents))} <= stored
+    out = tmp_path / "out"
+    vault.restore(info, out)
+    assert (out / root / "a" / "config" / "app.toml").read_text() == "a"
+    assert (out / root / "b" / "config" / "app.toml").read_text() == "b"
+    again = vault.preview_backup(sources, lineage="files", full_paths=True)
+    assert again.unchanged == 2  # the parent is recognised under the same paths
+
+
+def test_a_source_inside_another_is_refused_with_full_paths(tmp_path: Path) -> None:
+    """Its entries would be stored twice."""
+    app = _tree(tmp_path)
+    with pytest.raises(ConfigurationError, match="lies inside"):
+        _vault().backup([app, app / "cache"], lineage="files", now=NOW, full_paths=True)
