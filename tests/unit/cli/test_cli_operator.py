@@ -61,6 +61,23 @@ def _cycle(cli: Cli) -> None:
     )
     assert "no problems found" in cli.ok("check", "--read-data-subset", "1/2")
     assert json.loads(cli.ok("--json", "status"))["ok"]
+    # backup's selection flags and dry run.
+    (data / "contracts" / "0.txt").write_text("version 9\n")
+    planned = cli.json("backup", "files", "--dry-run")
+    assert planned["changed"] == ["data/contracts/0.txt"]
+    assert "would read" in cli.ok("backup", "files", "--dry-run")
+    kept = cli.json("backup", "files", "--exclude", "contracts")
+    assert not any("contracts" in row["path"] for row in cli.json("ls", kept["id"]))
+    # key passwd: the new key opens, the old one does not.
+    key_file = cli.home / "new.key"
+    key_file.write_text("7e" * 32 + "\n")
+    key_file.chmod(0o600)
+    cli.secrets.append("7e" * 32)
+    assert "key changed" in cli.ok("key", "passwd", "--new-file", str(key_file), "--type", "raw")
+    assert cli("snapshots").returncode == 1
+    cli.key = "7e" * 32
+    (changed,) = cli.json("key", "list")
+    assert changed["in_use"] is True
 
 
 def test_operator_commands_on_local_folders(tmp_path: Path) -> None:
