@@ -31,7 +31,7 @@ def test_a_group_outside_its_range_is_refused(group: int, groups: int) -> None:
 
 
 def _packed_vault(format_: int) -> Vault:
-    vault = new_vault(format=format_, **({"pack_size": 4096} if format_ == 2 else {}))
+    vault = new_vault(format=format_, pack_size=4096) if format_ == 2 else new_vault(format=1)
     data = random.Random(3).randbytes(200_000)  # noqa: S311 - test data
     vault.backup(stream(data), lineage="db", host="h", now=NOW)
     return vault

@@ -111,7 +111,7 @@ def test_a_dry_run_reads_nothing_and_says_what_would_be_read(tmp_path: Path) -> 
 def test_bad_patterns_are_refused(bad: str) -> None:
     """An empty pattern, or one string instead of a list."""
     with pytest.raises(ConfigurationError, match="pattern"):
-        Selection(exclude=bad if bad == "*.tmp" else [bad])  # type: ignore[arg-type]
+        Selection(exclude=bad if bad == "*.tmp" else [bad])
 
 
 names = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=6)
