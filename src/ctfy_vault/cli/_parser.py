@@ -118,31 +118,22 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if command is not None:
         args.producer = command
-    _merge_global(args)
+    _merge_global(parser, args)
     return args
 
 
-#: Options the main parser takes before the command, each under ``global_<name>``: a
-#: command's own default would otherwise overwrite the value given before it.
-_GLOBAL: Final = ("config", "json")
+def _merge_global(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options given before the command count as given to it (restic's global flags).
 
-
-def _merge_global(args: argparse.Namespace) -> None:
-    """Options given before the command count as given to it (restic's global flags)."""
+    The main parser keeps them under ``global_<name>``: a command's own default would
+    otherwise overwrite the value given before it.
+    """
     if getattr(args, "global_config", None) is not None and getattr(args, "config", None) is None:
         args.config = args.global_config
     if getattr(args, "global_json", False):
         args.json = True
     if args.quiet and args.verbose:
-        raise SystemExit(_usage_error("--quiet and --verbose cannot be used together"))
-
-
-def _usage_error(message: str) -> int:
-    """Say a usage error as argparse does, and give its exit code."""
-    import sys  # noqa: PLC0415 - only on this path
-
-    sys.stderr.write(f"ctfy-vault: error: {message}\n")
-    return 2
+        parser.error("--quiet and --verbose cannot be used together")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -225,7 +225,9 @@ def _lost(entries: Mapping[str, OpenedEntry], listings: Mapping[str, set[str]]) 
     when none of them holds one, it was deleted there without a record.
     """
     present = {opened.hash for opened in entries.values()}
-    scopes: dict[bytes, tuple[str, str, str, set[str] | None]] = {}
+    everywhere: set[bytes] = set()  # forgotten by an unscoped record: gone on purpose
+    scope: dict[bytes, set[str]] = {}
+    first: dict[bytes, tuple[str, str, str]] = {}  # lineage, snapshot id, first record's name
     for opened in entries.values():
         record = opened.entry
         if not isinstance(record, PruneRecord):
@@ -233,21 +235,20 @@ def _lost(entries: Mapping[str, OpenedEntry], listings: Mapping[str, set[str]]) 
         for item in record.forgotten:
             if item.hash in present:
                 continue
-            lineage, snapshot_id, by, seen = scopes.get(
-                item.hash, (record.lineage, item.snapshot_id, opened.name, set())
-            )
-            if seen is None or record.targets is None:
-                scopes[item.hash] = (lineage, snapshot_id, by, None)
+            first.setdefault(item.hash, (record.lineage, item.snapshot_id, opened.name))
+            if record.targets is None:
+                everywhere.add(item.hash)
             else:
-                scopes[item.hash] = (lineage, snapshot_id, by, seen | set(record.targets))
+                scope.setdefault(item.hash, set()).update(record.targets)
     problems: list[Problem] = []
-    for _digest, (lineage, snapshot_id, by, scope) in sorted(scopes.items()):
-        if scope is None:
+    for digest, names in sorted(scope.items()):
+        if digest in everywhere:
             continue
-        for name in sorted(set(listings) - scope):
+        lineage, snapshot_id, by = first[digest]
+        for name in sorted(set(listings) - names):
             detail = (
                 f"snapshot {snapshot_id} of lineage {lineage} is held by no target; "
-                f"{by} forgot it on {', '.join(sorted(scope))} only"
+                f"{by} forgot it on {', '.join(sorted(names))} only"
             )
             problems.append(Problem(kind="lost", target=name, key=None, detail=detail))
     return problems

@@ -36,7 +36,7 @@ def test_status_reports_ages_and_max_age_decides_the_exit_code(tmp_path: Path) -
     assert stale.returncode == 1
     assert json.loads(stale.stdout)["stale"] == ["files"]
     # The newest snapshot missing on one target: it lags (exit 3), heal fixes it.
-    (data := cli.home / "data" / "contracts" / "0.txt").write_text("changed\n")
+    (cli.home / "data" / "contracts" / "0.txt").write_text("changed\n")
     second = cli.json("backup", "files")
     manifests = list((tmp_path / "targets" / "dub" / "snapshots").glob(f"*{second['id']}"))
     assert len(manifests) == 1
@@ -44,7 +44,6 @@ def test_status_reports_ages_and_max_age_decides_the_exit_code(tmp_path: Path) -
     lagging = cli("status", "--json")
     assert lagging.returncode == 3
     assert json.loads(lagging.stdout)["lineages"][0]["lagging"] == ["dub"]
-    assert data.exists()
     cli.ok("heal")
     assert cli("status").returncode == 0
 
